@@ -1,0 +1,245 @@
+// Thin nanobind bindings: typed arrays in, the core's raw-pointer functions called with the GIL
+// released. Argument validation that users see lives in mixq/kernels.py; the checks here stop
+// anything that slips through from reaching the kernels.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "cpu_features.h"
+#include "dispatch.h"
+#include "gemm.h"
+#include "packed_weight.h"
+#include "parallel.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace mixq {
+namespace {
+
+template <typename T> using In2 = nb::ndarray<const T, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+template <typename T> using In1 = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+template <typename T>
+nb::ndarray<nb::numpy, T> new_array(std::initializer_list<size_t> shape) {
+  size_t n = 1;
+  for (size_t s : shape) n *= s;
+  T* buf = new T[n ? n : 1]();
+  nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  return nb::ndarray<nb::numpy, T>(buf, shape.size(), shape.begin(), owner);
+}
+
+const float* bias_ptr(const std::optional<In1<float>>& bias, int64_t N) {
+  if (!bias) return nullptr;
+  if (int64_t(bias->shape(0)) != N) throw std::invalid_argument("bias must have one value per output column");
+  return bias->data();
+}
+
+void check_k(int64_t x_cols, const PackedWeight& w) {
+  if (x_cols != w.K)
+    throw std::invalid_argument("x has " + std::to_string(x_cols) + " columns but the weight expects K=" + std::to_string(w.K));
+}
+
+OutType out_type_from(const std::string& s) {
+  if (s == "int32") return OutType::s32;
+  if (s == "float32") return OutType::f32;
+  if (s == "uint8") return OutType::u8;
+  if (s == "int8") return OutType::s8;
+  throw std::invalid_argument("out_dtype must be int32, float32, uint8 or int8");
+}
+
+nb::object make_output(OutType t, int64_t M, int64_t N, void** ptr) {
+  auto wrap = [&](auto arr) {
+    *ptr = arr.data();
+    return nb::cast(arr);
+  };
+  switch (t) {
+    case OutType::s32: return wrap(new_array<int32_t>({size_t(M), size_t(N)}));
+    case OutType::f32: return wrap(new_array<float>({size_t(M), size_t(N)}));
+    case OutType::u8: return wrap(new_array<uint8_t>({size_t(M), size_t(N)}));
+    case OutType::s8: return wrap(new_array<int8_t>({size_t(M), size_t(N)}));
+  }
+  return nb::none();
+}
+
+nb::object matmul_s8(const PackedWeight& w, nb::ndarray<nb::ndim<2>, nb::c_contig, nb::device::cpu> x, float x_scale,
+                     int32_t x_zp, const std::string& out_dtype, std::optional<In1<float>> bias, float lo, float hi,
+                     float out_scale, int32_t out_zp) {
+  const bool is_u8 = x.dtype() == nb::dtype<uint8_t>(), is_s8 = x.dtype() == nb::dtype<int8_t>();
+  if (!is_u8 && !is_s8) throw std::invalid_argument("quantized x must be uint8 or int8");
+  const int64_t M = int64_t(x.shape(0));
+  check_k(int64_t(x.shape(1)), w);
+  Epilogue e;
+  e.type = out_type_from(out_dtype);
+  e.bias = bias_ptr(bias, w.N);
+  e.lo = lo, e.hi = hi, e.out_scale = out_scale, e.out_zp = out_zp;
+  e.ldo = w.N;
+  nb::object out = make_output(e.type, M, w.N, &e.out);
+  QuantizedRows a;
+  a.data = static_cast<const uint8_t*>(x.data());
+  a.M = M, a.lda = int64_t(x.shape(1)), a.is_signed = is_s8;
+  a.scale = &x_scale, a.scale_stride = 0;
+  a.zero_point = &x_zp, a.zp_stride = 0;
+  {
+    nb::gil_scoped_release rel;
+    gemm_s8(w, a, e);
+  }
+  return out;
+}
+
+nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional<In1<float>> bias, float lo, float hi) {
+  const int64_t M = int64_t(x.shape(0));
+  check_k(int64_t(x.shape(1)), w);
+  Epilogue e;
+  e.type = OutType::f32;
+  e.bias = bias_ptr(bias, w.N);
+  e.lo = lo, e.hi = hi, e.ldo = w.N;
+  nb::object out = make_output(e.type, M, w.N, &e.out);
+  {
+    nb::gil_scoped_release rel;
+    if (w.format == WeightFormat::s8_x32c4) gemm_dynamic_s8(w, x.data(), M, M ? int64_t(x.shape(1)) : 0, e);
+    else gemm_float(w, x.data(), M, int64_t(x.shape(1)), e);
+  }
+  return out;
+}
+
+const IsaOps* ops_for(const std::string& isa_name_str) {
+  Isa isa = isa_from_name(isa_name_str);
+  for (const auto* ops : isa_ops_list())
+    if (ops->isa == isa) return ops;
+  throw std::invalid_argument("no helper set compiled for ISA " + isa_name_str);
+}
+
+nb::dict cpu_info() {
+  const CpuFeatures& f = cpu_features();
+  nb::dict features;
+  features["avx2"] = f.avx2, features["fma"] = f.fma, features["avx512f"] = f.avx512f;
+  features["avx512bw"] = f.avx512bw, features["avx512vl"] = f.avx512vl, features["avx512dq"] = f.avx512dq;
+  features["avx512vnni"] = f.avx512vnni, features["avx512bf16"] = f.avx512bf16;
+  features["amx_tile"] = f.amx_tile, features["amx_int8"] = f.amx_int8, features["amx_bf16"] = f.amx_bf16;
+  const Dispatch& d = active_dispatch();
+  nb::dict out;
+  out["features"] = features;
+  out["isa"] = isa_name(d.isa);
+  nb::list avail;
+  for (Isa i : available_isas()) avail.append(isa_name(i));
+  out["available_isas"] = avail;
+  nb::dict kernels;
+  kernels["s8"] = d.s8->name, kernels["f32"] = d.f32->name, kernels["bf16"] = d.bf16->name, kernels["ops"] = d.ops->name;
+  out["kernels"] = kernels;
+  out["l1d_bytes"] = f.l1d_bytes, out["l2_bytes"] = f.l2_bytes, out["l3_bytes"] = f.l3_bytes;
+  out["physical_cores"] = f.physical_cores;
+  out["threads"] = get_num_threads();
+  return out;
+}
+
+}  // namespace
+}  // namespace mixq
+
+NB_MODULE(_core, m) {
+  using namespace mixq;
+  m.doc() = "mixq native core: packing, mixed-precision GEMM kernels, dispatch, threading";
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const std::bad_alloc&) {
+      PyErr_SetString(PyExc_MemoryError, "mixq: out of memory");
+    }
+  });
+
+  m.def("cpu_info", &cpu_info);
+  m.def("set_num_threads", &set_num_threads, "n"_a);
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, "name"_a);
+  m.def("available_isas", [] {
+    std::vector<std::string> out;
+    for (Isa i : available_isas()) out.push_back(isa_name(i));
+    return out;
+  });
+  m.def("last_kernel", [] { return std::string(last_kernel()); });
+  m.def("kernel_list", [] {
+    nb::list out;
+    for (const auto& k : gemm_kernels()) {
+      nb::dict d;
+      d["name"] = k.name, d["isa"] = isa_name(k.isa);
+      d["kind"] = k.kind == KernelKind::s8 ? "s8" : k.kind == KernelKind::f32 ? "f32" : "bf16";
+      d["mr"] = k.mr, d["nr"] = k.nr, d["kr"] = k.kr, d["needs_bf16"] = k.needs_bf16;
+      out.append(d);
+    }
+    return out;
+  });
+  m.def("measure_peak", [](const std::string& kind, double seconds) {
+    nb::gil_scoped_release rel;
+    return measure_peak_gops(kind.c_str(), seconds);
+  }, "kind"_a, "seconds"_a = 0.3);
+
+  nb::class_<PackedWeight>(m, "PackedWeight")
+      .def_prop_ro("format", [](const PackedWeight& w) { return uint32_t(w.format); })
+      .def_prop_ro("N", [](const PackedWeight& w) { return w.N; })
+      .def_prop_ro("K", [](const PackedWeight& w) { return w.K; })
+      .def_prop_ro("bits", &PackedWeight::bits)
+      .def_prop_ro("nbytes", &PackedWeight::nbytes)
+      .def("data", [](const PackedWeight& w) {
+        auto a = new_array<uint8_t>({w.data.size()});
+        std::memcpy(a.data(), w.data.as<uint8_t>(), w.data.size());
+        return a;
+      })
+      .def("scale", [](const PackedWeight& w) { return w.scale; })
+      .def("zero_point", [](const PackedWeight& w) { return w.zero_point; })
+      .def("colsum", [](const PackedWeight& w) { return w.colsum; });
+
+  m.def("pack_s8", [](In2<int8_t> w, In1<float> scale, std::optional<In1<int32_t>> zp) {
+    const int64_t N = int64_t(w.shape(0)), K = int64_t(w.shape(1));
+    if (int64_t(scale.shape(0)) != N) throw std::invalid_argument("need one scale per output channel");
+    if (zp && int64_t(zp->shape(0)) != N) throw std::invalid_argument("need one zero point per output channel");
+    nb::gil_scoped_release rel;
+    return pack_s8(w.data(), N, K, scale.data(), zp ? zp->data() : nullptr);
+  }, "w"_a, "scale"_a, "zero_point"_a = nb::none());
+  m.def("pack_f32", [](In2<float> w) {
+    nb::gil_scoped_release rel;
+    return pack_f32(w.data(), int64_t(w.shape(0)), int64_t(w.shape(1)));
+  }, "w"_a);
+  m.def("pack_bf16", [](In2<float> w) {
+    nb::gil_scoped_release rel;
+    return pack_bf16(w.data(), int64_t(w.shape(0)), int64_t(w.shape(1)));
+  }, "w"_a);
+  m.def("packed_from_parts", [](uint32_t format, int64_t N, int64_t K, In1<uint8_t> data, In1<float> scale,
+                                 In1<int32_t> zp) {
+    return packed_from_parts(WeightFormat(format), N, K, data.data(), data.shape(0), scale.data(), scale.shape(0),
+                             zp.data(), zp.shape(0));
+  });
+
+  m.def("matmul_s8", &matmul_s8, "w"_a, "x"_a, "x_scale"_a, "x_zero_point"_a, "out_dtype"_a, "bias"_a.none(),
+        "lo"_a, "hi"_a, "out_scale"_a, "out_zero_point"_a);
+  m.def("matmul_float_input", &matmul_float_input, "w"_a, "x"_a, "bias"_a.none(), "lo"_a, "hi"_a);
+
+  // Per-ISA helpers exposed for the tests (SIMD packing must equal reference packing).
+  m.def("pack_a_u8c4", [](const std::string& isa, int mr, In2<uint8_t> x, bool flip_sign) {
+    const int64_t rows = int64_t(x.shape(0)), K = int64_t(x.shape(1));
+    if (rows != mr) throw std::invalid_argument("x must have exactly mr rows");
+    const int64_t k4 = (K + 3) / 4;
+    auto out = new_array<uint8_t>({size_t(k4 * mr * 4)});
+    auto rowsum = new_array<int32_t>({size_t(mr)});
+    ops_for(isa)->pack_a_u8c4(mr, K, x.data(), K, flip_sign, out.data(), rowsum.data());
+    return nb::make_tuple(out, rowsum);
+  });
+  m.def("quantize_rows_u8", [](const std::string& isa, In2<float> x) {
+    const int64_t M = int64_t(x.shape(0)), K = int64_t(x.shape(1));
+    auto q = new_array<uint8_t>({size_t(M), size_t(K)});
+    auto scale = new_array<float>({size_t(M)});
+    auto zp = new_array<int32_t>({size_t(M)});
+    if (!ops_for(isa)->quantize_rows_u8(M, K, x.data(), K, q.data(), K, scale.data(), zp.data()))
+      throw std::invalid_argument("input contains NaN or Inf");
+    return nb::make_tuple(q, scale, zp);
+  });
+}

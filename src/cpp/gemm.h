@@ -1,0 +1,34 @@
+// GEMM drivers: BLIS-style blocking over packed weights, threaded with parallel_for.
+// C[M, N] = A[M, K] * W[N, K]^T, then the epilogue (zero points, scales, bias, clamp, requantize).
+#pragma once
+#include <cstdint>
+
+#include "kernels.h"
+#include "packed_weight.h"
+
+namespace mixq {
+
+// Quantized activations: u8 (or s8, shifted to u8 while packing) with a scale and zero point per
+// row (stride 1) or per tensor (stride 0). Zero points are in the source domain (s8 or u8).
+struct QuantizedRows {
+  const uint8_t* data = nullptr;
+  int64_t M = 0, lda = 0;
+  bool is_signed = false;
+  const float* scale = nullptr;
+  int64_t scale_stride = 0;
+  const int32_t* zero_point = nullptr;
+  int64_t zp_stride = 0;
+};
+
+// out: e.type, e.out, e.ldo, e.bias, e.lo, e.hi, e.out_scale, e.out_zp are the caller's.
+void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e);
+// fp32 activations, int8 weights: per-row dynamic u8 quantization inside the core (W8A8 dynamic).
+// Throws std::invalid_argument on NaN/Inf input.
+void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
+// fp32 activations with fp32 or bf16 weights; float output.
+void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
+
+// Measured compute roof at the current thread count, in GOPS (kind: "int8", "fp32", "bf16").
+double measure_peak_gops(const char* kind, double seconds);
+
+}  // namespace mixq

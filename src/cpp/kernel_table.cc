@@ -1,0 +1,30 @@
+// The dispatch table, generated from kernels.inc: only what this build compiled is listed.
+#include "kernels.h"
+
+namespace mixq {
+
+const std::vector<GemmKernelInfo>& gemm_kernels() {
+  static const std::vector<GemmKernelInfo> table = {
+#define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                      \
+  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, KernelKind::kind, mr, nr, kr,                  \
+                                  reinterpret_cast<const void*>(&name),                            \
+                                  KernelKind::kind == KernelKind::bf16 && Isa::isa != Isa::ref}, )
+#define MIXQ_ISA_OPS(name, isa, guard)
+#include "kernels.inc"
+#undef MIXQ_GEMM_KERNEL
+#undef MIXQ_ISA_OPS
+  };
+  return table;
+}
+
+std::vector<const IsaOps*> isa_ops_list() {
+  return {
+#define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)
+#define MIXQ_ISA_OPS(name, isa, guard) MIXQ_WHEN(guard, &name, )
+#include "kernels.inc"
+#undef MIXQ_GEMM_KERNEL
+#undef MIXQ_ISA_OPS
+  };
+}
+
+}  // namespace mixq

@@ -1,0 +1,31 @@
+// Small helpers shared by the SIMD micro-kernel translation units (internal linkage only).
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace mixq {
+namespace {
+
+inline int32_t load_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// 4 u8 values -> 4 zero-extended int16 lanes packed in a 64-bit word (for vpmaddwd paths).
+inline int64_t widen_u8x4(const uint8_t* p) {
+  return int64_t(uint64_t(p[0]) | (uint64_t(p[1]) << 16) | (uint64_t(p[2]) << 32) | (uint64_t(p[3]) << 48));
+}
+
+// Calls f(std::integral_constant<int, mr>) for a runtime mr in 1..MAX, so each row count gets a
+// fully unrolled kernel instance.
+template <int MAX, typename F>
+inline void dispatch_mr(int mr, F&& f) {
+  if (mr == MAX) return f(std::integral_constant<int, MAX>{});
+  if constexpr (MAX > 1) dispatch_mr<MAX - 1>(mr, f);
+}
+
+}  // namespace
+}  // namespace mixq
+

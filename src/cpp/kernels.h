@@ -1,0 +1,103 @@
+// Micro-kernel and helper signatures, and the dispatch table built from kernels.inc.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "isa.h"
+
+namespace mixq {
+
+// Computes an mr x 32 tile C (+)= A_panel * B_panel over kc steps of the kernel's kr.
+//  a: packed A panel, [kc/kr][mr][kr] elements (mr = rows actually present, <= kernel MR)
+//  b: packed B panel, [kc/kr][32][kr] elements
+//  c: output tile, row stride ldc (elements); accumulate=false overwrites it.
+using GemmS8Fn = void (*)(int mr, int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t* c,
+                          int64_t ldc, bool accumulate);
+using GemmF32Fn = void (*)(int mr, int64_t k_steps, const float* a, const float* b, float* c,
+                           int64_t ldc, bool accumulate);
+using GemmBf16Fn = void (*)(int mr, int64_t k_steps, const uint16_t* a, const uint16_t* b, float* c,
+                            int64_t ldc, bool accumulate);
+
+enum class KernelKind { s8, f32, bf16 };
+
+struct GemmKernelInfo {
+  const char* name;
+  Isa isa;
+  KernelKind kind;
+  int mr, nr, kr;
+  const void* fn;  // GemmS8Fn / GemmF32Fn / GemmBf16Fn by kind
+  bool needs_bf16;  // needs the AVX512-BF16 extension on top of its ISA level
+};
+
+// How an int32 accumulator tile becomes the caller's output.
+enum class OutType { s32, f32, u8, s8 };
+
+struct Epilogue {
+  OutType type = OutType::f32;
+  int64_t K = 0;
+  // zero-point compensation: corr = acc - b_zp[n]*rowsum[m] - a_zp[m]*colsum[n] + K*a_zp[m]*b_zp[n]
+  const int32_t* rowsum = nullptr;  // sum of the u8 activations of each row (needed if b_zp)
+  const int32_t* a_zp = nullptr;    // per row (stride a_zp_stride; 0 = per tensor), u8 domain
+  int64_t a_zp_stride = 0;
+  const int32_t* colsum = nullptr;  // per output column (packed weight)
+  const int32_t* b_zp = nullptr;    // per output column, or nullptr when symmetric
+  const float* a_scale = nullptr;   // per row (stride a_scale_stride)
+  int64_t a_scale_stride = 0;
+  const float* b_scale = nullptr;   // per output column
+  const float* bias = nullptr;      // per output column or nullptr
+  float lo = -__builtin_inff(), hi = __builtin_inff();  // fused activation clamp
+  float out_scale = 1.f;            // requantized outputs
+  int32_t out_zp = 0;
+  void* out = nullptr;
+  int64_t ldo = 0;                  // output row stride (elements)
+};
+
+// Helpers whose speed matters but that need no hand-written intrinsics: the same source is
+// compiled once per ISA (ops_impl.h) so the compiler vectorizes it for that ISA.
+struct IsaOps {
+  const char* name;
+  Isa isa;
+  // Pack rows [0, mr) of u8/s8 A (row stride lda) into [K/4][mr][4] u8, XOR 0x80 when the source
+  // is signed (s8 -> u8 shift); K padded with zeros to a multiple of 4. rowsum[r] gets the sum of
+  // the packed (u8) values of row r.
+  void (*pack_a_u8c4)(int mr, int64_t K, const uint8_t* a, int64_t lda, bool flip_sign, uint8_t* out,
+                      int32_t* rowsum);
+  // Pack fp32 rows into [K][mr].
+  void (*pack_a_f32)(int mr, int64_t K, const float* a, int64_t lda, float* out);
+  // Pack fp32 rows into bf16 pairs [ceil(K/2)][mr][2], round to nearest even.
+  void (*pack_a_bf16c2)(int mr, int64_t K, const float* a, int64_t lda, uint16_t* out);
+  // Dynamic per-row asymmetric u8 quantization. Returns false on a NaN/Inf input.
+  bool (*quantize_rows_u8)(int64_t M, int64_t K, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
+                           float* scale, int32_t* zp);
+  // Epilogue for an int32 tile of rows [m0, m0+mr) and columns [n0, n0+nc) (acc row stride ldacc).
+  void (*epilogue_s32)(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
+                       int64_t n0, int64_t nc);
+  // Epilogue for a float tile (bias + clamp), writing float output.
+  void (*epilogue_f32)(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
+                       int64_t n0, int64_t nc);
+};
+
+// Element types of each kernel kind, so the one list can declare typed functions.
+struct Kind_s8 { using A = uint8_t; using B = int8_t; using C = int32_t; };
+struct Kind_f32 { using A = float; using B = float; using C = float; };
+struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
+
+#define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                   \
+  void name(int, int64_t, const Kind_##kind::A*, const Kind_##kind::B*, Kind_##kind::C*, int64_t, \
+            bool);
+#define MIXQ_ISA_OPS(name, isa, guard) extern const IsaOps name;
+#include "kernels.inc"
+#undef MIXQ_GEMM_KERNEL
+#undef MIXQ_ISA_OPS
+
+// Guards are 0/1 macros set by CMake; MIXQ_WHEN(guard, ...) keeps its text only when the guard is 1.
+#define MIXQ_ALWAYS 1
+#define MIXQ_WHEN(guard, ...) MIXQ_WHEN_(guard, __VA_ARGS__)
+#define MIXQ_WHEN_(guard, ...) MIXQ_WHEN_##guard(__VA_ARGS__)
+#define MIXQ_WHEN_1(...) __VA_ARGS__
+#define MIXQ_WHEN_0(...)
+
+const std::vector<GemmKernelInfo>& gemm_kernels();  // every kernel compiled in
+std::vector<const IsaOps*> isa_ops_list();
+
+}  // namespace mixq

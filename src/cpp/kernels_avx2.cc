@@ -1,0 +1,131 @@
+// AVX2 + FMA micro-kernels for CPUs without AVX-512.
+//  - int8: exact (sign-extend B to int16, vpmaddwd), 4 rows x 8 columns per pass, 4 passes.
+//  - fp32: 6x16 per pass over each half of the 32-wide panel (12 ymm accumulators).
+#include <immintrin.h>
+
+#include "kernel_util.h"
+#include "kernels.h"
+#include "peak.h"
+
+namespace mixq {
+namespace {
+
+template <int MR>
+void gemm_s8_avx2(int64_t k_steps, const uint8_t* a0, const int8_t* b0, int32_t* c, int64_t ldc,
+                  bool accumulate) {
+  for (int q = 0; q < 4; ++q) {  // 8-column quarter of the panel
+    __m256i acc[MR][2];
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    const uint8_t* a = a0;
+    const int8_t* b = b0 + 32 * q;
+    for (int64_t p = 0; p < k_steps; ++p) {
+      const __m256i bq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+      const __m256i w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(bq));       // columns 0-3
+      const __m256i w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(bq, 1));  // columns 4-7
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        const __m256i ai = _mm256_set1_epi64x(widen_u8x4(a + 4 * i));
+        acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(w0, ai));
+        acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(w1, ai));
+      }
+      a += 4 * MR;
+      b += 128;
+    }
+    for (int i = 0; i < MR; ++i) {
+      // hadd gives per 128-bit lane [c0 c1 c4 c5 | c2 c3 c6 c7]; reorder the 64-bit pairs.
+      __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[i][0], acc[i][1]), _MM_SHUFFLE(3, 1, 2, 0));
+      __m256i* dst = reinterpret_cast<__m256i*>(c + i * ldc + 8 * q);
+      if (accumulate) s = _mm256_add_epi32(s, _mm256_loadu_si256(dst));
+      _mm256_storeu_si256(dst, s);
+    }
+  }
+}
+
+template <int MR>
+void gemm_f32_avx2(int64_t k_steps, const float* a0, const float* b0, float* c, int64_t ldc, bool accumulate) {
+  for (int h = 0; h < 2; ++h) {  // 16-column half of the panel
+    __m256 c0[MR], c1[MR];
+    for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+    const float* a = a0;
+    const float* b = b0 + 16 * h;
+    for (int64_t k = 0; k < k_steps; ++k) {
+      const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(a + i);
+        c0[i] = _mm256_fmadd_ps(ai, x0, c0[i]);
+        c1[i] = _mm256_fmadd_ps(ai, x1, c1[i]);
+      }
+      a += MR;
+      b += 32;
+    }
+    for (int i = 0; i < MR; ++i) {
+      float* row = c + i * ldc + 16 * h;
+      if (accumulate) {
+        c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(row));
+        c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(row + 8));
+      }
+      _mm256_storeu_ps(row, c0[i]);
+      _mm256_storeu_ps(row + 8, c1[i]);
+    }
+  }
+}
+
+}  // namespace
+
+void u8s8s32_gemm_4x32c4__avx2(int mr, int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t* c,
+                               int64_t ldc, bool accumulate) {
+  dispatch_mr<4>(mr, [&](auto MR) { gemm_s8_avx2<MR.value>(k_steps, a, b, c, ldc, accumulate); });
+}
+
+void f32_gemm_6x32__avx2(int mr, int64_t k_steps, const float* a, const float* b, float* c, int64_t ldc,
+                         bool accumulate) {
+  dispatch_mr<6>(mr, [&](auto MR) { gemm_f32_avx2<MR.value>(k_steps, a, b, c, ldc, accumulate); });
+}
+
+int64_t peak_loop_fp32_avx2(int64_t iters) {
+  const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-3f);
+  __m256 a0 = _mm256_set1_ps(float(0));
+  __m256 a1 = _mm256_set1_ps(float(1));
+  __m256 a2 = _mm256_set1_ps(float(2));
+  __m256 a3 = _mm256_set1_ps(float(3));
+  __m256 a4 = _mm256_set1_ps(float(4));
+  __m256 a5 = _mm256_set1_ps(float(5));
+  __m256 a6 = _mm256_set1_ps(float(6));
+  __m256 a7 = _mm256_set1_ps(float(7));
+  __m256 a8 = _mm256_set1_ps(float(8));
+  __m256 a9 = _mm256_set1_ps(float(9));
+  __m256 a10 = _mm256_set1_ps(float(10));
+  __m256 a11 = _mm256_set1_ps(float(11));
+  for (int64_t it = 0; it < iters; ++it) {
+    a0 = _mm256_fmadd_ps(a0, x, y);
+    a1 = _mm256_fmadd_ps(a1, x, y);
+    a2 = _mm256_fmadd_ps(a2, x, y);
+    a3 = _mm256_fmadd_ps(a3, x, y);
+    a4 = _mm256_fmadd_ps(a4, x, y);
+    a5 = _mm256_fmadd_ps(a5, x, y);
+    a6 = _mm256_fmadd_ps(a6, x, y);
+    a7 = _mm256_fmadd_ps(a7, x, y);
+    a8 = _mm256_fmadd_ps(a8, x, y);
+    a9 = _mm256_fmadd_ps(a9, x, y);
+    a10 = _mm256_fmadd_ps(a10, x, y);
+    a11 = _mm256_fmadd_ps(a11, x, y);
+  }
+  __m256 s = a0;
+  s = _mm256_add_ps(s, a1);
+  s = _mm256_add_ps(s, a2);
+  s = _mm256_add_ps(s, a3);
+  s = _mm256_add_ps(s, a4);
+  s = _mm256_add_ps(s, a5);
+  s = _mm256_add_ps(s, a6);
+  s = _mm256_add_ps(s, a7);
+  s = _mm256_add_ps(s, a8);
+  s = _mm256_add_ps(s, a9);
+  s = _mm256_add_ps(s, a10);
+  s = _mm256_add_ps(s, a11);
+  float v[8];
+  _mm256_storeu_ps(v, s);
+  return int64_t(v[0] + v[7]);
+}
+
+}  // namespace mixq

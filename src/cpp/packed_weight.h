@@ -1,0 +1,43 @@
+// Weights packed once, offline, into the micro-panel layout the GEMM kernels read.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "aligned_buffer.h"
+
+namespace mixq {
+
+constexpr int kPanelN = 32;  // every format packs 32 output columns per panel
+
+enum class WeightFormat : uint32_t {
+  s8_x32c4 = 1,    // int8 codes, [N/32][K/4][32][4], per-channel float scale, optional zero points
+  f32_x32 = 2,     // fp32, [N/32][K][32]
+  bf16_x32c2 = 3,  // bf16, [N/32][K/2][32][2]
+};
+
+struct PackedWeight {
+  WeightFormat format = WeightFormat::s8_x32c4;
+  int64_t N = 0, K = 0;
+  AlignedBuffer data;               // the panels, zero padded in N and K
+  std::vector<float> scale;         // s8: per output channel (a per-tensor scale is repeated)
+  std::vector<int32_t> zero_point;  // s8: per output channel, empty when symmetric
+  std::vector<int32_t> colsum;      // s8: sum of each column's codes (zero-point compensation)
+
+  int kr() const;
+  int bits() const;
+  int64_t n_panels() const { return (N + kPanelN - 1) / kPanelN; }
+  int64_t k_steps() const { return (K + kr() - 1) / kr(); }
+  int64_t panel_bytes() const;  // one 32-column panel over all of K
+  size_t expected_data_bytes() const { return size_t(n_panels() * panel_bytes()); }
+  // Memory a deployed layer needs: codes (as packed, with padding), scales, zero points, column sums.
+  int64_t nbytes() const;
+};
+
+PackedWeight pack_s8(const int8_t* w, int64_t N, int64_t K, const float* scale, const int32_t* zero_point);
+PackedWeight pack_f32(const float* w, int64_t N, int64_t K);
+PackedWeight pack_bf16(const float* w, int64_t N, int64_t K);
+// Rebuilds a PackedWeight from its serialized parts (sizes validated, column sums recomputed).
+PackedWeight packed_from_parts(WeightFormat format, int64_t N, int64_t K, const uint8_t* data, size_t data_bytes,
+                               const float* scale, size_t n_scale, const int32_t* zero_point, size_t n_zp);
+
+}  // namespace mixq

@@ -1,0 +1,1 @@
+"""mixq: fast mixed-precision quantized inference on CPUs."""
