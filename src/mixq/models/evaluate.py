@@ -57,7 +57,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     if args.checkpoint is None:
-        model = registry.get(args.model, pretrained=True)
+        try:
+            model = registry.get(args.model, pretrained=True)
+        except registry.CheckpointNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         meta = registry.checkpoint_metadata(args.model)
         ckpt = registry.info(args.model).checkpoint
     else:

@@ -116,9 +116,14 @@ def checkpoint_metadata(name: str) -> dict:
 
 def _no_checkpoint_msg(name: str) -> str:
     shipped = [n for n in available() if _REGISTRY[n].has_checkpoint]
+    if _REGISTRY[name].dataset == "fashion-mnist":
+        hint = (f"Train one with `python -m mixq.models.train --model {name} --out DIR` "
+                "and load it with mixq.models.load_checkpoint(model, DIR/<name>.safetensors).")
+    else:
+        hint = ("No pretrained weights are shipped for this architecture (they cannot be downloaded here); "
+                "use random weights (pretrained=False) or load_checkpoint(model, path) with your own.")
     return (f"no shipped checkpoint for {name!r} (looked for {WEIGHTS_DIR / (name + '.safetensors')}); "
-            f"models with checkpoints: {', '.join(shipped) or 'none'}. "
-            f"Train one with `python -m mixq.models.train --model {name} --out DIR` and pass its path to load_checkpoint().")
+            f"models with checkpoints: {', '.join(shipped) or 'none'}. {hint}")
 
 
 def load_checkpoint(model, path: str | os.PathLike) -> None:
