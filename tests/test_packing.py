@@ -9,23 +9,26 @@ import mixq
 HELPER_ISAS = [i for i in mixq.available_isas() if i != "avx512vnni"]  # vnni reuses the avx512 helpers
 
 
-@pytest.mark.parametrize("mr", [1, 4, 6, 12, 14])
+@pytest.mark.parametrize("rows", [1, 5, 14])
 @pytest.mark.parametrize("k", [1, 3, 4, 5, 64, 67, 1001])
 @pytest.mark.parametrize("signed", [False, True])
-def test_activation_packing_matches_reference(rng, mr, k, signed):
-    x = rng.integers(0, 256, (mr, k), dtype=np.uint8)
-    ref_packed, ref_rowsum = mixq._core.pack_a_u8c4("ref", mr, x, signed)
-    # Layout [ceil(K/4)][mr][4], zero padded, signed inputs shifted by 128.
+def test_activation_preparation_matches_reference(rng, rows, k, signed):
+    """Activations the kernels cannot read in place (s8, or K not a multiple of 4) are converted:
+    every ISA's converter equals the reference byte for byte, and so do the row sums."""
+    x = rng.integers(0, 256, (rows, k), dtype=np.uint8)
+    ref, ref_sums = mixq._core.prepare_a_u8("ref", x, signed)
     shifted = (x ^ 0x80) if signed else x
-    padded = np.zeros((mr, -(-k // 4) * 4), np.uint8)
-    padded[:, :k] = shifted
-    expect = padded.reshape(mr, -1, 4).transpose(1, 0, 2).reshape(-1)
-    np.testing.assert_array_equal(ref_packed, expect)
-    np.testing.assert_array_equal(ref_rowsum, shifted.astype(np.int64).sum(1))
+    expect = np.zeros((rows, -(-k // 4) * 4), np.uint8)
+    expect[:, :k] = shifted
+    np.testing.assert_array_equal(ref, expect)
+    np.testing.assert_array_equal(ref_sums, shifted.astype(np.int64).sum(1))
+    xf = rng.standard_normal((rows, k)).astype(np.float32)
+    ref_bf16 = mixq._core.prepare_a_bf16("ref", xf)
     for isa in HELPER_ISAS:
-        packed, rowsum = mixq._core.pack_a_u8c4(isa, mr, x, signed)
-        assert packed.tobytes() == ref_packed.tobytes(), isa
-        np.testing.assert_array_equal(rowsum, ref_rowsum)
+        got, sums = mixq._core.prepare_a_u8(isa, x, signed)
+        assert got.tobytes() == ref.tobytes(), isa
+        np.testing.assert_array_equal(sums, ref_sums)
+        assert mixq._core.prepare_a_bf16(isa, xf).tobytes() == ref_bf16.tobytes(), isa
 
 
 def test_weight_packing_layout_and_nbytes(rng):

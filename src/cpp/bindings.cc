@@ -34,7 +34,7 @@ template <typename T>
 nb::ndarray<nb::numpy, T> new_array(std::initializer_list<size_t> shape) {
   size_t n = 1;
   for (size_t s : shape) n *= s;
-  T* buf = new T[n ? n : 1]();
+  T* buf = new T[n ? n : 1];  // uninitialized: the kernels write every element
   nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<T*>(p); });
   return nb::ndarray<nb::numpy, T>(buf, shape.size(), shape.begin(), owner);
 }
@@ -224,18 +224,24 @@ NB_MODULE(_core, m) {
   m.def("matmul_float_input", &matmul_float_input, "w"_a, "x"_a, "bias"_a.none(), "lo"_a, "hi"_a);
 
   // Per-ISA helpers exposed for the tests (SIMD packing must equal reference packing).
-  m.def("pack_a_u8c4", [](const std::string& isa, int mr, In2<uint8_t> x, bool flip_sign) {
-    const int64_t rows = int64_t(x.shape(0)), K = int64_t(x.shape(1));
-    if (rows != mr) throw std::invalid_argument("x must have exactly mr rows");
-    const int64_t k4 = (K + 3) / 4;
-    auto out = new_array<uint8_t>({size_t(k4 * mr * 4)});
-    auto rowsum = new_array<int32_t>({size_t(mr)});
-    ops_for(isa)->pack_a_u8c4(mr, K, x.data(), K, flip_sign, out.data(), rowsum.data());
-    return nb::make_tuple(out, rowsum);
+  m.def("prepare_a_u8", [](const std::string& isa, In2<uint8_t> x, bool flip_sign) {
+    const int64_t rows = int64_t(x.shape(0)), K = int64_t(x.shape(1)), K4 = (K + 3) / 4 * 4;
+    auto out = new_array<uint8_t>({size_t(rows), size_t(K4)});
+    auto sums = new_array<int32_t>({size_t(rows)});
+    const IsaOps* ops = ops_for(isa);
+    ops->prepare_a_u8(rows, K, x.data(), K, flip_sign, out.data(), K4);
+    ops->row_sums_u8(rows, K, out.data(), K4, sums.data());
+    return nb::make_tuple(out, sums);
+  });
+  m.def("prepare_a_bf16", [](const std::string& isa, In2<float> x) {
+    const int64_t rows = int64_t(x.shape(0)), K = int64_t(x.shape(1)), K2 = (K + 1) / 2 * 2;
+    auto out = new_array<uint16_t>({size_t(rows), size_t(K2)});
+    ops_for(isa)->prepare_a_bf16(rows, K, x.data(), K, out.data(), K2);
+    return out;
   });
   m.def("quantize_rows_u8", [](const std::string& isa, In2<float> x) {
     const int64_t M = int64_t(x.shape(0)), K = int64_t(x.shape(1));
-    auto q = new_array<uint8_t>({size_t(M), size_t(K)});
+    auto q = new_array<uint8_t>({size_t(M), size_t(K)});  // ldq = K: no padding
     auto scale = new_array<float>({size_t(M)});
     auto zp = new_array<int32_t>({size_t(M)});
     if (!ops_for(isa)->quantize_rows_u8(M, K, x.data(), K, q.data(), K, scale.data(), zp.data()))

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,18 +18,6 @@
 namespace mixq {
 namespace {
 
-// Per-thread working memory, reused across calls.
-struct Scratch {
-  AlignedBuffer apack;               // packed A rows of the current block, full K
-  AlignedBuffer acc;                 // accumulator tile [MC][NC]
-  std::vector<int32_t> rowsum;
-  const void* packed_src = nullptr;  // which A block apack holds
-  int64_t packed_row = -1;
-  uint64_t packed_call = 0;
-};
-thread_local Scratch t_scratch;
-std::atomic<uint64_t> g_call_id{1};
-
 // Cache-derived block sizes (in k steps of the kernel and in rows/columns).
 struct Blocking {
   int64_t mc, nc, kc_steps;
@@ -36,10 +25,12 @@ struct Blocking {
 
 Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b) {
   const CpuFeatures& f = cpu_features();
-  // B micro-panel (kc x 32) in half of L1: reused by every A micro-panel of the block.
-  int64_t kc = std::max<int64_t>(16, (f.l1d_bytes / 2) / k_step_bytes_b);
-  // A block mc x full-K lives in L2 next to the accumulator tile; mc a multiple of mr.
-  int64_t mc = std::max<int64_t>(mr, (144 / mr) * mr);
+  // Depth: one 32-column B panel of kc steps fills 1/8 of L2. The micro-kernels keep their
+  // speed with B streaming from L2 (measured), and a deep kc avoids re-reading the accumulators:
+  // K up to 4096 for int8 and 1024 for fp32 runs in one pass on a 1 MiB L2.
+  int64_t kc = std::max<int64_t>(64, (f.l2_bytes / 8) / k_step_bytes_b);
+  // Rows per block: the A rows of a block (mc x K) and the accumulator tile stay in L2.
+  int64_t mc = std::max<int64_t>(mr, (96 / mr) * mr);
   int64_t nc = 256;
   const int threads = get_num_threads();
   // Small problems: split N finer so every thread gets work.
@@ -48,54 +39,64 @@ Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b) {
   return {mc, nc, kc};
 }
 
-// The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk), row
-// block major; each thread packs a row block of A once and reuses it for its column chunks.
-//   pack(rows, r0, mr_rows, dst, rowsum): pack mr_rows rows starting at r0 into dst.
-//   kernel(mr, steps, a, b, acc, ldacc, accumulate); epilogue(acc, ldacc, m0, mr, n0, nc, rowsum).
-template <typename AElem, typename BElem, typename Acc, typename Pack, typename Kernel, typename Epi>
-void run_blocked(const PackedWeight& w, int64_t M, int mr_max, const void* a_key, Pack pack, Kernel kernel,
-                 Epi epilogue) {
+// Per-thread buffers, reused across calls so steady-state inference allocates nothing.
+thread_local AlignedBuffer t_acc;        // accumulator tile of a task
+thread_local AlignedBuffer t_prepared;   // converted activations of a call
+thread_local AlignedBuffer t_quantized;  // dynamically quantized activations of a call
+
+// The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
+// C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
+// kernel sweeps the row micro-panels, so the B micro-panel is reused mc/mr times while hot.
+//   kernel(mr, np, steps, a, lda, b, b_stride, acc, ldacc, accumulate)
+//   epilogue(acc, ldacc, m0, mc, n0, nc)
+template <typename AElem, typename BElem, typename Acc, typename Kernel, typename Epi>
+void run_blocked(const PackedWeight& w, int64_t M, const AElem* a, int64_t lda, const GemmKernelInfo& kinfo,
+                 Kernel kernel, Epi epilogue) {
+  const int mr_max = kinfo.mr, np_max = kinfo.nr / kPanelN;
   const int64_t N = w.N, ks = w.k_steps(), kr = w.kr();
-  const int64_t b_step = kPanelN * kr;  // B elements per k step
+  const int64_t b_step = kPanelN * kr;  // B elements per k step of one panel
   const Blocking blk = choose_blocking(mr_max, M, N, b_step * int64_t(sizeof(BElem)));
   const int64_t m_blocks = (M + blk.mc - 1) / blk.mc, n_chunks = (N + blk.nc - 1) / blk.nc;
-  const int64_t a_panel_elems = ks * mr_max * kr;  // one MR-row panel over all of K
-  const uint64_t call = g_call_id.fetch_add(1);
   const BElem* wdata = w.data.as<BElem>();
   const int64_t panel_elems = ks * b_step;
 
   parallel_for(m_blocks * n_chunks, [&](int64_t task, int) {
-    Scratch& s = t_scratch;
-    const int64_t ib = task / n_chunks, jb = task % n_chunks;
-    const int64_t m0 = ib * blk.mc, mc = std::min(blk.mc, M - m0);
-    const int64_t n0 = jb * blk.nc, nc = std::min(blk.nc, N - n0);
+    const int64_t m0 = (task / n_chunks) * blk.mc, mc = std::min(blk.mc, M - m0);
+    const int64_t n0 = (task % n_chunks) * blk.nc, nc = std::min(blk.nc, N - n0);
     const int64_t n_panels = (nc + kPanelN - 1) / kPanelN;
-    if (s.packed_call != call || s.packed_row != m0 || s.packed_src != a_key) {
-      const int64_t n_apanels = (mc + mr_max - 1) / mr_max;
-      s.apack.resize(size_t(n_apanels * a_panel_elems) * sizeof(AElem));
-      s.rowsum.resize(size_t(blk.mc));
-      for (int64_t r = 0; r < mc; r += mr_max)
-        pack(m0 + r, int(std::min<int64_t>(mr_max, mc - r)), s.apack.as<AElem>() + (r / mr_max) * a_panel_elems,
-             s.rowsum.data() + r);
-      s.packed_call = call, s.packed_row = m0, s.packed_src = a_key;
-    }
     const int64_t ldacc = n_panels * kPanelN;
-    s.acc.resize(size_t(mc * ldacc) * sizeof(Acc));
-    Acc* acc = s.acc.as<Acc>();
-    const AElem* apack = s.apack.as<AElem>();
+    t_acc.resize(size_t(mc * ldacc) * sizeof(Acc));
+    Acc* acc = t_acc.as<Acc>();
     for (int64_t p0 = 0; p0 < ks; p0 += blk.kc_steps) {
       const int64_t steps = std::min(blk.kc_steps, ks - p0);
-      for (int64_t j = 0; j < n_panels; ++j) {
+      for (int64_t j = 0; j < n_panels; j += np_max) {
+        const int np = int(std::min<int64_t>(np_max, n_panels - j));
         const BElem* bp = wdata + (n0 / kPanelN + j) * panel_elems + p0 * b_step;
         for (int64_t r = 0; r < mc; r += mr_max) {
           const int mr = int(std::min<int64_t>(mr_max, mc - r));
-          kernel(mr, steps, apack + (r / mr_max) * a_panel_elems + p0 * mr * kr, bp, acc + r * ldacc + j * kPanelN,
+          kernel(mr, np, steps, a + (m0 + r) * lda + p0 * kr, lda, bp, panel_elems, acc + r * ldacc + j * kPanelN,
                  ldacc, p0 > 0);
         }
       }
     }
-    epilogue(acc, ldacc, m0, mc, n0, nc, s.rowsum.data());
+    epilogue(acc, ldacc, m0, mc, n0, nc);
   });
+}
+
+// Runs fn(r0, rows) over row chunks of about 64 KiB of input, in parallel.
+template <typename Fn>
+void parallel_rows(int64_t M, int64_t row_bytes, Fn fn) {
+  const int64_t rows_per_task = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(row_bytes, 1));
+  parallel_for((M + rows_per_task - 1) / rows_per_task, [&](int64_t t, int) {
+    const int64_t r0 = t * rows_per_task;
+    fn(r0, std::min(rows_per_task, M - r0));
+  });
+}
+
+// Row stride (elements) for a converted copy of A: rows a multiple of 4 KiB apart would all map
+// to the same L1 sets and evict each other while a micro-kernel walks mr of them in step.
+int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
+  return (row_elems * elem_bytes) % 4096 == 0 ? row_elems + 64 / elem_bytes : row_elems;
 }
 
 void check_format(const PackedWeight& w, WeightFormat f, const char* what) {
@@ -107,14 +108,34 @@ void check_format(const PackedWeight& w, WeightFormat f, const char* what) {
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   check_format(w, WeightFormat::s8_x32c4, "gemm_s8");
   const Dispatch d = active_dispatch();
-  const auto kernel = reinterpret_cast<GemmS8Fn>(d.s8->fn);
   note_kernel(d.s8->name);
   if (a.M == 0) return;
+  const IsaOps* ops = d.ops;
+  const int64_t M = a.M, K = w.K, K4 = w.k_steps() * 4;
+  // The kernels read u8 rows in place; s8 input (shift by 128) or K % 4 != 0 (zero padding) is
+  // converted first.
+  const uint8_t* rows = a.data;
+  int64_t lda = a.lda;
+  if (a.is_signed || K4 != K) {
+    const int64_t ldd = conflict_free_stride(K4, 1);
+    t_prepared.resize(size_t(M * ldd));
+    uint8_t* dst = t_prepared.as<uint8_t>();
+    parallel_rows(M, K, [&](int64_t r0, int64_t n) {
+      ops->prepare_a_u8(n, K, a.data + r0 * a.lda, a.lda, a.is_signed, dst + r0 * ldd, ldd);
+    });
+    rows = dst, lda = ldd;
+  }
+  std::vector<int32_t> rowsum;
+  if (!w.zero_point.empty()) {  // weight zero points need the activation row sums
+    rowsum.resize(size_t(M));
+    parallel_rows(M, K, [&](int64_t r0, int64_t n) { ops->row_sums_u8(n, K, rows + r0 * lda, lda, rowsum.data() + r0); });
+  }
   // Zero points move to the u8 domain when s8 activations are shifted by +128.
-  std::vector<int32_t> a_zp(static_cast<size_t>(a.zp_stride ? a.M : 1));
+  std::vector<int32_t> a_zp(static_cast<size_t>(a.zp_stride ? M : 1));
   for (size_t i = 0; i < a_zp.size(); ++i)
     a_zp[i] = (a.zero_point ? a.zero_point[i * a.zp_stride] : 0) + (a.is_signed ? 128 : 0);
-  e.K = w.K;
+  e.K = K;
+  e.rowsum = rowsum.empty() ? nullptr : rowsum.data();
   e.a_zp = a_zp.data();
   e.a_zp_stride = a.zp_stride ? 1 : 0;
   e.a_scale = a.scale;
@@ -122,37 +143,29 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   e.colsum = w.colsum.data();
   e.b_zp = w.zero_point.empty() ? nullptr : w.zero_point.data();
   e.b_scale = w.scale.data();
-  const IsaOps* ops = d.ops;
   run_blocked<uint8_t, int8_t, int32_t>(
-      w, a.M, d.s8->mr, a.data,
-      [&](int64_t r0, int rows, uint8_t* dst, int32_t* rowsum) {
-        ops->pack_a_u8c4(rows, w.K, a.data + r0 * a.lda, a.lda, a.is_signed, dst, rowsum);
-      },
-      kernel,
-      [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc, const int32_t* rowsum) {
-        Epilogue tile = e;
-        tile.rowsum = rowsum;
-        ops->epilogue_s32(tile, acc, ldacc, m0, mc, n0, nc);
+      w, M, rows, lda, *d.s8, reinterpret_cast<GemmS8Fn>(d.s8->fn),
+      [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+        ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
       });
 }
 
 void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
   check_format(w, WeightFormat::s8_x32c4, "gemm_dynamic_s8");
   const IsaOps* ops = active_dispatch().ops;
-  const int64_t K = w.K;
-  AlignedBuffer q(static_cast<size_t>(M * K));
+  const int64_t K = w.K, K4 = conflict_free_stride(w.k_steps() * 4, 1);
+  t_quantized.resize(size_t(M * K4));
+  uint8_t* q = t_quantized.as<uint8_t>();
   std::vector<float> scale(static_cast<size_t>(M));
   std::vector<int32_t> zp(static_cast<size_t>(M));
   std::atomic<bool> finite{true};
-  const int64_t rows_per_task = std::max<int64_t>(1, (1 << 16) / K);
-  parallel_for((M + rows_per_task - 1) / rows_per_task, [&](int64_t t, int) {
-    const int64_t m0 = t * rows_per_task, rows = std::min(rows_per_task, M - m0);
-    if (!ops->quantize_rows_u8(rows, K, x + m0 * ldx, ldx, q.as<uint8_t>() + m0 * K, K, scale.data() + m0, zp.data() + m0))
+  parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) {
+    if (!ops->quantize_rows_u8(n, K, x + r0 * ldx, ldx, q + r0 * K4, K4, scale.data() + r0, zp.data() + r0))
       finite = false;
   });
   if (!finite) throw std::invalid_argument("input contains NaN or Inf");
   QuantizedRows a;
-  a.data = q.as<uint8_t>(), a.M = M, a.lda = K;
+  a.data = q, a.M = M, a.lda = K4;
   a.scale = scale.data(), a.scale_stride = 1;
   a.zero_point = zp.data(), a.zp_stride = 1;
   gemm_s8(w, a, e);
@@ -162,22 +175,30 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
   const Dispatch d = active_dispatch();
   const IsaOps* ops = d.ops;
   const int64_t K = w.K;
-  auto epi = [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc, const int32_t*) {
+  auto epi = [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
     ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
   };
-  if (M == 0) return;
   if (w.format == WeightFormat::f32_x32) {
     note_kernel(d.f32->name);
-    run_blocked<float, float, float>(
-        w, M, d.f32->mr, x,
-        [&](int64_t r0, int rows, float* dst, int32_t*) { ops->pack_a_f32(rows, K, x + r0 * ldx, ldx, dst); },
-        reinterpret_cast<GemmF32Fn>(d.f32->fn), epi);
+    if (M == 0) return;
+    const int64_t ld = conflict_free_stride(ldx, 4);
+    if (ld != ldx && M > 1) {  // fp32 rows are read in place unless their stride aliases in L1
+      t_prepared.resize(size_t(M * ld) * sizeof(float));
+      float* dst = t_prepared.as<float>();
+      parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) {
+        for (int64_t r = r0; r < r0 + n; ++r) std::memcpy(dst + r * ld, x + r * ldx, size_t(K) * sizeof(float));
+      });
+      x = dst, ldx = ld;
+    }
+    run_blocked<float, float, float>(w, M, x, ldx, *d.f32, reinterpret_cast<GemmF32Fn>(d.f32->fn), epi);
   } else if (w.format == WeightFormat::bf16_x32c2) {
     note_kernel(d.bf16->name);
-    run_blocked<uint16_t, uint16_t, float>(
-        w, M, d.bf16->mr, x,
-        [&](int64_t r0, int rows, uint16_t* dst, int32_t*) { ops->pack_a_bf16c2(rows, K, x + r0 * ldx, ldx, dst); },
-        reinterpret_cast<GemmBf16Fn>(d.bf16->fn), epi);
+    if (M == 0) return;
+    const int64_t K2 = conflict_free_stride(w.k_steps() * 2, 2);
+    t_prepared.resize(size_t(M * K2) * sizeof(uint16_t));
+    uint16_t* xb = t_prepared.as<uint16_t>();
+    parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * K2, K2); });
+    run_blocked<uint16_t, uint16_t, float>(w, M, xb, K2, *d.bf16, reinterpret_cast<GemmBf16Fn>(d.bf16->fn), epi);
   } else {
     throw std::invalid_argument("gemm_float: weights are not fp32 or bf16");
   }

@@ -7,16 +7,18 @@
 
 namespace mixq {
 
-// Computes an mr x 32 tile C (+)= A_panel * B_panel over kc steps of the kernel's kr.
-//  a: packed A panel, [kc/kr][mr][kr] elements (mr = rows actually present, <= kernel MR)
-//  b: packed B panel, [kc/kr][32][kr] elements
+// Computes an mr x (32*np) tile C (+)= A * B_panels over k_steps steps of the kernel's kr.
+//  a: A rows, row stride lda elements; step p of row i is a[i*lda + p*kr .. + kr) (no packing:
+//     rows are read in place, so A needs no copy when it is already u8/fp32 with K % kr == 0)
+//  b: np packed B panels of [k_steps][32][kr] elements each, b_stride elements apart
 //  c: output tile, row stride ldc (elements); accumulate=false overwrites it.
-using GemmS8Fn = void (*)(int mr, int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t* c,
-                          int64_t ldc, bool accumulate);
-using GemmF32Fn = void (*)(int mr, int64_t k_steps, const float* a, const float* b, float* c,
-                           int64_t ldc, bool accumulate);
-using GemmBf16Fn = void (*)(int mr, int64_t k_steps, const uint16_t* a, const uint16_t* b, float* c,
-                            int64_t ldc, bool accumulate);
+// mr is 1..MR and np is 1..nr/32 of the kernel.
+using GemmS8Fn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
+                          int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate);
+using GemmF32Fn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
+                           int64_t b_stride, float* c, int64_t ldc, bool accumulate);
+using GemmBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* b,
+                            int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 
 enum class KernelKind { s8, f32, bf16 };
 
@@ -36,7 +38,7 @@ struct Epilogue {
   OutType type = OutType::f32;
   int64_t K = 0;
   // zero-point compensation: corr = acc - b_zp[n]*rowsum[m] - a_zp[m]*colsum[n] + K*a_zp[m]*b_zp[n]
-  const int32_t* rowsum = nullptr;  // sum of the u8 activations of each row (needed if b_zp)
+  const int32_t* rowsum = nullptr;  // per row: sum of its u8 activations (needed if b_zp)
   const int32_t* a_zp = nullptr;    // per row (stride a_zp_stride; 0 = per tensor), u8 domain
   int64_t a_zp_stride = 0;
   const int32_t* colsum = nullptr;  // per output column (packed weight)
@@ -57,16 +59,16 @@ struct Epilogue {
 struct IsaOps {
   const char* name;
   Isa isa;
-  // Pack rows [0, mr) of u8/s8 A (row stride lda) into [K/4][mr][4] u8, XOR 0x80 when the source
-  // is signed (s8 -> u8 shift); K padded with zeros to a multiple of 4. rowsum[r] gets the sum of
-  // the packed (u8) values of row r.
-  void (*pack_a_u8c4)(int mr, int64_t K, const uint8_t* a, int64_t lda, bool flip_sign, uint8_t* out,
-                      int32_t* rowsum);
-  // Pack fp32 rows into [K][mr].
-  void (*pack_a_f32)(int mr, int64_t K, const float* a, int64_t lda, float* out);
-  // Pack fp32 rows into bf16 pairs [ceil(K/2)][mr][2], round to nearest even.
-  void (*pack_a_bf16c2)(int mr, int64_t K, const float* a, int64_t lda, uint16_t* out);
-  // Dynamic per-row asymmetric u8 quantization. Returns false on a NaN/Inf input.
+  // Copy rows of u8/s8 A into u8 rows of ldd = round_up(K, 4) bytes: XOR 0x80 when the source is
+  // signed (s8 -> u8 shift), zeros after K.
+  void (*prepare_a_u8)(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, bool flip_sign, uint8_t* dst,
+                       int64_t ldd);
+  // out[r] = sum of the K u8 values of row r.
+  void (*row_sums_u8)(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, int32_t* out);
+  // fp32 rows -> bf16 rows of ldd = round_up(K, 2), round to nearest even, zeros after K.
+  void (*prepare_a_bf16)(int64_t rows, int64_t K, const float* a, int64_t lda, uint16_t* dst, int64_t ldd);
+  // Dynamic per-row asymmetric u8 quantization into rows of ldq bytes (zeros after K).
+  // Returns false on a NaN/Inf input.
   bool (*quantize_rows_u8)(int64_t M, int64_t K, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
                            float* scale, int32_t* zp);
   // Epilogue for an int32 tile of rows [m0, m0+mr) and columns [n0, n0+nc) (acc row stride ldacc).
@@ -83,8 +85,8 @@ struct Kind_f32 { using A = float; using B = float; using C = float; };
 struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
 
 #define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                   \
-  void name(int, int64_t, const Kind_##kind::A*, const Kind_##kind::B*, Kind_##kind::C*, int64_t, \
-            bool);
+  void name(int, int, int64_t, const Kind_##kind::A*, int64_t, const Kind_##kind::B*, int64_t,        \
+            Kind_##kind::C*, int64_t, bool);
 #define MIXQ_ISA_OPS(name, isa, guard) extern const IsaOps name;
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL

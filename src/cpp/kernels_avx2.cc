@@ -11,7 +11,7 @@ namespace mixq {
 namespace {
 
 template <int MR>
-void gemm_s8_avx2(int64_t k_steps, const uint8_t* a0, const int8_t* b0, int32_t* c, int64_t ldc,
+void gemm_s8_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const int8_t* b0, int32_t* c, int64_t ldc,
                   bool accumulate) {
   for (int q = 0; q < 4; ++q) {  // 8-column quarter of the panel
     __m256i acc[MR][2];
@@ -24,11 +24,11 @@ void gemm_s8_avx2(int64_t k_steps, const uint8_t* a0, const int8_t* b0, int32_t*
       const __m256i w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(bq, 1));  // columns 4-7
 #pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) {
-        const __m256i ai = _mm256_set1_epi64x(widen_u8x4(a + 4 * i));
+        const __m256i ai = _mm256_set1_epi64x(widen_u8x4(a + i * lda));
         acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(w0, ai));
         acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(w1, ai));
       }
-      a += 4 * MR;
+      a += 4;
       b += 128;
     }
     for (int i = 0; i < MR; ++i) {
@@ -42,7 +42,8 @@ void gemm_s8_avx2(int64_t k_steps, const uint8_t* a0, const int8_t* b0, int32_t*
 }
 
 template <int MR>
-void gemm_f32_avx2(int64_t k_steps, const float* a0, const float* b0, float* c, int64_t ldc, bool accumulate) {
+void gemm_f32_avx2(int64_t k_steps, const float* a0, int64_t lda, const float* b0, float* c, int64_t ldc,
+                   bool accumulate) {
   for (int h = 0; h < 2; ++h) {  // 16-column half of the panel
     __m256 c0[MR], c1[MR];
     for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
@@ -52,11 +53,11 @@ void gemm_f32_avx2(int64_t k_steps, const float* a0, const float* b0, float* c, 
       const __m256 x0 = _mm256_loadu_ps(b), x1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(a + i);
+        const __m256 ai = _mm256_broadcast_ss(a + i * lda);
         c0[i] = _mm256_fmadd_ps(ai, x0, c0[i]);
         c1[i] = _mm256_fmadd_ps(ai, x1, c1[i]);
       }
-      a += MR;
+      a += 1;
       b += 32;
     }
     for (int i = 0; i < MR; ++i) {
@@ -73,56 +74,32 @@ void gemm_f32_avx2(int64_t k_steps, const float* a0, const float* b0, float* c, 
 
 }  // namespace
 
-void u8s8s32_gemm_4x32c4__avx2(int mr, int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t* c,
-                               int64_t ldc, bool accumulate) {
-  dispatch_mr<4>(mr, [&](auto MR) { gemm_s8_avx2<MR.value>(k_steps, a, b, c, ldc, accumulate); });
+void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
+                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+  for (int j = 0; j < np; ++j)  // 32-column panels
+    dispatch_mr<4>(mr, [&](auto MR) { gemm_s8_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
 }
 
-void f32_gemm_6x32__avx2(int mr, int64_t k_steps, const float* a, const float* b, float* c, int64_t ldc,
-                         bool accumulate) {
-  dispatch_mr<6>(mr, [&](auto MR) { gemm_f32_avx2<MR.value>(k_steps, a, b, c, ldc, accumulate); });
+void f32_gemm_6x32__avx2(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
+                         int64_t b_stride, float* c, int64_t ldc, bool accumulate) {
+  for (int j = 0; j < np; ++j)
+    dispatch_mr<6>(mr, [&](auto MR) { gemm_f32_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
 }
 
+// 12 independent FMA chains: the fp32 compute roof of one core without AVX-512.
 int64_t peak_loop_fp32_avx2(int64_t iters) {
   const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-3f);
-  __m256 a0 = _mm256_set1_ps(float(0));
-  __m256 a1 = _mm256_set1_ps(float(1));
-  __m256 a2 = _mm256_set1_ps(float(2));
-  __m256 a3 = _mm256_set1_ps(float(3));
-  __m256 a4 = _mm256_set1_ps(float(4));
-  __m256 a5 = _mm256_set1_ps(float(5));
-  __m256 a6 = _mm256_set1_ps(float(6));
-  __m256 a7 = _mm256_set1_ps(float(7));
-  __m256 a8 = _mm256_set1_ps(float(8));
-  __m256 a9 = _mm256_set1_ps(float(9));
-  __m256 a10 = _mm256_set1_ps(float(10));
-  __m256 a11 = _mm256_set1_ps(float(11));
+  __m256 a0 = _mm256_set1_ps(0.f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+  __m256 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
   for (int64_t it = 0; it < iters; ++it) {
-    a0 = _mm256_fmadd_ps(a0, x, y);
-    a1 = _mm256_fmadd_ps(a1, x, y);
-    a2 = _mm256_fmadd_ps(a2, x, y);
-    a3 = _mm256_fmadd_ps(a3, x, y);
-    a4 = _mm256_fmadd_ps(a4, x, y);
-    a5 = _mm256_fmadd_ps(a5, x, y);
-    a6 = _mm256_fmadd_ps(a6, x, y);
-    a7 = _mm256_fmadd_ps(a7, x, y);
-    a8 = _mm256_fmadd_ps(a8, x, y);
-    a9 = _mm256_fmadd_ps(a9, x, y);
-    a10 = _mm256_fmadd_ps(a10, x, y);
-    a11 = _mm256_fmadd_ps(a11, x, y);
+    a0 = _mm256_fmadd_ps(a0, x, y), a1 = _mm256_fmadd_ps(a1, x, y), a2 = _mm256_fmadd_ps(a2, x, y);
+    a3 = _mm256_fmadd_ps(a3, x, y), a4 = _mm256_fmadd_ps(a4, x, y), a5 = _mm256_fmadd_ps(a5, x, y);
+    a6 = _mm256_fmadd_ps(a6, x, y), a7 = _mm256_fmadd_ps(a7, x, y), a8 = _mm256_fmadd_ps(a8, x, y);
+    a9 = _mm256_fmadd_ps(a9, x, y), a10 = _mm256_fmadd_ps(a10, x, y), a11 = _mm256_fmadd_ps(a11, x, y);
   }
-  __m256 s = a0;
-  s = _mm256_add_ps(s, a1);
-  s = _mm256_add_ps(s, a2);
-  s = _mm256_add_ps(s, a3);
-  s = _mm256_add_ps(s, a4);
-  s = _mm256_add_ps(s, a5);
-  s = _mm256_add_ps(s, a6);
-  s = _mm256_add_ps(s, a7);
-  s = _mm256_add_ps(s, a8);
-  s = _mm256_add_ps(s, a9);
-  s = _mm256_add_ps(s, a10);
-  s = _mm256_add_ps(s, a11);
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                           _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
   float v[8];
   _mm256_storeu_ps(v, s);
   return int64_t(v[0] + v[7]);

@@ -12,7 +12,7 @@ namespace mixq {
 namespace {
 
 template <int MR>
-void gemm_s8_avx512(int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t* c, int64_t ldc,
+void gemm_s8_avx512(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* c, int64_t ldc,
                     bool accumulate) {
   // acc[i][q]: row i, 8 columns (quarter q of the 32) x 2 partial sums each.
   __m512i acc[MR][4];
@@ -27,10 +27,10 @@ void gemm_s8_avx512(int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t*
                           _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(b1, 1))};
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512i ai = _mm512_set1_epi64(widen_u8x4(a + 4 * i));
+      const __m512i ai = _mm512_set1_epi64(widen_u8x4(a + i * lda));
       for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_add_epi32(acc[i][q], _mm512_madd_epi16(w[q], ai));
     }
-    a += 4 * MR;
+    a += 4;
     b += 128;
   }
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -48,7 +48,8 @@ void gemm_s8_avx512(int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t*
 }
 
 template <int MR>
-void gemm_f32_avx512(int64_t k_steps, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+void gemm_f32_avx512(int64_t k_steps, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                     bool accumulate) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -56,11 +57,11 @@ void gemm_f32_avx512(int64_t k_steps, const float* a, const float* b, float* c, 
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      const __m512 ai = _mm512_set1_ps(a[i * lda]);
       c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
       c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
     }
-    a += MR;
+    a += 1;
     b += 32;
   }
 #pragma GCC unroll 14
@@ -77,68 +78,35 @@ void gemm_f32_avx512(int64_t k_steps, const float* a, const float* b, float* c, 
 
 }  // namespace
 
-void u8s8s32_gemm_6x32c4__avx512(int mr, int64_t k_steps, const uint8_t* a, const int8_t* b, int32_t* c,
-                                 int64_t ldc, bool accumulate) {
-  dispatch_mr<6>(mr, [&](auto MR) { gemm_s8_avx512<MR.value>(k_steps, a, b, c, ldc, accumulate); });
+void u8s8s32_gemm_6x32c4__avx512(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
+                                 int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+  for (int j = 0; j < np; ++j)  // 32-column panels
+    dispatch_mr<6>(mr, [&](auto MR) { gemm_s8_avx512<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
 }
 
-void f32_gemm_14x32__avx512(int mr, int64_t k_steps, const float* a, const float* b, float* c, int64_t ldc,
-                            bool accumulate) {
-  dispatch_mr<14>(mr, [&](auto MR) { gemm_f32_avx512<MR.value>(k_steps, a, b, c, ldc, accumulate); });
+void f32_gemm_14x32__avx512(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
+                            int64_t b_stride, float* c, int64_t ldc, bool accumulate) {
+  for (int j = 0; j < np; ++j)
+    dispatch_mr<14>(mr, [&](auto MR) { gemm_f32_avx512<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
 }
 
+// 16 independent FMA chains: the fp32 compute roof of one core.
 int64_t peak_loop_fp32_avx512(int64_t iters) {
   const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-3f);
-  __m512 a0 = _mm512_set1_ps(float(0));
-  __m512 a1 = _mm512_set1_ps(float(1));
-  __m512 a2 = _mm512_set1_ps(float(2));
-  __m512 a3 = _mm512_set1_ps(float(3));
-  __m512 a4 = _mm512_set1_ps(float(4));
-  __m512 a5 = _mm512_set1_ps(float(5));
-  __m512 a6 = _mm512_set1_ps(float(6));
-  __m512 a7 = _mm512_set1_ps(float(7));
-  __m512 a8 = _mm512_set1_ps(float(8));
-  __m512 a9 = _mm512_set1_ps(float(9));
-  __m512 a10 = _mm512_set1_ps(float(10));
-  __m512 a11 = _mm512_set1_ps(float(11));
-  __m512 a12 = _mm512_set1_ps(float(12));
-  __m512 a13 = _mm512_set1_ps(float(13));
-  __m512 a14 = _mm512_set1_ps(float(14));
-  __m512 a15 = _mm512_set1_ps(float(15));
+  __m512 a0 = _mm512_set1_ps(0.f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
   for (int64_t it = 0; it < iters; ++it) {
-    a0 = _mm512_fmadd_ps(a0, x, y);
-    a1 = _mm512_fmadd_ps(a1, x, y);
-    a2 = _mm512_fmadd_ps(a2, x, y);
-    a3 = _mm512_fmadd_ps(a3, x, y);
-    a4 = _mm512_fmadd_ps(a4, x, y);
-    a5 = _mm512_fmadd_ps(a5, x, y);
-    a6 = _mm512_fmadd_ps(a6, x, y);
-    a7 = _mm512_fmadd_ps(a7, x, y);
-    a8 = _mm512_fmadd_ps(a8, x, y);
-    a9 = _mm512_fmadd_ps(a9, x, y);
-    a10 = _mm512_fmadd_ps(a10, x, y);
-    a11 = _mm512_fmadd_ps(a11, x, y);
-    a12 = _mm512_fmadd_ps(a12, x, y);
-    a13 = _mm512_fmadd_ps(a13, x, y);
-    a14 = _mm512_fmadd_ps(a14, x, y);
+    a0 = _mm512_fmadd_ps(a0, x, y), a1 = _mm512_fmadd_ps(a1, x, y), a2 = _mm512_fmadd_ps(a2, x, y);
+    a3 = _mm512_fmadd_ps(a3, x, y), a4 = _mm512_fmadd_ps(a4, x, y), a5 = _mm512_fmadd_ps(a5, x, y);
+    a6 = _mm512_fmadd_ps(a6, x, y), a7 = _mm512_fmadd_ps(a7, x, y), a8 = _mm512_fmadd_ps(a8, x, y);
+    a9 = _mm512_fmadd_ps(a9, x, y), a10 = _mm512_fmadd_ps(a10, x, y), a11 = _mm512_fmadd_ps(a11, x, y);
+    a12 = _mm512_fmadd_ps(a12, x, y), a13 = _mm512_fmadd_ps(a13, x, y), a14 = _mm512_fmadd_ps(a14, x, y);
     a15 = _mm512_fmadd_ps(a15, x, y);
   }
-  __m512 s = a0;
-  s = _mm512_add_ps(s, a1);
-  s = _mm512_add_ps(s, a2);
-  s = _mm512_add_ps(s, a3);
-  s = _mm512_add_ps(s, a4);
-  s = _mm512_add_ps(s, a5);
-  s = _mm512_add_ps(s, a6);
-  s = _mm512_add_ps(s, a7);
-  s = _mm512_add_ps(s, a8);
-  s = _mm512_add_ps(s, a9);
-  s = _mm512_add_ps(s, a10);
-  s = _mm512_add_ps(s, a11);
-  s = _mm512_add_ps(s, a12);
-  s = _mm512_add_ps(s, a13);
-  s = _mm512_add_ps(s, a14);
-  s = _mm512_add_ps(s, a15);
+  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
+                                     _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))));
   return int64_t(_mm512_reduce_add_ps(s));
 }
 

@@ -11,7 +11,8 @@ namespace {
 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh&>(v); }
 
 template <int MR>
-void gemm_bf16(int64_t k_steps, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, bool accumulate) {
+void gemm_bf16(int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
+               bool accumulate) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -19,11 +20,11 @@ void gemm_bf16(int64_t k_steps, const uint16_t* a, const uint16_t* b, float* c, 
     const __m512bh b0 = as_bh(_mm512_loadu_si512(b)), b1 = as_bh(_mm512_loadu_si512(b + 32));
 #pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
-      const __m512bh ai = as_bh(_mm512_set1_epi32(load_i32(a + 2 * i)));
+      const __m512bh ai = as_bh(_mm512_set1_epi32(load_i32(a + i * lda)));
       c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
       c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
     }
-    a += 2 * MR;
+    a += 2;
     b += 64;
   }
 #pragma GCC unroll 14
@@ -40,63 +41,29 @@ void gemm_bf16(int64_t k_steps, const uint16_t* a, const uint16_t* b, float* c, 
 
 }  // namespace
 
-void bf16_gemm_14x32c2__avx512bf16(int mr, int64_t k_steps, const uint16_t* a, const uint16_t* b, float* c,
-                                   int64_t ldc, bool accumulate) {
-  dispatch_mr<14>(mr, [&](auto MR) { gemm_bf16<MR.value>(k_steps, a, b, c, ldc, accumulate); });
+void bf16_gemm_14x32c2__avx512bf16(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda,
+                                   const uint16_t* b, int64_t b_stride, float* c, int64_t ldc, bool accumulate) {
+  for (int j = 0; j < np; ++j)  // 32-column panels
+    dispatch_mr<14>(mr, [&](auto MR) { gemm_bf16<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
 }
 
+// 16 independent vdpbf16ps chains: the bf16 compute roof of one core.
 int64_t peak_loop_bf16_avx512bf16(int64_t iters) {
   const __m512bh x = as_bh(_mm512_set1_epi32(0x3f803f80)), y = as_bh(_mm512_set1_epi32(0x3a833a83));
-  __m512 a0 = _mm512_set1_ps(float(0));
-  __m512 a1 = _mm512_set1_ps(float(1));
-  __m512 a2 = _mm512_set1_ps(float(2));
-  __m512 a3 = _mm512_set1_ps(float(3));
-  __m512 a4 = _mm512_set1_ps(float(4));
-  __m512 a5 = _mm512_set1_ps(float(5));
-  __m512 a6 = _mm512_set1_ps(float(6));
-  __m512 a7 = _mm512_set1_ps(float(7));
-  __m512 a8 = _mm512_set1_ps(float(8));
-  __m512 a9 = _mm512_set1_ps(float(9));
-  __m512 a10 = _mm512_set1_ps(float(10));
-  __m512 a11 = _mm512_set1_ps(float(11));
-  __m512 a12 = _mm512_set1_ps(float(12));
-  __m512 a13 = _mm512_set1_ps(float(13));
-  __m512 a14 = _mm512_set1_ps(float(14));
-  __m512 a15 = _mm512_set1_ps(float(15));
+  __m512 a0 = _mm512_set1_ps(0.f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
   for (int64_t it = 0; it < iters; ++it) {
-    a0 = _mm512_dpbf16_ps(a0, x, y);
-    a1 = _mm512_dpbf16_ps(a1, x, y);
-    a2 = _mm512_dpbf16_ps(a2, x, y);
-    a3 = _mm512_dpbf16_ps(a3, x, y);
-    a4 = _mm512_dpbf16_ps(a4, x, y);
-    a5 = _mm512_dpbf16_ps(a5, x, y);
-    a6 = _mm512_dpbf16_ps(a6, x, y);
-    a7 = _mm512_dpbf16_ps(a7, x, y);
-    a8 = _mm512_dpbf16_ps(a8, x, y);
-    a9 = _mm512_dpbf16_ps(a9, x, y);
-    a10 = _mm512_dpbf16_ps(a10, x, y);
-    a11 = _mm512_dpbf16_ps(a11, x, y);
-    a12 = _mm512_dpbf16_ps(a12, x, y);
-    a13 = _mm512_dpbf16_ps(a13, x, y);
-    a14 = _mm512_dpbf16_ps(a14, x, y);
+    a0 = _mm512_dpbf16_ps(a0, x, y), a1 = _mm512_dpbf16_ps(a1, x, y), a2 = _mm512_dpbf16_ps(a2, x, y);
+    a3 = _mm512_dpbf16_ps(a3, x, y), a4 = _mm512_dpbf16_ps(a4, x, y), a5 = _mm512_dpbf16_ps(a5, x, y);
+    a6 = _mm512_dpbf16_ps(a6, x, y), a7 = _mm512_dpbf16_ps(a7, x, y), a8 = _mm512_dpbf16_ps(a8, x, y);
+    a9 = _mm512_dpbf16_ps(a9, x, y), a10 = _mm512_dpbf16_ps(a10, x, y), a11 = _mm512_dpbf16_ps(a11, x, y);
+    a12 = _mm512_dpbf16_ps(a12, x, y), a13 = _mm512_dpbf16_ps(a13, x, y), a14 = _mm512_dpbf16_ps(a14, x, y);
     a15 = _mm512_dpbf16_ps(a15, x, y);
   }
-  __m512 s = a0;
-  s = _mm512_add_ps(s, a1);
-  s = _mm512_add_ps(s, a2);
-  s = _mm512_add_ps(s, a3);
-  s = _mm512_add_ps(s, a4);
-  s = _mm512_add_ps(s, a5);
-  s = _mm512_add_ps(s, a6);
-  s = _mm512_add_ps(s, a7);
-  s = _mm512_add_ps(s, a8);
-  s = _mm512_add_ps(s, a9);
-  s = _mm512_add_ps(s, a10);
-  s = _mm512_add_ps(s, a11);
-  s = _mm512_add_ps(s, a12);
-  s = _mm512_add_ps(s, a13);
-  s = _mm512_add_ps(s, a14);
-  s = _mm512_add_ps(s, a15);
+  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
+                                     _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))));
   return int64_t(_mm512_reduce_add_ps(s));
 }
 

@@ -13,46 +13,32 @@
 namespace mixq {
 namespace {
 
-void pack_a_u8c4_impl(int mr, int64_t K, const uint8_t* a, int64_t lda, bool flip_sign, uint8_t* out,
-                      int32_t* rowsum) {
-  const uint32_t flip4 = flip_sign ? 0x80808080u : 0u;
-  const uint8_t flip1 = flip_sign ? 0x80 : 0;
-  const int64_t k4_full = K / 4;
-  for (int r = 0; r < mr; ++r) {
+void prepare_a_u8_impl(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, bool flip_sign, uint8_t* dst,
+                       int64_t ldd) {
+  const uint8_t flip = flip_sign ? 0x80 : 0;
+  for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* src = a + r * lda;
-    uint8_t* dst = out + 4 * r;
-    for (int64_t p = 0; p < k4_full; ++p) {
-      uint32_t w;
-      std::memcpy(&w, src + 4 * p, 4);
-      w ^= flip4;
-      std::memcpy(dst + p * 4 * mr, &w, 4);
-    }
-    if (K % 4) {
-      uint8_t tail[4] = {0, 0, 0, 0};
-      for (int64_t k = 4 * k4_full; k < K; ++k) tail[k - 4 * k4_full] = src[k] ^ flip1;
-      std::memcpy(dst + k4_full * 4 * mr, tail, 4);
-    }
+    uint8_t* out = dst + r * ldd;
+    for (int64_t k = 0; k < K; ++k) out[k] = src[k] ^ flip;
+    for (int64_t k = K; k < ldd; ++k) out[k] = 0;
+  }
+}
+
+void row_sums_u8_impl(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, int32_t* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = a + r * lda;
     int32_t s = 0;
-    for (int64_t k = 0; k < K; ++k) s += uint8_t(src[k] ^ flip1);
-    rowsum[r] = s;
+    for (int64_t k = 0; k < K; ++k) s += src[k];
+    out[r] = s;
   }
 }
 
-void pack_a_f32_impl(int mr, int64_t K, const float* a, int64_t lda, float* out) {
-  for (int r = 0; r < mr; ++r) {
+void prepare_a_bf16_impl(int64_t rows, int64_t K, const float* a, int64_t lda, uint16_t* dst, int64_t ldd) {
+  for (int64_t r = 0; r < rows; ++r) {
     const float* src = a + r * lda;
-    for (int64_t k = 0; k < K; ++k) out[k * mr + r] = src[k];
-  }
-}
-
-void pack_a_bf16c2_impl(int mr, int64_t K, const float* a, int64_t lda, uint16_t* out) {
-  const int64_t k2 = (K + 1) / 2;
-  for (int r = 0; r < mr; ++r) {
-    const float* src = a + r * lda;
-    for (int64_t p = 0; p < k2; ++p) {
-      out[(p * mr + r) * 2] = float_to_bf16(src[2 * p]);
-      out[(p * mr + r) * 2 + 1] = 2 * p + 1 < K ? float_to_bf16(src[2 * p + 1]) : uint16_t(0);
-    }
+    uint16_t* out = dst + r * ldd;
+    for (int64_t k = 0; k < K; ++k) out[k] = float_to_bf16(src[k]);
+    for (int64_t k = K; k < ldd; ++k) out[k] = 0;
   }
 }
 
@@ -104,6 +90,7 @@ bool quantize_rows_u8_impl(int64_t M, int64_t K, const float* x, int64_t ldx, ui
       v = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
       qrow[j] = uint8_t(int32_t(v));
     }
+    for (int64_t j = K; j < ldq; ++j) qrow[j] = 0;
   }
   return true;
 }
@@ -118,55 +105,51 @@ inline void store_requantized(T* dst, const float* y, int64_t n, float inv_scale
   }
 }
 
+// Zero-point corrected accumulator: acc - azp*colsum - bzp*rowsum + K*azp*bzp, wrapping mod 2^32
+// (unsigned arithmetic) exactly like the reference.
+inline int32_t corrected(int32_t acc, uint32_t azp, int32_t colsum, const int32_t* bzp, int64_t j, uint32_t rs,
+                         uint32_t kz) {
+  uint32_t v = uint32_t(acc) - azp * uint32_t(colsum);
+  if (bzp) v += kz * uint32_t(bzp[j]) - uint32_t(bzp[j]) * rs;
+  return int32_t(v);
+}
+
 void epilogue_s32_impl(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
                        int64_t n0, int64_t nc) {
-  float y[256];  // one row chunk of float results
+  const int32_t* cs = e.colsum + n0;
+  const int32_t* bz = e.b_zp ? e.b_zp + n0 : nullptr;
+  const float* sb = e.b_scale + n0;
+  const float* bias = e.bias ? e.bias + n0 : nullptr;
+  const float lo = e.lo, hi = e.hi;
   for (int64_t r = 0; r < mr; ++r) {
     const int64_t m = m0 + r;
-    const int32_t* arow = acc + r * ldacc;
+    const int32_t* a = acc + r * ldacc;
     const uint32_t azp = e.a_zp ? uint32_t(e.a_zp[m * e.a_zp_stride]) : 0u;
     const uint32_t rs = e.rowsum ? uint32_t(e.rowsum[m]) : 0u;
     const uint32_t kz = uint32_t(e.K) * azp;
-    // int32 corrections wrap mod 2^32 (unsigned arithmetic), exactly like the reference.
+    const int64_t off = m * e.ldo + n0;
+    if (e.type == OutType::s32) {
+      int32_t* out = static_cast<int32_t*>(e.out) + off;
+      if (bz)
+        for (int64_t j = 0; j < nc; ++j) out[j] = corrected(a[j], azp, cs[j], bz, j, rs, kz);
+      else
+        for (int64_t j = 0; j < nc; ++j) out[j] = corrected(a[j], azp, cs[j], nullptr, j, rs, kz);
+      continue;
+    }
+    const float sa = e.a_scale[m * e.a_scale_stride];
+    float tmp[256];
     for (int64_t c0 = 0; c0 < nc; c0 += 256) {
       const int64_t cn = nc - c0 < 256 ? nc - c0 : 256;
-      const int32_t* a = arow + c0;
-      const int32_t* cs = e.colsum + n0 + c0;
-      int32_t corr[256];
-      if (e.b_zp) {
-        const int32_t* bz = e.b_zp + n0 + c0;
-        for (int64_t j = 0; j < cn; ++j)
-          corr[j] = int32_t(uint32_t(a[j]) - azp * uint32_t(cs[j]) - uint32_t(bz[j]) * rs + kz * uint32_t(bz[j]));
-      } else {
-        for (int64_t j = 0; j < cn; ++j) corr[j] = int32_t(uint32_t(a[j]) - azp * uint32_t(cs[j]));
+      float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off + c0 : tmp;
+      for (int64_t j = c0; j < c0 + cn; ++j) {
+        float v = float(corrected(a[j], azp, cs[j], bz, j, rs, kz)) * (sa * sb[j]) + (bias ? bias[j] : 0.f);
+        y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
       }
-      if (e.type == OutType::s32) {
-        std::memcpy(static_cast<int32_t*>(e.out) + m * e.ldo + n0 + c0, corr, cn * 4);
-        continue;
-      }
-      const float sa = e.a_scale[m * e.a_scale_stride];
-      const float* sb = e.b_scale + n0 + c0;
-      const float lo = e.lo, hi = e.hi;
-      if (e.bias) {
-        const float* b = e.bias + n0 + c0;
-        for (int64_t j = 0; j < cn; ++j) {
-          float v = float(corr[j]) * (sa * sb[j]) + b[j];
-          y[j] = v < lo ? lo : (v > hi ? hi : v);
-        }
-      } else {
-        for (int64_t j = 0; j < cn; ++j) {
-          float v = float(corr[j]) * (sa * sb[j]);
-          y[j] = v < lo ? lo : (v > hi ? hi : v);
-        }
-      }
-      const int64_t off = m * e.ldo + n0 + c0;
       const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
-      switch (e.type) {
-        case OutType::f32: std::memcpy(static_cast<float*>(e.out) + off, y, cn * 4); break;
-        case OutType::u8: store_requantized(static_cast<uint8_t*>(e.out) + off, y, cn, inv, zpf, 0.f, 255.f); break;
-        case OutType::s8: store_requantized(static_cast<int8_t*>(e.out) + off, y, cn, inv, zpf, -128.f, 127.f); break;
-        default: break;
-      }
+      if (e.type == OutType::u8)
+        store_requantized(static_cast<uint8_t*>(e.out) + off + c0, y, cn, inv, zpf, 0.f, 255.f);
+      else if (e.type == OutType::s8)
+        store_requantized(static_cast<int8_t*>(e.out) + off + c0, y, cn, inv, zpf, -128.f, 127.f);
     }
   }
 }
@@ -198,7 +181,7 @@ void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64
 // Defines the IsaOps table for the including translation unit.
 #define MIXQ_DEFINE_ISA_OPS(name, isa_level)                                                       \
   namespace mixq {                                                                                 \
-  const IsaOps name = {#name,                 isa_level,            pack_a_u8c4_impl,              \
-                       pack_a_f32_impl,       pack_a_bf16c2_impl,   quantize_rows_u8_impl,         \
+  const IsaOps name = {#name,                 isa_level,             prepare_a_u8_impl,            \
+                       row_sums_u8_impl,      prepare_a_bf16_impl,   quantize_rows_u8_impl,        \
                        epilogue_s32_impl,     epilogue_f32_impl};                                  \
   }
