@@ -33,9 +33,9 @@ Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b) {
   int64_t mc = std::max<int64_t>(mr, (96 / mr) * mr);
   int64_t nc = 256;
   const int threads = get_num_threads();
-  // Small problems: split N finer so every thread gets work.
+  // Split N finer until there are enough tasks for an even finish across threads.
   int64_t m_blocks = (M + mc - 1) / mc;
-  while (nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < 2 * threads) nc /= 2;
+  while (nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < 16 * threads) nc /= 2;
   return {mc, nc, kc};
 }
 
@@ -48,7 +48,7 @@ thread_local AlignedBuffer t_quantized;  // dynamically quantized activations of
 // C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
 // kernel sweeps the row micro-panels, so the B micro-panel is reused mc/mr times while hot.
 //   kernel(mr, np, steps, a, lda, b, b_stride, acc, ldacc, accumulate)
-//   epilogue(acc, ldacc, m0, mc, n0, nc)
+//   epilogue(tile, ldtile, m0, rows, n0, cols): output of a finished micro-tile
 template <typename AElem, typename BElem, typename Acc, typename Kernel, typename Epi>
 void run_blocked(const PackedWeight& w, int64_t M, const AElem* a, int64_t lda, const GemmKernelInfo& kinfo,
                  Kernel kernel, Epi epilogue) {
@@ -74,12 +74,13 @@ void run_blocked(const PackedWeight& w, int64_t M, const AElem* a, int64_t lda, 
         const BElem* bp = wdata + (n0 / kPanelN + j) * panel_elems + p0 * b_step;
         for (int64_t r = 0; r < mc; r += mr_max) {
           const int mr = int(std::min<int64_t>(mr_max, mc - r));
-          kernel(mr, np, steps, a + (m0 + r) * lda + p0 * kr, lda, bp, panel_elems, acc + r * ldacc + j * kPanelN,
-                 ldacc, p0 > 0);
+          Acc* tile = acc + r * ldacc + j * kPanelN;
+          kernel(mr, np, steps, a + (m0 + r) * lda + p0 * kr, lda, bp, panel_elems, tile, ldacc, p0 > 0);
+          // Finish each micro-tile while it is still in L1.
+          if (p0 + steps >= ks) epilogue(tile, ldacc, m0 + r, mr, n0 + j * kPanelN, std::min<int64_t>(np * kPanelN, nc - j * kPanelN));
         }
       }
     }
-    epilogue(acc, ldacc, m0, mc, n0, nc);
   });
 }
 

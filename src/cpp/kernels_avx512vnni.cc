@@ -54,9 +54,13 @@ void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint
 
 // 16 independent vpdpbusd chains: the int8 compute roof of one core.
 int64_t peak_loop_int8_avx512vnni(int64_t iters) {
-  const __m512i x = _mm512_set1_epi32(0x01010101), y = _mm512_set1_epi32(0x01020304);
-  __m512i a0 = _mm512_set1_epi32(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+  __m512i x = _mm512_set1_epi32(0x01010101), y = _mm512_set1_epi32(0x01020304);
+  __asm__("" : "+v"(x), "+v"(y));  // opaque operands: the compiler must not fold the chains
+  // Distinct starting values: identical chains would be merged by the compiler.
+  __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2), a3 = _mm512_set1_epi32(3);
+  __m512i a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5), a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7);
+  __m512i a8 = _mm512_set1_epi32(8), a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11);
+  __m512i a12 = _mm512_set1_epi32(12), a13 = _mm512_set1_epi32(13), a14 = _mm512_set1_epi32(14), a15 = _mm512_set1_epi32(15);
   for (int64_t it = 0; it < iters; ++it) {
     a0 = _mm512_dpbusd_epi32(a0, x, y), a1 = _mm512_dpbusd_epi32(a1, x, y);
     a2 = _mm512_dpbusd_epi32(a2, x, y), a3 = _mm512_dpbusd_epi32(a3, x, y);

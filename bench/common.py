@@ -1,0 +1,247 @@
+"""Shared helpers for the benchmark scripts in bench/.
+
+Every benchmark follows the contract in ARCHITECTURE.md ("Benchmarks: the contract"):
+mixq and every installed peer run in the same process on the same inputs with the same
+thread count; we report medians of repeated runs after warm-up, print a side-by-side
+table and, with ``--json PATH``, write ``{"machine": {...}, "results": [...]}``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+PEER_MODULES = ("torch", "onnxruntime", "onnx")
+
+
+# ---------------------------------------------------------------- arguments
+def parse_args(description: str, argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="fewer cases/repeats (CI smoke run)")
+    p.add_argument("--json", metavar="PATH", help="write machine info and results as JSON")
+    p.add_argument("--threads", type=int, default=2, help="threads for mixq and every peer")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed runs per case (default 10, 3 with --quick)")
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 10
+    args.warmup = 1 if args.quick else 2
+    args.min_time = 0.05 if args.quick else 0.25  # keep timing tiny cases a little longer
+    return args
+
+
+# ---------------------------------------------------------------- timing
+def time_fn(fn, repeats: int = 10, warmup: int = 2, min_time: float = 0.0,
+            max_runs: int = 1000) -> tuple[float, float]:
+    """Call fn() `warmup` times, then time single calls with perf_counter.
+
+    Runs at least `repeats` times and keeps going (up to `max_runs`) until `min_time`
+    seconds were spent timing, so sub-millisecond cases get enough samples.
+    Returns (median_s, min_s).
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    total = 0.0
+    while len(times) < max(repeats, 1) or (total < min_time and len(times) < max_runs):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        total += dt
+    return statistics.median(times), min(times)
+
+
+# ---------------------------------------------------------------- peers
+_PEERS: dict | None = None
+
+
+def peers(verbose: bool = True) -> dict:
+    """{name: module or None} for mixq and every optional peer; missing ones are printed."""
+    global _PEERS
+    if _PEERS is None:
+        _PEERS = {}
+        for name in ("mixq",) + PEER_MODULES:
+            try:
+                _PEERS[name] = importlib.import_module(name)
+            except Exception as e:  # ImportError, or a broken native extension
+                _PEERS[name] = None
+                if verbose:
+                    print(f"[bench] {name} not available ({type(e).__name__}: {e}); skipping its rows")
+    return _PEERS
+
+
+def set_threads(n: int) -> None:
+    """Give mixq and torch the same thread count (ORT gets it per session: ort_session)."""
+    p = peers()
+    if p["torch"] is not None:
+        p["torch"].set_num_threads(n)
+        try:
+            p["torch"].set_num_interop_threads(1)
+        except RuntimeError:  # only allowed before torch started inter-op work
+            pass
+    if p["mixq"] is not None:
+        p["mixq"].set_num_threads(n)
+
+
+def ort_session(model, threads: int):
+    """InferenceSession on the CPU provider with intra-op = threads, inter-op = 1, sequential."""
+    ort = peers()["onnxruntime"]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # ORT's idle intra-op threads otherwise keep spinning after each run and take the cores
+    # from whichever library is timed next in this process (measured: mixq at half speed).
+    # Its own back-to-back timings were the same within noise without spinning.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+# ---------------------------------------------------------------- machine
+def cpu_model_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def numpy_dram_read_gbs(threads: int, mbytes: int = 512, rounds: int = 3) -> float:
+    """Estimate of DRAM read bandwidth measured with numpy, NOT by mixq: `threads` threads
+    each reduce one slice of an int64 array of `mbytes` MB (well above the L3), best of
+    `rounds`. numpy releases the GIL inside the reduction, so the threads run in parallel."""
+    arr = np.ones(mbytes * (1 << 20) // 8, dtype=np.int64)
+    chunks = np.array_split(arr, threads)
+    best = float("inf")
+    with ThreadPoolExecutor(threads) as ex:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            list(ex.map(np.add.reduce, chunks))
+            best = min(best, time.perf_counter() - t0)
+    return arr.nbytes / best / 1e9
+
+
+def other_load(seconds: float = 0.5) -> float:
+    """Cores' worth of CPU time used by anyone (other processes, since we are idle here)
+    during `seconds`, from /proc/stat; 0.0 where unavailable."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        (t0, i0), _, (t1, i1) = sample(), time.sleep(seconds), sample()
+    except OSError:
+        return 0.0
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
+
+
+def warn_if_busy() -> None:
+    load = other_load()
+    if load > 0.3:
+        print(f"[bench] WARNING: other processes use ~{load:.1f} cores right now; "
+              "timings (especially multi-threaded peers) will be low and noisy")
+
+
+def machine_info(threads: int) -> dict:
+    """The "machine" dict of the JSON contract; isa and peaks come from mixq (None without it)."""
+    mixq = peers()["mixq"]
+    info = {"cpu": cpu_model_name(), "isa": None, "threads": threads,
+            "peak_int8_gops": None, "peak_fp32_gflops": None, "dram_read_gbs": None}
+    if mixq is not None:
+        ci = mixq.cpu_info()
+        info["isa"] = ci.get("isa")
+        info["peak_int8_gops"] = float(mixq.measure_peak("int8"))
+        info["peak_fp32_gflops"] = float(mixq.measure_peak("fp32"))
+        info["dram_read_gbs"] = ci.get("dram_read_gbs")
+    if info["dram_read_gbs"] is None:
+        info["dram_read_gbs"] = numpy_dram_read_gbs(threads)  # numpy-measured estimate
+    return info
+
+
+# ---------------------------------------------------------------- results
+class Results:
+    """Collects rows {"case", "impl", "median_s", "min_s", "ops", "bytes"}."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, case: str, impl: str, median_s: float, min_s: float,
+            ops: float | None = None, bytes: float | None = None) -> dict:
+        row = {"case": case, "impl": impl, "median_s": float(median_s), "min_s": float(min_s),
+               "ops": None if ops is None else float(ops),
+               "bytes": None if bytes is None else float(bytes)}
+        self.rows.append(row)
+        return row
+
+    def get(self, case: str, impl: str) -> dict | None:
+        return next((r for r in self.rows if r["case"] == case and r["impl"] == impl), None)
+
+    def gops(self, case: str, impl: str) -> float | None:
+        r = self.get(case, impl)
+        return None if r is None or not r["ops"] else r["ops"] / r["median_s"] / 1e9
+
+
+def is_mixq(impl: str) -> bool:
+    return impl.startswith("mixq-")
+
+
+def best_peer_gops(results: Results, case: str, impls) -> float | None:
+    vals = [results.gops(case, i) for i in impls if not is_mixq(i)]
+    vals = [v for v in vals if v is not None]
+    return max(vals) if vals else None
+
+
+def print_table(results: Results, impls=None, title: str | None = None,
+                peaks: dict | None = None) -> None:
+    """One line per case, one GOPS column (from the median) per impl. Each mixq-* impl
+    also gets a column "<precision>/peer" with its ratio to the best non-mixq impl of this
+    table and, when peaks[impl] is given, "<precision> %peak". Missing measurements print as '-'."""
+    impls = list(impls or dict.fromkeys(r["impl"] for r in results.rows))
+    cases = list(dict.fromkeys(r["case"] for r in results.rows
+                               if r["impl"] in impls))
+    peaks = peaks or {}
+    mine = [i for i in impls if is_mixq(i)]
+    cols = [(i, i, "GOPS") for i in impls]  # (header, impl, what)
+    cols += [(f"{i[5:]}/peer", i, "ratio") for i in mine]
+    cols += [(f"{i[5:]} %peak", i, "peak") for i in mine if peaks.get(i)]
+    wc = max([len("case")] + [len(c) for c in cases])
+    widths = [max(len(head), 7) for head, _, _ in cols]
+    if title:
+        print(f"\n{title}")
+    header = "case".ljust(wc) + "".join("  " + h.rjust(w) for (h, _, _), w in zip(cols, widths))
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        best = best_peer_gops(results, case, impls)
+        cells = []
+        for (_, impl, what), w in zip(cols, widths):
+            g = results.gops(case, impl)
+            if g is None:
+                s = "-"
+            elif what == "GOPS":
+                s = f"{g:.1f}"
+            elif what == "ratio":
+                s = f"{g / best:.2f}x" if best else "-"
+            else:
+                s = f"{100 * g / peaks[impl]:.0f}%"
+            cells.append("  " + s.rjust(w))
+        print(case.ljust(wc) + "".join(cells))
+
+
+def write_json(path: str, machine: dict, results: Results) -> None:
+    with open(path, "w") as f:
+        json.dump({"machine": machine, "results": results.rows}, f, indent=1)
+        f.write("\n")
+    print(f"[bench] wrote {path}")

@@ -1,0 +1,62 @@
+"""Tests for bench/common.py (the shared benchmark helpers) and the JSON contract."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import common  # noqa: E402
+
+
+def test_parse_args_defaults_and_quick():
+    a = common.parse_args("x", [])
+    assert (a.quick, a.json, a.threads, a.repeats) == (False, None, 2, 10)
+    q = common.parse_args("x", ["--quick", "--json", "o.json", "--threads", "1"])
+    assert (q.quick, q.json, q.threads, q.repeats) == (True, "o.json", 1, 3)
+    assert common.parse_args("x", ["--quick", "--repeats", "7"]).repeats == 7
+
+
+def test_time_fn_counts_runs():
+    calls = []
+    med, mn = common.time_fn(lambda: calls.append(1), repeats=5, warmup=2)
+    assert len(calls) == 7 and 0 <= mn <= med
+    calls.clear()
+    common.time_fn(lambda: calls.append(1), repeats=1, warmup=0, min_time=0.01, max_runs=50)
+    assert 1 <= len(calls) <= 50
+
+
+def test_results_table_and_json(tmp_path, capsys):
+    r = common.Results()
+    case = "gemm M=2 N=2 K=2"
+    r.add(case, "torch-mm", 1.0, 0.9, ops=4e9)
+    r.add(case, "ort-matmul-fp32", 0.5, 0.4, ops=4e9)
+    r.add(case, "mixq-fp32", 0.25, 0.2, ops=4e9)
+    r.add("other", "torch-mm", 1.0, 1.0, ops=1e9)
+    assert r.gops(case, "mixq-fp32") == 16.0
+    assert common.best_peer_gops(r, case, ["torch-mm", "ort-matmul-fp32", "mixq-fp32"]) == 8.0
+
+    common.print_table(r, ["torch-mm", "ort-matmul-fp32", "mixq-fp32"], "t", {"mixq-fp32": 32.0})
+    out = capsys.readouterr().out
+    assert "2.00x" in out and "50%" in out
+    other = next(line for line in out.splitlines() if line.startswith("other"))
+    assert other.split()[1:] == ["1.0", "-", "-", "-", "-"]
+
+    path = tmp_path / "r.json"
+    machine = {"cpu": "c", "isa": "avx512vnni", "threads": 2, "peak_int8_gops": 1.0,
+               "peak_fp32_gflops": 1.0, "dram_read_gbs": 1.0}
+    common.write_json(str(path), machine, r)
+    data = json.loads(path.read_text())
+    assert set(data) == {"machine", "results"} and data["machine"] == machine
+    assert all(set(row) == {"case", "impl", "median_s", "min_s", "ops", "bytes"}
+               for row in data["results"])
+    assert data["results"][0]["bytes"] is None
+
+
+def test_cpu_model_name_and_dram_estimate():
+    assert isinstance(common.cpu_model_name(), str)
+    assert common.numpy_dram_read_gbs(threads=2, mbytes=16, rounds=1) > 0
+
+
+def test_other_load_is_a_core_count():
+    assert 0.0 <= common.other_load(0.05) <= (__import__("os").cpu_count() or 1) + 0.01
