@@ -26,6 +26,12 @@ inline void dispatch_mr(int mr, F&& f) {
   if constexpr (MAX > 1) dispatch_mr<MAX - 1>(mr, f);
 }
 
+// For kernels that handle one 32-column panel per call: runs f(MR, j) for each panel j < np.
+template <int MAX, typename F>
+inline void for_each_panel(int mr, int np, F&& f) {
+  for (int j = 0; j < np; ++j) dispatch_mr<MAX>(mr, [&](auto MR) { f(MR, j); });
+}
+
 }  // namespace
 }  // namespace mixq
 

@@ -76,14 +76,16 @@ void gemm_f32_avx2(int64_t k_steps, const float* a0, int64_t lda, const float* b
 
 void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
-  for (int j = 0; j < np; ++j)  // 32-column panels
-    dispatch_mr<4>(mr, [&](auto MR) { gemm_s8_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
+  for_each_panel<4>(mr, np, [&](auto MR, int j) {
+    gemm_s8_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
+  });
 }
 
 void f32_gemm_6x32__avx2(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
                          int64_t b_stride, float* c, int64_t ldc, bool accumulate) {
-  for (int j = 0; j < np; ++j)
-    dispatch_mr<6>(mr, [&](auto MR) { gemm_f32_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
+  for_each_panel<6>(mr, np, [&](auto MR, int j) {
+    gemm_f32_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
+  });
 }
 
 // 12 independent FMA chains: the fp32 compute roof of one core without AVX-512.

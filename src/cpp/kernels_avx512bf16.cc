@@ -43,8 +43,9 @@ void gemm_bf16(int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* 
 
 void bf16_gemm_14x32c2__avx512bf16(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda,
                                    const uint16_t* b, int64_t b_stride, float* c, int64_t ldc, bool accumulate) {
-  for (int j = 0; j < np; ++j)  // 32-column panels
-    dispatch_mr<14>(mr, [&](auto MR) { gemm_bf16<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate); });
+  for_each_panel<14>(mr, np, [&](auto MR, int j) {
+    gemm_bf16<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
+  });
 }
 
 // 16 independent vdpbf16ps chains: the bf16 compute roof of one core.
