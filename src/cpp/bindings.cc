@@ -81,6 +81,8 @@ nb::object matmul_s8(const PackedWeight& w, nb::ndarray<nb::ndim<2>, nb::c_conti
   check_k(int64_t(x.shape(1)), w);
   Epilogue e;
   e.type = out_type_from(out_dtype);
+  if (e.type == OutType::s32 && w.low_bit())
+    throw std::invalid_argument("low-bit weights accumulate in float: out_dtype int32 is not available");
   e.bias = bias_ptr(bias, w.N);
   e.lo = lo, e.hi = hi, e.out_scale = out_scale, e.out_zp = out_zp;
   e.ldo = w.N;
@@ -107,7 +109,7 @@ nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional
   nb::object out = make_output(e.type, M, w.N, &e.out);
   {
     nb::gil_scoped_release rel;
-    if (w.format == WeightFormat::s8_x32c4) gemm_dynamic_s8(w, x.data(), M, M ? int64_t(x.shape(1)) : 0, e);
+    if (w.format == WeightFormat::s8_x32c4 || w.low_bit()) gemm_dynamic_s8(w, x.data(), M, int64_t(x.shape(1)), e);
     else gemm_float(w, x.data(), M, int64_t(x.shape(1)), e);
   }
   return out;
@@ -135,7 +137,8 @@ nb::dict cpu_info() {
   for (Isa i : available_isas()) avail.append(isa_name(i));
   out["available_isas"] = avail;
   nb::dict kernels;
-  kernels["s8"] = d.s8->name, kernels["f32"] = d.f32->name, kernels["bf16"] = d.bf16->name, kernels["ops"] = d.ops->name;
+  kernels["s8"] = d.s8->name, kernels["f32"] = d.f32->name, kernels["bf16"] = d.bf16->name;
+  kernels["u4"] = d.u4->name, kernels["u2"] = d.u2->name, kernels["ops"] = d.ops->name;
   out["kernels"] = kernels;
   out["l1d_bytes"] = f.l1d_bytes, out["l2_bytes"] = f.l2_bytes, out["l3_bytes"] = f.l3_bytes;
   out["physical_cores"] = f.physical_cores;
@@ -172,7 +175,8 @@ NB_MODULE(_core, m) {
     for (const auto& k : gemm_kernels()) {
       nb::dict d;
       d["name"] = k.name, d["isa"] = isa_name(k.isa);
-      d["kind"] = k.kind == KernelKind::s8 ? "s8" : k.kind == KernelKind::f32 ? "f32" : "bf16";
+      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2"};
+      d["kind"] = kinds[int(k.kind)];
       d["mr"] = k.mr, d["nr"] = k.nr, d["kr"] = k.kr, d["needs_bf16"] = k.needs_bf16;
       out.append(d);
     }
@@ -196,7 +200,10 @@ NB_MODULE(_core, m) {
       })
       .def("scale", [](const PackedWeight& w) { return w.scale; })
       .def("zero_point", [](const PackedWeight& w) { return w.zero_point; })
-      .def("colsum", [](const PackedWeight& w) { return w.colsum; });
+      .def("colsum", [](const PackedWeight& w) { return w.colsum; })
+      .def_prop_ro("group_size", [](const PackedWeight& w) { return w.group_size; })
+      .def("group_scale", [](const PackedWeight& w) { return w.group_scale; })
+      .def("group_zp", [](const PackedWeight& w) { return w.group_zp; });
 
   m.def("pack_s8", [](In2<int8_t> w, In1<float> scale, std::optional<In1<int32_t>> zp) {
     const int64_t N = int64_t(w.shape(0)), K = int64_t(w.shape(1));
@@ -205,6 +212,20 @@ NB_MODULE(_core, m) {
     nb::gil_scoped_release rel;
     return pack_s8(w.data(), N, K, scale.data(), zp ? zp->data() : nullptr);
   }, "w"_a, "scale"_a, "zero_point"_a = nb::none());
+  m.def("pack_lowbit", [](In2<uint8_t> codes, int bits, int64_t group_size, In2<float> scale, In2<uint8_t> zp) {
+    const int64_t N = int64_t(codes.shape(0)), K = int64_t(codes.shape(1));
+    const int64_t G = (K + group_size - 1) / std::max<int64_t>(group_size, 1);
+    if (int64_t(scale.shape(0)) != N || int64_t(scale.shape(1)) != G || int64_t(zp.shape(0)) != N ||
+        int64_t(zp.shape(1)) != G)
+      throw std::invalid_argument("scale and zero_point must be [N, n_groups]");
+    nb::gil_scoped_release rel;
+    return pack_lowbit(codes.data(), N, K, bits, group_size, scale.data(), zp.data());
+  }, "codes"_a, "bits"_a, "group_size"_a, "scale"_a, "zero_point"_a);
+  m.def("packed_lowbit_from_parts", [](uint32_t format, int64_t N, int64_t K, int64_t group_size, In1<uint8_t> data,
+                                        In1<float> scale, In1<uint8_t> zp) {
+    return packed_lowbit_from_parts(WeightFormat(format), N, K, group_size, data.data(), data.shape(0), scale.data(),
+                                    scale.shape(0), zp.data(), zp.shape(0));
+  });
   m.def("pack_f32", [](In2<float> w) {
     nb::gil_scoped_release rel;
     return pack_f32(w.data(), int64_t(w.shape(0)), int64_t(w.shape(1)));

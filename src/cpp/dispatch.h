@@ -12,6 +12,8 @@ struct Dispatch {
   const GemmKernelInfo* s8;
   const GemmKernelInfo* f32;
   const GemmKernelInfo* bf16;
+  const GemmKernelInfo* u4;
+  const GemmKernelInfo* u2;
   const IsaOps* ops;
 };
 

@@ -47,18 +47,18 @@ thread_local AlignedBuffer t_quantized;  // dynamically quantized activations of
 // The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
 // C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
 // kernel sweeps the row micro-panels, so the B micro-panel is reused mc/mr times while hot.
-//   kernel(mr, np, steps, a, lda, b, b_stride, acc, ldacc, accumulate)
+//   kernel(mr, np, p0, steps, m, n, tile, ldtile, accumulate): rows [m, m+mr), columns
+//     [n, n + 32*np), k steps [p0, p0+steps)
 //   epilogue(tile, ldtile, m0, rows, n0, cols): output of a finished micro-tile
-template <typename AElem, typename BElem, typename Acc, typename Kernel, typename Epi>
-void run_blocked(const PackedWeight& w, int64_t M, const AElem* a, int64_t lda, const GemmKernelInfo& kinfo,
-                 Kernel kernel, Epi epilogue) {
+// kc_granule: kc slices are a multiple of it (low-bit groups must not straddle two slices).
+template <typename Acc, typename Kernel, typename Epi>
+void run_blocked(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, int64_t b_step_bytes,
+                 int64_t kc_granule, Kernel kernel, Epi epilogue) {
   const int mr_max = kinfo.mr, np_max = kinfo.nr / kPanelN;
-  const int64_t N = w.N, ks = w.k_steps(), kr = w.kr();
-  const int64_t b_step = kPanelN * kr;  // B elements per k step of one panel
-  const Blocking blk = choose_blocking(mr_max, M, N, b_step * int64_t(sizeof(BElem)));
+  const int64_t N = w.N, ks = w.k_steps();
+  Blocking blk = choose_blocking(mr_max, M, N, b_step_bytes);
+  blk.kc_steps = std::max<int64_t>(1, blk.kc_steps / kc_granule) * kc_granule;
   const int64_t m_blocks = (M + blk.mc - 1) / blk.mc, n_chunks = (N + blk.nc - 1) / blk.nc;
-  const BElem* wdata = w.data.as<BElem>();
-  const int64_t panel_elems = ks * b_step;
 
   parallel_for(m_blocks * n_chunks, [&](int64_t task, int) {
     const int64_t m0 = (task / n_chunks) * blk.mc, mc = std::min(blk.mc, M - m0);
@@ -71,17 +71,27 @@ void run_blocked(const PackedWeight& w, int64_t M, const AElem* a, int64_t lda, 
       const int64_t steps = std::min(blk.kc_steps, ks - p0);
       for (int64_t j = 0; j < n_panels; j += np_max) {
         const int np = int(std::min<int64_t>(np_max, n_panels - j));
-        const BElem* bp = wdata + (n0 / kPanelN + j) * panel_elems + p0 * b_step;
         for (int64_t r = 0; r < mc; r += mr_max) {
           const int mr = int(std::min<int64_t>(mr_max, mc - r));
           Acc* tile = acc + r * ldacc + j * kPanelN;
-          kernel(mr, np, steps, a + (m0 + r) * lda + p0 * kr, lda, bp, panel_elems, tile, ldacc, p0 > 0);
+          kernel(mr, np, p0, steps, m0 + r, n0 + j * kPanelN, tile, ldacc, p0 > 0);
           // Finish each micro-tile while it is still in L1.
           if (p0 + steps >= ks) epilogue(tile, ldacc, m0 + r, mr, n0 + j * kPanelN, std::min<int64_t>(np * kPanelN, nc - j * kPanelN));
         }
       }
     }
   });
+}
+
+// Kernel call for the plain kinds: A rows in place at (m, p0), B panels at (n, p0).
+template <typename AElem, typename BElem, typename Acc, typename Fn>
+auto plain_kernel(Fn fn, const AElem* a, int64_t lda, const PackedWeight& w) {
+  const int64_t kr = w.kr(), panel_elems = w.panel_bytes() / int64_t(sizeof(BElem));
+  const BElem* wdata = w.data.as<BElem>();
+  return [=](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, Acc* tile, int64_t ldt, bool accumulate) {
+    fn(mr, np, steps, a + m * lda + p0 * kr, lda, wdata + (n / kPanelN) * panel_elems + p0 * kPanelN * kr,
+       panel_elems, tile, ldt, accumulate);
+  };
 }
 
 // Runs fn(r0, rows) over row chunks of about 64 KiB of input, in parallel.
@@ -100,25 +110,25 @@ int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
   return (row_elems * elem_bytes) % 4096 == 0 ? row_elems + 64 / elem_bytes : row_elems;
 }
 
-void check_format(const PackedWeight& w, WeightFormat f, const char* what) {
-  if (w.format != f) throw std::invalid_argument(std::string(what) + ": packed weight has the wrong format");
-}
 
 }  // namespace
 
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
-  check_format(w, WeightFormat::s8_x32c4, "gemm_s8");
+  if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
+    throw std::invalid_argument("gemm_s8: weights are not int8 or low-bit");
   const Dispatch d = active_dispatch();
-  note_kernel(d.s8->name);
+  const GemmKernelInfo& kinfo =
+      w.format == WeightFormat::u4_x32c4 ? *d.u4 : w.format == WeightFormat::u2_x32c4 ? *d.u2 : *d.s8;
+  note_kernel(kinfo.name);
   if (a.M == 0) return;
   const IsaOps* ops = d.ops;
-  const int64_t M = a.M, K = w.K, K4 = w.k_steps() * 4;
-  // The kernels read u8 rows in place; s8 input (shift by 128) or K % 4 != 0 (zero padding) is
+  const int64_t M = a.M, K = w.K, K_read = w.k_steps() * 4;  // the kernels read K_read values per row
+  // The kernels read u8 rows in place; s8 input (shift by 128) or K_read != K (zero padding) is
   // converted first.
   const uint8_t* rows = a.data;
   int64_t lda = a.lda;
-  if (a.is_signed || K4 != K) {
-    const int64_t ldd = conflict_free_stride(K4, 1);
+  if (a.is_signed || K_read != K) {
+    const int64_t ldd = conflict_free_stride(K_read, 1);
     t_prepared.resize(size_t(M * ldd));
     uint8_t* dst = t_prepared.as<uint8_t>();
     parallel_rows(M, K, [&](int64_t r0, int64_t n) {
@@ -126,33 +136,61 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     });
     rows = dst, lda = ldd;
   }
-  std::vector<int32_t> rowsum;
-  if (!w.zero_point.empty()) {  // weight zero points need the activation row sums
-    rowsum.resize(size_t(M));
-    parallel_rows(M, K, [&](int64_t r0, int64_t n) { ops->row_sums_u8(n, K, rows + r0 * lda, lda, rowsum.data() + r0); });
-  }
   // Zero points move to the u8 domain when s8 activations are shifted by +128.
   std::vector<int32_t> a_zp(static_cast<size_t>(a.zp_stride ? M : 1));
   for (size_t i = 0; i < a_zp.size(); ++i)
     a_zp[i] = (a.zero_point ? a.zero_point[i * a.zp_stride] : 0) + (a.is_signed ? 128 : 0);
   e.K = K;
-  e.rowsum = rowsum.empty() ? nullptr : rowsum.data();
   e.a_zp = a_zp.data();
   e.a_zp_stride = a.zp_stride ? 1 : 0;
   e.a_scale = a.scale;
   e.a_scale_stride = a.scale_stride;
+
+  if (w.low_bit()) {
+    // Per-group activation row sums fold the weight zero points (LowBitArgs).
+    const int64_t G = w.n_groups();
+    std::vector<float> group_sums(size_t(M * G));
+    parallel_rows(M, K, [&](int64_t r0, int64_t n) {
+      ops->group_sums_u8(n, K, rows + r0 * lda, lda, w.group_size, group_sums.data() + r0 * G, G);
+    });
+    e.wsum = w.wsum.data();
+    const auto fn = reinterpret_cast<GemmLowBitFn>(kinfo.fn);
+    const int64_t panel_bytes = w.panel_bytes(), step_bytes = kPanelN * w.bits() / 2, group_steps = w.group_size / 4;
+    const uint8_t* wdata = w.data.as<uint8_t>();
+    run_blocked<float>(
+        w, M, kinfo, step_bytes, group_steps,
+        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+          const int64_t g0 = p0 / group_steps;
+          const LowBitArgs args{group_steps, w.group_scale.data() + g0 * w.n_pad() + n,
+                                w.group_sz.data() + g0 * w.n_pad() + n, w.n_pad(), group_sums.data() + m * G + g0, G};
+          fn(mr, np, steps, rows + m * lda + p0 * 4, lda, wdata + (n / kPanelN) * panel_bytes + p0 * step_bytes,
+             panel_bytes, args, tile, ldt, accumulate);
+        },
+        [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+          ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
+        });
+    return;
+  }
+
+  std::vector<int32_t> rowsum;
+  if (!w.zero_point.empty()) {  // weight zero points need the activation row sums
+    rowsum.resize(size_t(M));
+    parallel_rows(M, K, [&](int64_t r0, int64_t n) { ops->row_sums_u8(n, K, rows + r0 * lda, lda, rowsum.data() + r0); });
+  }
+  e.rowsum = rowsum.empty() ? nullptr : rowsum.data();
   e.colsum = w.colsum.data();
   e.b_zp = w.zero_point.empty() ? nullptr : w.zero_point.data();
   e.b_scale = w.scale.data();
-  run_blocked<uint8_t, int8_t, int32_t>(
-      w, M, rows, lda, *d.s8, reinterpret_cast<GemmS8Fn>(d.s8->fn),
-      [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
-        ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
-      });
+  run_blocked<int32_t>(w, M, *d.s8, kPanelN * 4, 1,
+                       plain_kernel<uint8_t, int8_t, int32_t>(reinterpret_cast<GemmS8Fn>(d.s8->fn), rows, lda, w),
+                       [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+                         ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
+                       });
 }
 
 void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
-  check_format(w, WeightFormat::s8_x32c4, "gemm_dynamic_s8");
+  if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
+    throw std::invalid_argument("gemm_dynamic_s8: weights are not int8 or low-bit");
   const IsaOps* ops = active_dispatch().ops;
   const int64_t K = w.K, K4 = conflict_free_stride(w.k_steps() * 4, 1);
   t_quantized.resize(size_t(M * K4));
@@ -191,7 +229,7 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
       });
       x = dst, ldx = ld;
     }
-    run_blocked<float, float, float>(w, M, x, ldx, *d.f32, reinterpret_cast<GemmF32Fn>(d.f32->fn), epi);
+    run_blocked<float>(w, M, *d.f32, kPanelN * 4, 1, plain_kernel<float, float, float>(reinterpret_cast<GemmF32Fn>(d.f32->fn), x, ldx, w), epi);
   } else if (w.format == WeightFormat::bf16_x32c2) {
     note_kernel(d.bf16->name);
     if (M == 0) return;
@@ -199,7 +237,7 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
     t_prepared.resize(size_t(M * K2) * sizeof(uint16_t));
     uint16_t* xb = t_prepared.as<uint16_t>();
     parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * K2, K2); });
-    run_blocked<uint16_t, uint16_t, float>(w, M, xb, K2, *d.bf16, reinterpret_cast<GemmBf16Fn>(d.bf16->fn), epi);
+    run_blocked<float>(w, M, *d.bf16, kPanelN * 4, 1, plain_kernel<uint16_t, uint16_t, float>(reinterpret_cast<GemmBf16Fn>(d.bf16->fn), xb, K2, w), epi);
   } else {
     throw std::invalid_argument("gemm_float: weights are not fp32 or bf16");
   }

@@ -9,9 +9,13 @@ const std::vector<GemmKernelInfo>& gemm_kernels() {
   MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, KernelKind::kind, mr, nr, kr,                  \
                                   reinterpret_cast<const void*>(&name),                            \
                                   KernelKind::kind == KernelKind::bf16 && Isa::isa != Isa::ref}, )
+#define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)                                    \
+  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::u4 : KernelKind::u2, mr, nr, 4, \
+                                  reinterpret_cast<const void*>(&name), false}, )
 #define MIXQ_ISA_OPS(name, isa, guard)
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL
+#undef MIXQ_LOWBIT_KERNEL
 #undef MIXQ_ISA_OPS
   };
   return table;
@@ -20,9 +24,11 @@ const std::vector<GemmKernelInfo>& gemm_kernels() {
 std::vector<const IsaOps*> isa_ops_list() {
   return {
 #define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)
+#define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)
 #define MIXQ_ISA_OPS(name, isa, guard) MIXQ_WHEN(guard, &name, )
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL
+#undef MIXQ_LOWBIT_KERNEL
 #undef MIXQ_ISA_OPS
   };
 }

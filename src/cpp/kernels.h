@@ -20,7 +20,23 @@ using GemmF32Fn = void (*)(int mr, int np, int64_t k_steps, const float* a, int6
 using GemmBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* b,
                             int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 
-enum class KernelKind { s8, f32, bf16 };
+// Low-bit weights (u4/u2 codes, scale and zero point per group of K and column): an int32 dot
+// product per group (vpdpbusd on unpacked codes), folded into fp32 accumulators at each group end:
+//   c += scale[g][n] * dot_g - scale_zp[g][n] * rowsum_g[m]
+// where rowsum_g is the sum of the u8 activations of row m over group g. The remaining activation
+// zero-point term needs only the column sums of the dequantized weights (epilogue_lowbit).
+struct LowBitArgs {
+  int64_t group_steps;      // k steps per group
+  const float* scale;       // [group][ld_scale], at the first group and column of the call
+  const float* scale_zp;    // scale * zero point, same layout
+  int64_t ld_scale;
+  const float* rowsum;      // [row][ld_rowsum], at the first row and group of the call
+  int64_t ld_rowsum;
+};
+using GemmLowBitFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
+                              int64_t b_stride, const LowBitArgs& args, float* c, int64_t ldc, bool accumulate);
+
+enum class KernelKind { s8, f32, bf16, u4, u2 };
 
 struct GemmKernelInfo {
   const char* name;
@@ -46,6 +62,7 @@ struct Epilogue {
   const float* a_scale = nullptr;   // per row (stride a_scale_stride)
   int64_t a_scale_stride = 0;
   const float* b_scale = nullptr;   // per output column
+  const float* wsum = nullptr;      // low-bit: per column sum of dequantized weights
   const float* bias = nullptr;      // per output column or nullptr
   float lo = -__builtin_inff(), hi = __builtin_inff();  // fused activation clamp
   float out_scale = 1.f;            // requantized outputs
@@ -67,6 +84,9 @@ struct IsaOps {
   void (*row_sums_u8)(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, int32_t* out);
   // fp32 rows -> bf16 rows of ldd = round_up(K, 2), round to nearest even, zeros after K.
   void (*prepare_a_bf16)(int64_t rows, int64_t K, const float* a, int64_t lda, uint16_t* dst, int64_t ldd);
+  // out[r * ld_out + g] = sum of the u8 values of row r over k in [g*group, (g+1)*group) (k < K).
+  void (*group_sums_u8)(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, int64_t group, float* out,
+                        int64_t ld_out);
   // Dynamic per-row asymmetric u8 quantization into rows of ldq bytes (zeros after K).
   // Returns false on a NaN/Inf input.
   bool (*quantize_rows_u8)(int64_t M, int64_t K, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
@@ -74,6 +94,10 @@ struct IsaOps {
   // Epilogue for an int32 tile of rows [m0, m0+mr) and columns [n0, n0+nc) (acc row stride ldacc).
   void (*epilogue_s32)(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
                        int64_t n0, int64_t nc);
+  // Epilogue for a low-bit float tile: y = a_scale[m] * (acc - a_zp[m] * wsum[n]) + bias, clamp,
+  // then float or requantized output (e.wsum must be set).
+  void (*epilogue_lowbit)(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
+                          int64_t n0, int64_t nc);
   // Epilogue for a float tile (bias + clamp), writing float output.
   void (*epilogue_f32)(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
                        int64_t n0, int64_t nc);
@@ -87,8 +111,12 @@ struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
 #define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                   \
   void name(int, int, int64_t, const Kind_##kind::A*, int64_t, const Kind_##kind::B*, int64_t,        \
             Kind_##kind::C*, int64_t, bool);
+#define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)                                            \
+  void name(int, int, int64_t, const uint8_t*, int64_t, const uint8_t*, int64_t, const LowBitArgs&, float*, \
+            int64_t, bool);
 #define MIXQ_ISA_OPS(name, isa, guard) extern const IsaOps name;
 #include "kernels.inc"
+#undef MIXQ_LOWBIT_KERNEL
 #undef MIXQ_GEMM_KERNEL
 #undef MIXQ_ISA_OPS
 

@@ -39,3 +39,42 @@ void bf16_gemm_4x32c2__ref(int mr, int np, int64_t k_steps, const uint16_t* a, i
 }
 
 }  // namespace mixq
+
+namespace mixq {
+namespace {
+
+template <int BITS>
+void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride,
+                const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  constexpr int U = 8 / BITS, MASK = (1 << BITS) - 1;
+  const int64_t G = t.group_steps;
+  for (int r = 0; r < mr; ++r)
+    for (int n = 0; n < 32 * np; ++n) {
+      const uint8_t* bp = b + (n / 32) * b_stride + (n % 32) * 4;
+      float f = accumulate ? c[r * ldc + n] : 0.f;
+      for (int64_t g0 = 0; g0 < k_steps; g0 += G) {
+        uint32_t dot = 0;
+        for (int64_t p = g0; p < g0 + G; ++p)
+          for (int q = 0; q < 4; ++q)
+            dot += uint32_t(a[r * lda + 4 * p + q]) * uint32_t((bp[(p / U) * 128 + q] >> ((p % U) * BITS)) & MASK);
+        const int64_t g = g0 / G;
+        f += t.scale[g * t.ld_scale + n] * float(int32_t(dot));
+        f -= t.scale_zp[g * t.ld_scale + n] * t.rowsum[r * t.ld_rowsum + g];
+      }
+      c[r * ldc + n] = f;
+    }
+}
+
+}  // namespace
+
+void u8u4f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
+                            int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  lowbit_ref<4>(mr, np, k_steps, a, lda, b, b_stride, t, c, ldc, accumulate);
+}
+
+void u8u2f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
+                            int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  lowbit_ref<2>(mr, np, k_steps, a, lda, b, b_stride, t, c, ldc, accumulate);
+}
+
+}  // namespace mixq

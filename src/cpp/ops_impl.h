@@ -33,6 +33,19 @@ void row_sums_u8_impl(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, in
   }
 }
 
+void group_sums_u8_impl(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, int64_t group, float* out,
+                        int64_t ld_out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = a + r * lda;
+    for (int64_t g = 0; g * group < K; ++g) {
+      const int64_t end = (g + 1) * group < K ? (g + 1) * group : K;
+      int32_t s = 0;
+      for (int64_t k = g * group; k < end; ++k) s += src[k];
+      out[r * ld_out + g] = float(s);
+    }
+  }
+}
+
 void prepare_a_bf16_impl(int64_t rows, int64_t K, const float* a, int64_t lda, uint16_t* dst, int64_t ldd) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = a + r * lda;
@@ -154,6 +167,33 @@ void epilogue_s32_impl(const Epilogue& e, const int32_t* acc, int64_t ldacc, int
   }
 }
 
+void epilogue_lowbit_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr, int64_t n0,
+                          int64_t nc) {
+  const float* ws = e.wsum + n0;
+  const float* bias = e.bias ? e.bias + n0 : nullptr;
+  const float lo = e.lo, hi = e.hi;
+  float tmp[256];
+  for (int64_t r = 0; r < mr; ++r) {
+    const int64_t m = m0 + r;
+    const float* a = acc + r * ldacc;
+    const float sa = e.a_scale[m * e.a_scale_stride], za = float(e.a_zp[m * e.a_zp_stride]);
+    const int64_t off = m * e.ldo + n0;
+    for (int64_t c0 = 0; c0 < nc; c0 += 256) {
+      const int64_t cn = nc - c0 < 256 ? nc - c0 : 256;
+      float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off + c0 : tmp;
+      for (int64_t j = c0; j < c0 + cn; ++j) {
+        float v = sa * (a[j] - za * ws[j]) + (bias ? bias[j] : 0.f);
+        y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
+      }
+      const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
+      if (e.type == OutType::u8)
+        store_requantized(static_cast<uint8_t*>(e.out) + off + c0, y, cn, inv, zpf, 0.f, 255.f);
+      else if (e.type == OutType::s8)
+        store_requantized(static_cast<int8_t*>(e.out) + off + c0, y, cn, inv, zpf, -128.f, 127.f);
+    }
+  }
+}
+
 void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr, int64_t n0,
                        int64_t nc) {
   const float lo = e.lo, hi = e.hi;
@@ -182,6 +222,7 @@ void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64
 #define MIXQ_DEFINE_ISA_OPS(name, isa_level)                                                       \
   namespace mixq {                                                                                 \
   const IsaOps name = {#name,                 isa_level,             prepare_a_u8_impl,            \
-                       row_sums_u8_impl,      prepare_a_bf16_impl,   quantize_rows_u8_impl,        \
-                       epilogue_s32_impl,     epilogue_f32_impl};                                  \
+                       row_sums_u8_impl,      prepare_a_bf16_impl,   group_sums_u8_impl,           \
+                       quantize_rows_u8_impl, epilogue_s32_impl,     epilogue_lowbit_impl,         \
+                       epilogue_f32_impl};                                                         \
   }

@@ -13,6 +13,8 @@ int PackedWeight::kr() const {
     case WeightFormat::s8_x32c4: return 4;
     case WeightFormat::f32_x32: return 1;
     case WeightFormat::bf16_x32c2: return 2;
+    case WeightFormat::u4_x32c4:
+    case WeightFormat::u2_x32c4: return 4;
   }
   return 1;
 }
@@ -22,18 +24,22 @@ int PackedWeight::bits() const {
     case WeightFormat::s8_x32c4: return 8;
     case WeightFormat::f32_x32: return 32;
     case WeightFormat::bf16_x32c2: return 16;
+    case WeightFormat::u4_x32c4: return 4;
+    case WeightFormat::u2_x32c4: return 2;
   }
   return 0;
 }
 
 int64_t PackedWeight::panel_bytes() const {
+  if (low_bit()) return k_steps() * kPanelN * 4 * bits() / 8;
   int64_t elem = format == WeightFormat::f32_x32 ? 4 : format == WeightFormat::bf16_x32c2 ? 2 : 1;
   return k_steps() * kPanelN * kr() * elem;
 }
 
 int64_t PackedWeight::nbytes() const {
   return int64_t(data.size() + scale.size() * sizeof(float) + zero_point.size() * sizeof(int32_t) +
-                 colsum.size() * sizeof(int32_t));
+                 colsum.size() * sizeof(int32_t) + group_scale.size() * sizeof(float) + group_zp.size() +
+                 group_sz.size() * sizeof(float) + wsum.size() * sizeof(float));
 }
 
 namespace {
@@ -65,7 +71,76 @@ void compute_colsum(PackedWeight& pw) {
         for (int t = 0; t < 4; ++t) pw.colsum[j * kPanelN + c] += *d++;
 }
 
+// Code of column n, k step p, lane t of low-bit panel data (inverse of pack_lowbit's layout).
+inline int lowbit_code(const PackedWeight& pw, int64_t n, int64_t p, int t) {
+  const int bits = pw.bits(), U = 8 / bits;
+  const uint8_t* d = pw.data.as<uint8_t>() + (n / kPanelN) * pw.panel_bytes() + (p / U) * 128 + (n % kPanelN) * 4 + t;
+  return (*d >> ((p % U) * bits)) & ((1 << bits) - 1);
+}
+
+// Derived arrays of a low-bit weight: scale * zero point, and the column sums of dequantized weights.
+void derive_lowbit_sums(PackedWeight& pw) {
+  const int64_t G = pw.n_groups(), NP = pw.n_pad(), gs = pw.group_size / 4;
+  pw.group_sz.resize(size_t(G * NP));
+  pw.wsum.assign(size_t(NP), 0.f);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t n = 0; n < NP; ++n) {
+      const size_t i = size_t(g * NP + n);
+      pw.group_sz[i] = pw.group_scale[i] * float(pw.group_zp[i]);
+      int64_t s = 0;
+      for (int64_t p = g * gs; p < (g + 1) * gs; ++p)
+        for (int t = 0; t < 4; ++t) s += lowbit_code(pw, n, p, t) - pw.group_zp[i];
+      pw.wsum[size_t(n)] += pw.group_scale[i] * float(s);
+    }
+}
+
+void check_group(int64_t group_size) {
+  if (group_size <= 0 || group_size % 16 != 0)
+    throw std::invalid_argument("group_size must be a positive multiple of 16, got " + std::to_string(group_size));
+}
+
 }  // namespace
+
+PackedWeight pack_lowbit(const uint8_t* codes, int64_t N, int64_t K, int bits, int64_t group_size,
+                         const float* scale, const uint8_t* zero_point) {
+  check_dims(N, K);
+  check_group(group_size);
+  if (bits != 4 && bits != 2) throw std::invalid_argument("low-bit packing takes bits=4 or bits=2");
+  PackedWeight pw;
+  pw.format = bits == 4 ? WeightFormat::u4_x32c4 : WeightFormat::u2_x32c4;
+  pw.N = N, pw.K = K, pw.group_size = group_size;
+  const int64_t G = pw.n_groups(), NP = pw.n_pad(), U = 8 / bits, qmax = (1 << bits) - 1;
+  pw.group_scale.assign(size_t(G * NP), 0.f);
+  pw.group_zp.assign(size_t(G * NP), 0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      if (zero_point[n * G + g] > qmax) throw std::invalid_argument("zero point out of range for the bit width");
+      pw.group_scale[size_t(g * NP + n)] = scale[n * G + g];
+      pw.group_zp[size_t(g * NP + n)] = zero_point[n * G + g];
+    }
+  pw.data.resize(pw.expected_data_bytes());
+  uint8_t* out = pw.data.as<uint8_t>();
+  for (int64_t j = 0; j < pw.n_panels(); ++j)
+    for (int64_t u = 0; u < pw.k_steps() / U; ++u)
+      for (int c = 0; c < kPanelN; ++c)
+        for (int t = 0; t < 4; ++t) {
+          const int64_t n = j * kPanelN + c;
+          uint8_t byte = 0;
+          for (int64_t s = 0; s < U; ++s) {
+            const int64_t k = (u * U + s) * 4 + t;
+            int code = 0;
+            if (n < N) {
+              // Padding past K takes the zero point, so it dequantizes to exactly 0.
+              code = k < K ? codes[n * K + k] : pw.group_zp[size_t((k / group_size) * NP + n)];
+              if (code > qmax) throw std::invalid_argument("weight code out of range for the bit width");
+            }
+            byte |= uint8_t(code << (s * bits));
+          }
+          *out++ = byte;
+        }
+  derive_lowbit_sums(pw);
+  return pw;
+}
 
 PackedWeight pack_s8(const int8_t* w, int64_t N, int64_t K, const float* scale, const int32_t* zero_point) {
   check_dims(N, K);
@@ -122,6 +197,34 @@ PackedWeight packed_from_parts(WeightFormat format, int64_t N, int64_t K, const 
   } else if (n_scale || n_zp) {
     throw std::invalid_argument("float packed weights carry no scales or zero points");
   }
+  return pw;
+}
+
+}  // namespace mixq
+
+namespace mixq {
+
+PackedWeight packed_lowbit_from_parts(WeightFormat format, int64_t N, int64_t K, int64_t group_size,
+                                      const uint8_t* data, size_t data_bytes, const float* group_scale,
+                                      size_t n_scale, const uint8_t* group_zp, size_t n_zp) {
+  if (format != WeightFormat::u4_x32c4 && format != WeightFormat::u2_x32c4)
+    throw std::invalid_argument("not a low-bit format");
+  check_dims(N, K);
+  check_group(group_size);
+  PackedWeight pw;
+  pw.format = format;
+  pw.N = N, pw.K = K, pw.group_size = group_size;
+  const size_t per_group = size_t(pw.n_groups() * pw.n_pad());
+  if (data_bytes != pw.expected_data_bytes() || n_scale != per_group || n_zp != per_group)
+    throw std::invalid_argument("low-bit packed weight parts have inconsistent sizes");
+  pw.data.resize(data_bytes);
+  std::memcpy(pw.data.as<uint8_t>(), data, data_bytes);
+  pw.group_scale.assign(group_scale, group_scale + n_scale);
+  pw.group_zp.assign(group_zp, group_zp + n_zp);
+  const int qmax = (1 << pw.bits()) - 1;
+  for (uint8_t z : pw.group_zp)
+    if (z > qmax) throw std::invalid_argument("zero point out of range for the bit width");
+  derive_lowbit_sums(pw);
   return pw;
 }
 

@@ -13,6 +13,11 @@ enum class WeightFormat : uint32_t {
   s8_x32c4 = 1,    // int8 codes, [N/32][K/4][32][4], per-channel float scale, optional zero points
   f32_x32 = 2,     // fp32, [N/32][K][32]
   bf16_x32c2 = 3,  // bf16, [N/32][K/2][32][2]
+  // Low-bit codes (unsigned, with a zero point per group and column), group-wise along K.
+  // Steps of 4 k as in s8_x32c4; U = 8/bits consecutive steps share the bytes of one unit:
+  // [N/32][K/(4U)][32][4] bytes, step s of the unit in bits [s*bits, (s+1)*bits).
+  u4_x32c4 = 4,
+  u2_x32c4 = 5,
 };
 
 struct PackedWeight {
@@ -22,11 +27,20 @@ struct PackedWeight {
   std::vector<float> scale;         // s8: per output channel (a per-tensor scale is repeated)
   std::vector<int32_t> zero_point;  // s8: per output channel, empty when symmetric
   std::vector<int32_t> colsum;      // s8: sum of each column's codes (zero-point compensation)
+  // Low-bit formats: K is padded to n_groups * group_size; per-group arrays are [n_groups][N_pad].
+  int64_t group_size = 0;
+  std::vector<float> group_scale;
+  std::vector<uint8_t> group_zp;    // zero-point codes
+  std::vector<float> group_sz;      // scale * zero point, folded in the kernel
+  std::vector<float> wsum;          // per column: sum over K of the dequantized weights
 
   int kr() const;
   int bits() const;
+  bool low_bit() const { return format == WeightFormat::u4_x32c4 || format == WeightFormat::u2_x32c4; }
+  int64_t n_pad() const { return n_panels() * kPanelN; }
+  int64_t n_groups() const { return low_bit() ? (K + group_size - 1) / group_size : 1; }
   int64_t n_panels() const { return (N + kPanelN - 1) / kPanelN; }
-  int64_t k_steps() const { return (K + kr() - 1) / kr(); }
+  int64_t k_steps() const { return low_bit() ? n_groups() * group_size / 4 : (K + kr() - 1) / kr(); }
   int64_t panel_bytes() const;  // one 32-column panel over all of K
   size_t expected_data_bytes() const { return size_t(n_panels() * panel_bytes()); }
   // Memory a deployed layer needs: codes (as packed, with padding), scales, zero points, column sums.
@@ -36,8 +50,16 @@ struct PackedWeight {
 PackedWeight pack_s8(const int8_t* w, int64_t N, int64_t K, const float* scale, const int32_t* zero_point);
 PackedWeight pack_f32(const float* w, int64_t N, int64_t K);
 PackedWeight pack_bf16(const float* w, int64_t N, int64_t K);
-// Rebuilds a PackedWeight from its serialized parts (sizes validated, column sums recomputed).
+// Low-bit: codes [N][K] (each < 2^bits), scale and zero-point codes [N][n_groups];
+// group_size a multiple of 16.
+PackedWeight pack_lowbit(const uint8_t* codes, int64_t N, int64_t K, int bits, int64_t group_size,
+                         const float* scale, const uint8_t* zero_point);
+// Rebuilds a PackedWeight from its serialized parts (sizes validated, derived sums recomputed).
+// int8: scale/zero_point per channel. Low-bit: group_scale [n_groups][N_pad] and group_zp.
 PackedWeight packed_from_parts(WeightFormat format, int64_t N, int64_t K, const uint8_t* data, size_t data_bytes,
                                const float* scale, size_t n_scale, const int32_t* zero_point, size_t n_zp);
+PackedWeight packed_lowbit_from_parts(WeightFormat format, int64_t N, int64_t K, int64_t group_size,
+                                      const uint8_t* data, size_t data_bytes, const float* group_scale,
+                                      size_t n_scale, const uint8_t* group_zp, size_t n_zp);
 
 }  // namespace mixq

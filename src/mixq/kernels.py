@@ -29,8 +29,9 @@ __all__ = [
 ]
 
 # Packed formats of the core (packed_weight.h) and their names.
-_FORMATS = {1: "s8_x32c4", 2: "f32_x32", 3: "bf16_x32c2"}
-_KR = {1: 4, 2: 1, 3: 2}
+_FORMATS = {1: "s8_x32c4", 2: "f32_x32", 3: "bf16_x32c2", 4: "u4_x32c4", 5: "u2_x32c4"}
+_KR = {1: 4, 2: 1, 3: 2, 4: 4, 5: 4}
+_LOW_BIT = {4, 5}
 _PANEL_N = 32
 
 # Serialized PackedWeight: header, then data, scales, zero points. The CRC covers everything
@@ -44,9 +45,10 @@ _HEADER = struct.Struct("<8sHHHHHHqqqqqI")  # magic, version, format, bits, grou
 class PackedWeight:
     """Weights packed once, offline, into the layout the micro-kernels read.
 
-    Attributes: ``shape`` (N, K) = (out_features, in_features), ``bits`` (8, 16 for bf16, 32),
-    ``format``, ``nbytes`` (packed codes incl. padding + scales + zero points + column sums),
-    ``scale`` and ``zero_point`` (per output channel, int8 formats only).
+    Attributes: ``shape`` (N, K) = (out_features, in_features), ``bits`` (2, 4, 8, 16 for bf16,
+    32), ``format``, ``group_size`` (low-bit: K values sharing a scale; None otherwise),
+    ``nbytes`` (packed codes incl. padding + scales + zero points + precomputed sums),
+    ``scale`` and ``zero_point`` (int8: per output channel; low-bit: [N, n_groups]).
     """
 
     __slots__ = ("_core",)
@@ -73,29 +75,50 @@ class PackedWeight:
         return self._core.nbytes
 
     @property
+    def group_size(self) -> int | None:
+        return self._core.group_size if self._core.format in _LOW_BIT else None
+
+    def _group_table(self, values, dtype) -> np.ndarray:
+        """[n_groups][N_pad] core layout -> [N, n_groups]."""
+        n = self.shape[0]
+        return np.asarray(values, dtype=dtype).reshape(-1, -(-n // _PANEL_N) * _PANEL_N)[:, :n].T.copy()
+
+    @property
     def scale(self) -> np.ndarray | None:
+        if self._core.format in _LOW_BIT:
+            return self._group_table(self._core.group_scale(), np.float32)
         s = self._core.scale()
         return np.asarray(s, dtype=np.float32) if s else None
 
     @property
     def zero_point(self) -> np.ndarray | None:
+        if self._core.format in _LOW_BIT:
+            return self._group_table(self._core.group_zp(), np.int32)
         z = self._core.zero_point()
         return np.asarray(z, dtype=np.int32) if z else None
 
     def __repr__(self) -> str:
         n, k = self.shape
-        return f"PackedWeight(shape=({n}, {k}), bits={self.bits}, format={self.format!r}, nbytes={self.nbytes})"
+        group = f", group_size={self.group_size}" if self.group_size else ""
+        return (f"PackedWeight(shape=({n}, {k}), bits={self.bits}{group}, format={self.format!r}, "
+                f"nbytes={self.nbytes})")
 
     def to_bytes(self) -> bytes:
         """Serialize with a versioned, checksummed header (see from_bytes)."""
+        fmt = self._core.format
         data = self._core.data().tobytes()
-        scale = np.asarray(self._core.scale(), dtype="<f4").tobytes()
-        zp = np.asarray(self._core.zero_point(), dtype="<i4").tobytes()
+        if fmt in _LOW_BIT:  # group scales [n_groups][N_pad] f32, zero-point codes u8
+            scale = np.asarray(self._core.group_scale(), dtype="<f4").tobytes()
+            zp = np.asarray(self._core.group_zp(), dtype=np.uint8).tobytes()
+            n_zp, group = len(zp), self._core.group_size
+        else:
+            scale = np.asarray(self._core.scale(), dtype="<f4").tobytes()
+            zp = np.asarray(self._core.zero_point(), dtype="<i4").tobytes()
+            n_zp, group = len(zp) // 4, 0
         payload = data + scale + zp
         n, k = self.shape
-        fmt = self._core.format
-        header = _HEADER.pack(_MAGIC, _VERSION, fmt, self.bits, 0, _PANEL_N, _KR[fmt], n, k,
-                              len(data), len(scale) // 4, len(zp) // 4, zlib.crc32(payload))
+        header = _HEADER.pack(_MAGIC, _VERSION, fmt, self.bits, group, _PANEL_N, _KR[fmt], n, k,
+                              len(data), len(scale) // 4, n_zp, zlib.crc32(payload))
         return header + payload
 
     @classmethod
@@ -109,20 +132,26 @@ class PackedWeight:
             raise ValueError("not a mixq PackedWeight (bad magic)")
         if version != _VERSION:
             raise ValueError(f"PackedWeight version {version} is not supported (this mixq reads version {_VERSION})")
-        if fmt not in _FORMATS or nr != _PANEL_N or kr != _KR[fmt] or group != 0:
+        low_bit = fmt in _LOW_BIT
+        if fmt not in _FORMATS or nr != _PANEL_N or kr != _KR[fmt] or (group != 0) != low_bit:
             raise ValueError(f"PackedWeight header has an unknown layout (format={fmt}, nr={nr}, kr={kr})")
         if min(n, k, n_data, n_scale, n_zp) < 0 or n == 0 or k == 0:
             raise ValueError("PackedWeight header has invalid sizes")
-        expected = _HEADER.size + n_data + 4 * n_scale + 4 * n_zp
+        zp_size = 1 if low_bit else 4
+        expected = _HEADER.size + n_data + 4 * n_scale + zp_size * n_zp
         if len(blob) != expected:
             raise ValueError(f"PackedWeight bytes truncated or padded: {len(blob)} bytes, header says {expected}")
         payload = blob[_HEADER.size:]
         if zlib.crc32(payload) != crc:
             raise ValueError("PackedWeight checksum mismatch: the data is corrupt")
-        data = np.frombuffer(payload, dtype=np.uint8, count=n_data)
+        data = np.ascontiguousarray(np.frombuffer(payload, dtype=np.uint8, count=n_data))
         scale = np.frombuffer(payload, dtype="<f4", count=n_scale, offset=n_data).astype(np.float32)
-        zp = np.frombuffer(payload, dtype="<i4", count=n_zp, offset=n_data + 4 * n_scale).astype(np.int32)
-        core = _core.packed_from_parts(fmt, n, k, np.ascontiguousarray(data), scale, zp)
+        if low_bit:
+            zp = np.frombuffer(payload, dtype=np.uint8, count=n_zp, offset=n_data + 4 * n_scale).copy()
+            core = _core.packed_lowbit_from_parts(fmt, n, k, group, data, scale, zp)
+        else:
+            zp = np.frombuffer(payload, dtype="<i4", count=n_zp, offset=n_data + 4 * n_scale).astype(np.int32)
+            core = _core.packed_from_parts(fmt, n, k, data, scale, zp)
         if core.bits != bits:
             raise ValueError("PackedWeight header bits do not match its format")
         return cls(core)
@@ -171,8 +200,86 @@ def _quantize_weight_int8(w: np.ndarray, per_channel: bool, symmetric: bool):
     return q, np.asarray(scale, dtype=np.float32).reshape(-1), zp
 
 
+_GROUP_SIZES = (32, 64, 128)
+_CLIP_RATIOS = np.linspace(1.0, 0.5, 11, dtype=np.float32)
+
+
+def _quantize_groups(wg: np.ndarray, bits: int, symmetric: bool, clip_ratio):
+    """Round-to-nearest codes for groups wg [N, G, g]. Returns codes (uint8), scale [N, G] and
+    zero-point codes [N, G]. Symmetric: zero point 2^(bits-1), levels [-2^(bits-1), 2^(bits-1)-1]."""
+    qmax = (1 << bits) - 1
+    if symmetric:
+        amax = np.abs(wg).max(axis=2) * clip_ratio
+        scale = amax / max((1 << (bits - 1)) - 1, 1)
+        zp = np.full(scale.shape, 1 << (bits - 1), np.float32)
+    else:
+        lo = np.minimum(wg.min(axis=2), 0.0) * clip_ratio
+        hi = np.maximum(wg.max(axis=2), 0.0) * clip_ratio
+        scale = (hi - lo) / qmax
+        zp = np.clip(np.rint(-lo / np.where(scale > 0, scale, 1.0)), 0, qmax)
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(wg / scale[:, :, None]) + zp[:, :, None], 0, qmax)
+    return codes.astype(np.uint8), scale, zp.astype(np.uint8)
+
+
+def _quantize_low_bit(w: np.ndarray, bits: int, group: int, symmetric: bool, clip_search: bool):
+    """Group-wise quantization of float w [N, K] along K (the last group may be partial)."""
+    n, k = w.shape
+    n_groups = -(-k // group)
+    wg = np.zeros((n, n_groups * group), np.float32)
+    wg[:, :k] = w
+    wg = wg.reshape(n, n_groups, group)
+    codes, scale, zp = _quantize_groups(wg, bits, symmetric, np.float32(1.0))
+    if clip_search:  # per group, the clipping ratio with the least squared error
+        best = ((scale[:, :, None] * (codes.astype(np.float32) - zp[:, :, None]) - wg) ** 2).sum(axis=2)
+        for ratio in _CLIP_RATIOS[1:]:
+            c, s, z = _quantize_groups(wg, bits, symmetric, ratio)
+            err = ((s[:, :, None] * (c.astype(np.float32) - z[:, :, None]) - wg) ** 2).sum(axis=2)
+            better = err < best
+            best = np.where(better, err, best)
+            codes = np.where(better[:, :, None], c, codes)
+            scale, zp = np.where(better, s, scale), np.where(better, z, zp)
+    return codes.reshape(n, -1)[:, :k], scale, zp
+
+
+def _pack_low_bit(w, bits, group_size, scale, zero_point, symmetric, clip_search) -> PackedWeight:
+    n, k = w.shape
+    if group_size is None:  # one group per output channel
+        group = -(-k // 16) * 16
+    elif group_size in _GROUP_SIZES:
+        group = group_size
+    else:
+        raise ValueError(f"group_size must be one of {_GROUP_SIZES} or None (per channel), got {group_size!r}")
+    n_groups = -(-k // group)
+    if np.issubdtype(w.dtype, np.floating):
+        if scale is not None or zero_point is not None:
+            raise ValueError("scale/zero_point are computed for float weights; pass uint8 codes to give them")
+        _check_finite(w, "w")
+        codes, s, z = _quantize_low_bit(w.astype(np.float32), bits, group, symmetric, clip_search)
+    elif w.dtype == np.uint8:
+        if scale is None:
+            raise ValueError(f"{bits}-bit codes need scale [N, n_groups] (and optional zero_point)")
+        if w.max(initial=0) >= (1 << bits):
+            raise ValueError(f"{bits}-bit codes must be < {1 << bits}")
+        s = np.asarray(scale, dtype=np.float32)
+        z = (np.full((n, n_groups), 1 << (bits - 1)) if zero_point is None else np.asarray(zero_point))
+        if s.shape != (n, n_groups) or z.shape != (n, n_groups):
+            raise ValueError(f"scale and zero_point must have shape ({n}, {n_groups}) for group size {group}")
+        if not (np.isfinite(s).all() and (s > 0).all()):
+            raise ValueError("scale must be finite and > 0")
+        if z.min() < 0 or z.max() >= (1 << bits):
+            raise ValueError(f"zero_point codes must lie in [0, {(1 << bits) - 1}]")
+        codes, z = w, z.astype(np.uint8)
+    else:
+        raise TypeError(f"bits={bits} weights must be float or uint8 codes, got {w.dtype}")
+    return PackedWeight(_core.pack_lowbit(np.ascontiguousarray(codes, dtype=np.uint8), bits, group,
+                                          np.ascontiguousarray(s, dtype=np.float32),
+                                          np.ascontiguousarray(z, dtype=np.uint8)))
+
+
 def pack_weights(w, bits: int = 8, scale=None, zero_point=None, *, per_channel: bool = True,
-                 symmetric: bool = True) -> PackedWeight:
+                 symmetric: bool = True, group_size: int | None = None,
+                 clip_search: bool = False) -> PackedWeight:
     """Pack an [N, K] (out_features x in_features) weight for ``matmul``.
 
     - ``bits=8`` with an int8 ``w``: given codes; ``scale`` (scalar or [N]) is required,
@@ -180,9 +287,19 @@ def pack_weights(w, bits: int = 8, scale=None, zero_point=None, *, per_channel: 
     - ``bits=8`` with a float ``w``: quantized here, symmetric per output channel by default
       (``per_channel=False`` for one scale, ``symmetric=False`` for zero points).
     - ``bits=32``: fp32 weights for the fp32 kernel; ``bits=16``: bf16 weights (fp32 accumulate).
+    - ``bits=4`` / ``bits=2``: group-wise along K (``group_size`` 32, 64, 128; None = one group
+      per output channel), float32 scale per group and column, symmetric (zero point 2^(bits-1))
+      by default or asymmetric; round-to-nearest, or with ``clip_search=True`` the clipping
+      ratio per group that minimizes the squared error. uint8 codes (< 2^bits) with ``scale``
+      and optional ``zero_point`` of shape [N, n_groups] are packed as given. A K that is not a
+      multiple of the group size is handled: the last group is partial.
     """
     w = _as_2d_weight(w)
     n = w.shape[0]
+    if bits in (2, 4):
+        return _pack_low_bit(w, bits, group_size, scale, zero_point, symmetric, clip_search)
+    if group_size is not None or clip_search:
+        raise ValueError("group_size and clip_search apply to bits=4 and bits=2")
     if bits == 8:
         if w.dtype == np.int8:
             if scale is None:
@@ -213,7 +330,7 @@ def pack_weights(w, bits: int = 8, scale=None, zero_point=None, *, per_channel: 
         _check_finite(w, "w")
         wf = np.ascontiguousarray(w, dtype=np.float32)
         return PackedWeight(_core.pack_f32(wf) if bits == 32 else _core.pack_bf16(wf))
-    raise ValueError(f"bits must be 8, 16 (bf16) or 32, got {bits!r}")
+    raise ValueError(f"bits must be 2, 4, 8, 16 (bf16) or 32, got {bits!r}")
 
 
 def _clamp_bounds(activation) -> tuple[float, float]:
@@ -252,9 +369,9 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
            x_zero_point=None, out_scale=None, out_zero_point=None) -> np.ndarray:
     """``activation(x @ W.T + bias)`` on the packed weight W [N, K]; x is [..., K].
 
-    - float32 x, int8 W: activations quantized per row to uint8 inside the core (W8A8
-      dynamic); float32 out.
-    - uint8/int8 x with ``x_scale`` and ``x_zero_point`` (static activations), int8 W: out
+    - float32 x, int8/int4/int2 W: activations quantized per row to uint8 inside the core
+      (W8A8 / W4A8 / W2A8 dynamic); float32 out.
+    - uint8/int8 x with ``x_scale`` and ``x_zero_point`` (static activations), integer W: out
       ``float32`` (default), ``int32`` (raw zero-point-corrected accumulators; no bias or
       activation), or ``uint8``/``int8`` requantized to ``out_scale``/``out_zero_point``.
     - float32 x, fp32 or bf16 W: float32 out.
@@ -285,12 +402,12 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
             raise ValueError("x_scale/x_zero_point are for uint8/int8 x; float32 x is quantized dynamically")
         if out_dtype is not None and np.dtype(out_dtype) != np.float32:
             raise ValueError("float32 x gives float32 output")
-        if packed.bits != 8:
-            _check_finite(x2, "x")  # the int8 path checks inside the core, during quantization
+        if packed.bits not in (2, 4, 8):
+            _check_finite(x2, "x")  # integer paths check inside the core, during quantization
         out = _core.matmul_float_input(packed._core, x2, b, lo, hi)
     elif x.dtype in (np.uint8, np.int8):
-        if packed.bits != 8:
-            raise TypeError(f"{x.dtype} x needs int8 weights (bits=8), the weight has bits={packed.bits}")
+        if packed.bits not in (2, 4, 8):
+            raise TypeError(f"{x.dtype} x needs integer weights (bits 8, 4 or 2), the weight has bits={packed.bits}")
         if x_scale is None or x_zero_point is None:
             raise ValueError("quantized x needs x_scale and x_zero_point")
         xs = _scalar(x_scale, "x_scale", float)
@@ -306,6 +423,8 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
         os_, oz = 1.0, 0
         if od == "int32" and (b is not None or activation is not None):
             raise ValueError("int32 output is the raw accumulator: no bias or activation")
+        if od == "int32" and packed.bits != 8:
+            raise ValueError("low-bit weights accumulate in float per group: int32 output needs bits=8")
         if od in _QRANGE:
             if out_scale is None or out_zero_point is None:
                 raise ValueError(f"{od} output needs out_scale and out_zero_point")
