@@ -27,7 +27,7 @@ def test_wrong_dtypes(packed, rng):
     with pytest.raises(TypeError, match="must be float"):
         mixq.pack_weights(np.zeros((4, 4), np.int8), bits=32)
     fp = mixq.pack_weights(np.ones((8, 16), np.float32), bits=32)
-    with pytest.raises(TypeError, match="needs int8 weights"):
+    with pytest.raises(TypeError, match="needs integer weights"):
         mixq.matmul(np.zeros((2, 16), np.uint8), fp, x_scale=1.0, x_zero_point=0)
 
 

@@ -19,7 +19,7 @@ def _codes(rng, n, k, bits, group):
     g = group or -(-k // 16) * 16
     n_groups = -(-k // g)
     codes = rng.integers(0, 1 << bits, (n, k), dtype=np.uint8)
-    scale = rng.uniform(0.01, 0.1, (n, n_groups)).astype(np.float32)
+    scale = mixq.kernels._round_bf16(rng.uniform(0.01, 0.1, (n, n_groups)))  # stored as bf16
     zp = rng.integers(0, 1 << bits, (n, n_groups)).astype(np.uint8)
     return codes, scale, zp, g
 
@@ -39,7 +39,7 @@ def _reference(x_u8, x_scale, x_zp, codes, scale, zp, g):
 
 
 @pytest.mark.parametrize("bits,group", FORMATS, ids=str)
-@pytest.mark.parametrize("m,n,k", [(1, 33, 128), (7, 64, 100), (13, 40, 257)])
+@pytest.mark.parametrize("m,n,k", [(1, 33, 128), (2, 130, 64), (1, 100, 96), (7, 64, 100), (13, 40, 257)])
 def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     codes, scale, zp, g = _codes(rng, n, k, bits, group)
     p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
@@ -109,9 +109,10 @@ def test_memory_cost_and_round_trip(rng):
     w = rng.standard_normal((n, k)).astype(np.float32)
     p4 = mixq.pack_weights(w, bits=4, group_size=128)
     p2 = mixq.pack_weights(w, bits=2, group_size=64)
-    # codes + per-group f32 scale, u8 zero point and f32 scale*zp + f32 column sums
-    assert p4.nbytes == n * k // 2 + (k // 128) * n * 9 + 4 * n
-    assert p2.nbytes == n * k // 4 + (k // 64) * n * 9 + 4 * n
+    # codes + per group and column: bf16 scale and u8 zero point in the panels, u8 zero point
+    # for serialization; f32 column sums
+    assert p4.nbytes == n * k // 2 + (k // 128) * n * 4 + 4 * n
+    assert p2.nbytes == n * k // 4 + (k // 64) * n * 4 + 4 * n
     x = rng.standard_normal((3, k)).astype(np.float32)
     for p in (p4, p2):
         q = mixq.PackedWeight.from_bytes(p.to_bytes())

@@ -202,7 +202,12 @@ NB_MODULE(_core, m) {
       .def("zero_point", [](const PackedWeight& w) { return w.zero_point; })
       .def("colsum", [](const PackedWeight& w) { return w.colsum; })
       .def_prop_ro("group_size", [](const PackedWeight& w) { return w.group_size; })
-      .def("group_scale", [](const PackedWeight& w) { return w.group_scale; })
+      .def("group_scale", [](const PackedWeight& w) {  // [n_groups][N_pad], as stored (bf16)
+        std::vector<float> out;
+        for (int64_t g = 0; g < w.n_groups(); ++g)
+          for (int64_t n = 0; n < w.n_pad(); ++n) out.push_back(w.group_scale(g, n));
+        return out;
+      })
       .def("group_zp", [](const PackedWeight& w) { return w.group_zp; });
 
   m.def("pack_s8", [](In2<int8_t> w, In1<float> scale, std::optional<In1<int32_t>> zp) {
@@ -222,9 +227,9 @@ NB_MODULE(_core, m) {
     return pack_lowbit(codes.data(), N, K, bits, group_size, scale.data(), zp.data());
   }, "codes"_a, "bits"_a, "group_size"_a, "scale"_a, "zero_point"_a);
   m.def("packed_lowbit_from_parts", [](uint32_t format, int64_t N, int64_t K, int64_t group_size, In1<uint8_t> data,
-                                        In1<float> scale, In1<uint8_t> zp) {
-    return packed_lowbit_from_parts(WeightFormat(format), N, K, group_size, data.data(), data.shape(0), scale.data(),
-                                    scale.shape(0), zp.data(), zp.shape(0));
+                                        In1<uint8_t> zp) {
+    return packed_lowbit_from_parts(WeightFormat(format), N, K, group_size, data.data(), data.shape(0), zp.data(),
+                                    zp.shape(0));
   });
   m.def("pack_f32", [](In2<float> w) {
     nb::gil_scoped_release rel;

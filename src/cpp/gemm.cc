@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,11 +32,12 @@ Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b) {
   int64_t kc = std::max<int64_t>(64, (f.l2_bytes / 8) / k_step_bytes_b);
   // Rows per block: the A rows of a block (mc x K) and the accumulator tile stay in L2.
   int64_t mc = std::max<int64_t>(mr, (96 / mr) * mr);
-  int64_t nc = 256;
+  int64_t nc = getenv("MIXQ_NC0") ? atoi(getenv("MIXQ_NC0")) : 256;
   const int threads = get_num_threads();
   // Split N finer until there are enough tasks for an even finish across threads.
   int64_t m_blocks = (M + mc - 1) / mc;
-  while (nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < 16 * threads) nc /= 2;
+  static const int tgt = getenv("MIXQ_TASKS") ? atoi(getenv("MIXQ_TASKS")) : 16;
+  while (nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < tgt * threads) nc /= 2;
   return {mc, nc, kc};
 }
 
@@ -155,15 +157,14 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     });
     e.wsum = w.wsum.data();
     const auto fn = reinterpret_cast<GemmLowBitFn>(kinfo.fn);
-    const int64_t panel_bytes = w.panel_bytes(), step_bytes = kPanelN * w.bits() / 2, group_steps = w.group_size / 4;
+    const int64_t panel_bytes = w.panel_bytes(), group_steps = w.group_size / 4, block = w.group_block_bytes();
     const uint8_t* wdata = w.data.as<uint8_t>();
     run_blocked<float>(
-        w, M, kinfo, step_bytes, group_steps,
+        w, M, kinfo, block / group_steps, group_steps,
         [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
           const int64_t g0 = p0 / group_steps;
-          const LowBitArgs args{group_steps, w.group_scale.data() + g0 * w.n_pad() + n,
-                                w.group_sz.data() + g0 * w.n_pad() + n, w.n_pad(), group_sums.data() + m * G + g0, G};
-          fn(mr, np, steps, rows + m * lda + p0 * 4, lda, wdata + (n / kPanelN) * panel_bytes + p0 * step_bytes,
+          const LowBitArgs args{group_steps, group_sums.data() + m * G + g0, G};
+          fn(mr, np, steps, rows + m * lda + p0 * 4, lda, wdata + (n / kPanelN) * panel_bytes + g0 * block,
              panel_bytes, args, tile, ldt, accumulate);
         },
         [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {

@@ -21,18 +21,17 @@ using GemmBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uint16_t* a, 
                             int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 
 // Low-bit weights (u4/u2 codes, scale and zero point per group of K and column): an int32 dot
-// product per group (vpdpbusd on unpacked codes), folded into fp32 accumulators at each group end:
+// product per group (vpdpbusd on unpacked codes), folded into fp32 accumulators at each group end
+// with the group's bf16 scales, which follow its codes in the panel (u4_x32c4 layout):
 //   c += scale[g][n] * dot_g - scale_zp[g][n] * rowsum_g[m]
 // where rowsum_g is the sum of the u8 activations of row m over group g. The remaining activation
 // zero-point term needs only the column sums of the dequantized weights (epilogue_lowbit).
 struct LowBitArgs {
-  int64_t group_steps;      // k steps per group
-  const float* scale;       // [group][ld_scale], at the first group and column of the call
-  const float* scale_zp;    // scale * zero point, same layout
-  int64_t ld_scale;
+  int64_t group_steps;      // k steps per group; k_steps of a call is a multiple of it
   const float* rowsum;      // [row][ld_rowsum], at the first row and group of the call
   int64_t ld_rowsum;
 };
+// b: the panel's first group block of the call; b_stride: bytes between panels.
 using GemmLowBitFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
                               int64_t b_stride, const LowBitArgs& args, float* c, int64_t ldc, bool accumulate);
 

@@ -1,7 +1,10 @@
 // AVX-512 VNNI int8 micro-kernel: vpdpbusd (u8 x s8, 4-way dot, non-saturating) on a 6x64 tile:
 // 24 zmm accumulators, 4 zmm of B (two 32-column panels) per 4-deep k step, A broadcast 4 bytes
 // per row. Measured alone it runs at ~99% of the vpdpbusd roof, with B in L1, L2 or L3.
+// For 1-2 rows (decode) it takes up to 4 panels per pass instead.
 #include <immintrin.h>
+
+#include <algorithm>
 
 #include "kernel_util.h"
 #include "kernels.h"
@@ -44,12 +47,24 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 
 }  // namespace
 
-void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
-                                     const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
-  if (np == 2)
-    dispatch_mr<6>(mr, [&](auto MR) { gemm_vnni<MR.value, 2>(k_steps, a, lda, b, b_stride, c, ldc, accumulate); });
-  else  // the last, single panel of an odd count
-    dispatch_mr<6>(mr, [&](auto MR) { gemm_vnni<MR.value, 1>(k_steps, a, lda, b, b_stride, c, ldc, accumulate); });
+void u8s8s32_gemm_6x128c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
+                                      const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+  // Few rows (decode): up to 4 panels stream side by side, more DRAM requests in flight per core.
+  // Otherwise 6x64 tiles: 24 accumulators.
+  const int np_step = mr <= 2 ? 4 : 2;
+  for (int j = 0; j < np; j += np_step) {
+    const int8_t* bj = b + j * b_stride;
+    int32_t* cj = c + 32 * j;
+    const int n = std::min(np_step, np - j);
+    if (mr <= 2)
+      dispatch_mr<2>(mr, [&](auto MR) {
+        dispatch_mr<4>(n, [&](auto NP) { gemm_vnni<MR.value, NP.value>(k_steps, a, lda, bj, b_stride, cj, ldc, accumulate); });
+      });
+    else
+      dispatch_mr<6>(mr, [&](auto MR) {
+        dispatch_mr<2>(n, [&](auto NP) { gemm_vnni<MR.value, NP.value>(k_steps, a, lda, bj, b_stride, cj, ldc, accumulate); });
+      });
+  }
 }
 
 // 16 independent vpdpbusd chains: the int8 compute roof of one core.

@@ -1,8 +1,11 @@
 // AVX-512 VNNI micro-kernels for u4 / u2 group-wise weights: codes are unpacked in registers
 // (shift + mask, 8/bits k steps per loaded byte), multiplied with vpdpbusd into int32 group
 // accumulators, and folded into fp32 accumulators at each group end (see LowBitArgs).
-// Tile 6x32: 12 int32 + 12 fp32 accumulators stay in registers.
+// Tile 6x32 (12 int32 + 12 fp32 accumulators in registers), or up to 2x128 for decode. Codes and the bf16 scales that
+// follow each group's codes come from one sequential stream (GEMV runs at DRAM bandwidth).
 #include <immintrin.h>
+
+#include <algorithm>
 
 #include "kernel_util.h"
 #include "kernels.h"
@@ -10,71 +13,103 @@
 namespace mixq {
 namespace {
 
-template <int BITS, int MR>
-void gemm_lowbit(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, const LowBitArgs& t,
-                 const float* scale, const float* scale_zp, float* c, int64_t ldc, bool accumulate) {
-  constexpr int U = 8 / BITS;  // k steps per unit of 128 bytes
+
+// 16 bf16 values -> fp32 (a bf16 is the top half of an fp32).
+inline __m512 load_bf16x16(const uint8_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// 16 u8 values -> fp32.
+inline __m512 load_u8x16(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+
+// MR rows x NP panels of 32 columns. NP > 1 only for few rows (decode): several panels stream
+// side by side, which keeps more DRAM requests in flight per core.
+template <int BITS, int MR, int NP>
+void gemm_lowbit(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride,
+                 const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  constexpr int U = 8 / BITS, V = 2 * NP;  // U: k steps per unit of 128 bytes; V: zmm of columns
   const __m512i mask = _mm512_set1_epi8(char((1 << BITS) - 1));
-  __m512 f[MR][2];
+  __m512 f[MR][V];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < 2; ++v) f[i][v] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) f[i][v] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16 * v) : _mm512_setzero_ps();
   const int64_t G = t.group_steps;
   for (int64_t g0 = 0, g = 0; g0 < k_steps; g0 += G, ++g) {
-    __m512i acc[MR][2];
+    __m512i acc[MR][V];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
     for (int64_t p = 0; p < G; p += U) {
-      const __m512i x0 = _mm512_loadu_si512(b), x1 = _mm512_loadu_si512(b + 64);
+      __m512i x[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) x[v] = _mm512_loadu_si512(b + (v / 2) * b_stride + (v % 2) * 64);
 #pragma GCC unroll 4
       for (int u = 0; u < U; ++u) {
-        const __m512i b0 = _mm512_and_si512(_mm512_srli_epi16(x0, u * BITS), mask);
-        const __m512i b1 = _mm512_and_si512(_mm512_srli_epi16(x1, u * BITS), mask);
+        __m512i ai[MR];
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; ++i) {
-          const __m512i ai = _mm512_set1_epi32(load_i32(a + i * lda + 4 * u));
-          acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], ai, b0);
-          acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], ai, b1);
+        for (int i = 0; i < MR; ++i) ai[i] = _mm512_set1_epi32(load_i32(a + i * lda + 4 * u));
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) {
+          const __m512i bu = _mm512_and_si512(_mm512_srli_epi16(x[v], u * BITS), mask);
+#pragma GCC unroll 8
+          for (int i = 0; i < MR; ++i) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], ai[i], bu);
         }
       }
       a += 4 * U;
       b += 128;
     }
-    const float* s = scale + g * t.ld_scale;
-    const float* sz = scale_zp + g * t.ld_scale;
-    const __m512 s0 = _mm512_loadu_ps(s), s1 = _mm512_loadu_ps(s + 16);
-    const __m512 z0 = _mm512_loadu_ps(sz), z1 = _mm512_loadu_ps(sz + 16);
+    // b is now at the group's 32 bf16 scales, then 32 u8 zero points: z = scale * zero point.
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512 rs = _mm512_set1_ps(t.rowsum[i * t.ld_rowsum + g]);
-      f[i][0] = _mm512_fnmadd_ps(z0, rs, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), s0, f[i][0]));
-      f[i][1] = _mm512_fnmadd_ps(z1, rs, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), s1, f[i][1]));
+    for (int v = 0; v < V; ++v) {
+      const uint8_t* tail = b + (v / 2) * b_stride + (v % 2) * 32;
+      const __m512 s = load_bf16x16(tail), z = _mm512_mul_ps(s, load_u8x16(tail + 64 - (v % 2) * 16));
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m512 rs = _mm512_set1_ps(t.rowsum[i * t.ld_rowsum + g]);
+        f[i][v] = _mm512_fnmadd_ps(z, rs, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][v]), s, f[i][v]));
+      }
     }
+    b += 96;
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    _mm512_storeu_ps(c + i * ldc, f[i][0]);
-    _mm512_storeu_ps(c + i * ldc + 16, f[i][1]);
-  }
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, f[i][v]);
 }
 
 template <int BITS>
 void gemm_lowbit_panels(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
                         int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  if (mr <= 2) {  // decode: up to 4 panels at once
+    for (int j = 0; j < np; j += 4) {
+      const uint8_t* bj = b + j * b_stride;
+      float* cj = c + 32 * j;
+      dispatch_mr<2>(mr, [&](auto MR) {
+        dispatch_mr<4>(std::min(4, np - j), [&](auto NP) {
+          gemm_lowbit<BITS, MR.value, NP.value>(k_steps, a, lda, bj, b_stride, t, cj, ldc, accumulate);
+        });
+      });
+    }
+    return;
+  }
   for_each_panel<6>(mr, np, [&](auto MR, int j) {
-    gemm_lowbit<BITS, MR.value>(k_steps, a, lda, b + j * b_stride, t, t.scale + 32 * j, t.scale_zp + 32 * j,
-                                c + 32 * j, ldc, accumulate);
+    gemm_lowbit<BITS, MR.value, 1>(k_steps, a, lda, b + j * b_stride, b_stride, t, c + 32 * j, ldc, accumulate);
   });
 }
 
 }  // namespace
 
-void u8u4f32_gemm_6x32__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
+void u8u4f32_gemm_6x128__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
                                    int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
   gemm_lowbit_panels<4>(mr, np, k_steps, a, lda, b, b_stride, t, c, ldc, accumulate);
 }
 
-void u8u2f32_gemm_6x32__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
+void u8u2f32_gemm_6x128__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
                                    int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
   gemm_lowbit_panels<2>(mr, np, k_steps, a, lda, b, b_stride, t, c, ldc, accumulate);
 }

@@ -1,5 +1,7 @@
 // Portable scalar micro-kernels: the reference every SIMD kernel is tested against, and the path
 // that makes mixq run on any CPU.
+#include <cstring>
+
 #include "bf16.h"
 #include "kernels.h"
 
@@ -47,19 +49,24 @@ template <int BITS>
 void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride,
                 const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
   constexpr int U = 8 / BITS, MASK = (1 << BITS) - 1;
-  const int64_t G = t.group_steps;
+  const int64_t G = t.group_steps, block = G / U * 128 + 96;  // group block: codes, scales, zero points
   for (int r = 0; r < mr; ++r)
     for (int n = 0; n < 32 * np; ++n) {
-      const uint8_t* bp = b + (n / 32) * b_stride + (n % 32) * 4;
+      const uint8_t* panel = b + (n / 32) * b_stride;
+      const int col = n % 32;
       float f = accumulate ? c[r * ldc + n] : 0.f;
-      for (int64_t g0 = 0; g0 < k_steps; g0 += G) {
+      for (int64_t g = 0; g * G < k_steps; ++g) {
+        const uint8_t* codes = panel + g * block;
         uint32_t dot = 0;
-        for (int64_t p = g0; p < g0 + G; ++p)
+        for (int64_t p = 0; p < G; ++p)
           for (int q = 0; q < 4; ++q)
-            dot += uint32_t(a[r * lda + 4 * p + q]) * uint32_t((bp[(p / U) * 128 + q] >> ((p % U) * BITS)) & MASK);
-        const int64_t g = g0 / G;
-        f += t.scale[g * t.ld_scale + n] * float(int32_t(dot));
-        f -= t.scale_zp[g * t.ld_scale + n] * t.rowsum[r * t.ld_rowsum + g];
+            dot += uint32_t(a[r * lda + 4 * (g * G + p) + q]) *
+                   uint32_t((codes[(p / U) * 128 + col * 4 + q] >> ((p % U) * BITS)) & MASK);
+        uint16_t s;
+        std::memcpy(&s, codes + G / U * 128 + 2 * col, 2);
+        const float scale = bf16_to_float(s), zp = float(codes[G / U * 128 + 64 + col]);
+        f += scale * float(int32_t(dot));
+        f -= scale * zp * t.rowsum[r * t.ld_rowsum + g];
       }
       c[r * ldc + n] = f;
     }

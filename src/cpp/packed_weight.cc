@@ -31,15 +31,14 @@ int PackedWeight::bits() const {
 }
 
 int64_t PackedWeight::panel_bytes() const {
-  if (low_bit()) return k_steps() * kPanelN * 4 * bits() / 8;
+  if (low_bit()) return n_groups() * group_block_bytes();
   int64_t elem = format == WeightFormat::f32_x32 ? 4 : format == WeightFormat::bf16_x32c2 ? 2 : 1;
   return k_steps() * kPanelN * kr() * elem;
 }
 
 int64_t PackedWeight::nbytes() const {
   return int64_t(data.size() + scale.size() * sizeof(float) + zero_point.size() * sizeof(int32_t) +
-                 colsum.size() * sizeof(int32_t) + group_scale.size() * sizeof(float) + group_zp.size() +
-                 group_sz.size() * sizeof(float) + wsum.size() * sizeof(float));
+                 colsum.size() * sizeof(int32_t) + group_zp.size() + wsum.size() * sizeof(float));
 }
 
 namespace {
@@ -71,26 +70,34 @@ void compute_colsum(PackedWeight& pw) {
         for (int t = 0; t < 4; ++t) pw.colsum[j * kPanelN + c] += *d++;
 }
 
-// Code of column n, k step p, lane t of low-bit panel data (inverse of pack_lowbit's layout).
-inline int lowbit_code(const PackedWeight& pw, int64_t n, int64_t p, int t) {
-  const int bits = pw.bits(), U = 8 / bits;
-  const uint8_t* d = pw.data.as<uint8_t>() + (n / kPanelN) * pw.panel_bytes() + (p / U) * 128 + (n % kPanelN) * 4 + t;
-  return (*d >> ((p % U) * bits)) & ((1 << bits) - 1);
+// Byte offset, in low-bit panel data, of the unit holding k step p of column n.
+inline int64_t lowbit_unit_offset(const PackedWeight& pw, int64_t n, int64_t p) {
+  const int64_t U = 8 / pw.bits(), gs = pw.group_size / 4;
+  return (n / kPanelN) * pw.panel_bytes() + (p / gs) * pw.group_block_bytes() + ((p % gs) / U) * 128 + (n % kPanelN) * 4;
 }
 
-// Derived arrays of a low-bit weight: scale * zero point, and the column sums of dequantized weights.
+// Byte offset of the bf16 scales (then u8 zero points) of group g in the panel of column n.
+inline int64_t lowbit_scale_offset(const PackedWeight& pw, int64_t g, int64_t n) {
+  return (n / kPanelN) * pw.panel_bytes() + g * pw.group_block_bytes() + pw.group_block_bytes() - 3 * kPanelN;
+}
+
+inline int lowbit_code(const PackedWeight& pw, int64_t n, int64_t p, int t) {
+  const int bits = pw.bits();
+  const uint8_t byte = pw.data.as<uint8_t>()[lowbit_unit_offset(pw, n, p) + t];
+  return (byte >> ((p % (8 / bits)) * bits)) & ((1 << bits) - 1);
+}
+
+// Column sums of the dequantized weights (the activation zero-point term of the epilogue).
 void derive_lowbit_sums(PackedWeight& pw) {
   const int64_t G = pw.n_groups(), NP = pw.n_pad(), gs = pw.group_size / 4;
-  pw.group_sz.resize(size_t(G * NP));
   pw.wsum.assign(size_t(NP), 0.f);
   for (int64_t g = 0; g < G; ++g)
     for (int64_t n = 0; n < NP; ++n) {
-      const size_t i = size_t(g * NP + n);
-      pw.group_sz[i] = pw.group_scale[i] * float(pw.group_zp[i]);
+      const int zp = pw.group_zp[size_t(g * NP + n)];
       int64_t s = 0;
       for (int64_t p = g * gs; p < (g + 1) * gs; ++p)
-        for (int t = 0; t < 4; ++t) s += lowbit_code(pw, n, p, t) - pw.group_zp[i];
-      pw.wsum[size_t(n)] += pw.group_scale[i] * float(s);
+        for (int t = 0; t < 4; ++t) s += lowbit_code(pw, n, p, t) - zp;
+      pw.wsum[size_t(n)] += pw.group_scale(g, n) * float(s);
     }
 }
 
@@ -101,6 +108,12 @@ void check_group(int64_t group_size) {
 
 }  // namespace
 
+float PackedWeight::group_scale(int64_t g, int64_t n) const {
+  uint16_t h;
+  std::memcpy(&h, data.as<uint8_t>() + lowbit_scale_offset(*this, g, n) + 2 * (n % kPanelN), 2);
+  return bf16_to_float(h);
+}
+
 PackedWeight pack_lowbit(const uint8_t* codes, int64_t N, int64_t K, int bits, int64_t group_size,
                          const float* scale, const uint8_t* zero_point) {
   check_dims(N, K);
@@ -109,35 +122,42 @@ PackedWeight pack_lowbit(const uint8_t* codes, int64_t N, int64_t K, int bits, i
   PackedWeight pw;
   pw.format = bits == 4 ? WeightFormat::u4_x32c4 : WeightFormat::u2_x32c4;
   pw.N = N, pw.K = K, pw.group_size = group_size;
-  const int64_t G = pw.n_groups(), NP = pw.n_pad(), U = 8 / bits, qmax = (1 << bits) - 1;
-  pw.group_scale.assign(size_t(G * NP), 0.f);
+  const int64_t G = pw.n_groups(), NP = pw.n_pad(), U = 8 / bits, qmax = (1 << bits) - 1, gs = group_size / 4;
   pw.group_zp.assign(size_t(G * NP), 0);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t g = 0; g < G; ++g) {
       if (zero_point[n * G + g] > qmax) throw std::invalid_argument("zero point out of range for the bit width");
-      pw.group_scale[size_t(g * NP + n)] = scale[n * G + g];
       pw.group_zp[size_t(g * NP + n)] = zero_point[n * G + g];
     }
   pw.data.resize(pw.expected_data_bytes());
   uint8_t* out = pw.data.as<uint8_t>();
   for (int64_t j = 0; j < pw.n_panels(); ++j)
-    for (int64_t u = 0; u < pw.k_steps() / U; ++u)
-      for (int c = 0; c < kPanelN; ++c)
-        for (int t = 0; t < 4; ++t) {
-          const int64_t n = j * kPanelN + c;
-          uint8_t byte = 0;
-          for (int64_t s = 0; s < U; ++s) {
-            const int64_t k = (u * U + s) * 4 + t;
-            int code = 0;
-            if (n < N) {
-              // Padding past K takes the zero point, so it dequantizes to exactly 0.
-              code = k < K ? codes[n * K + k] : pw.group_zp[size_t((k / group_size) * NP + n)];
-              if (code > qmax) throw std::invalid_argument("weight code out of range for the bit width");
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t u = 0; u < gs / U; ++u)
+        for (int c = 0; c < kPanelN; ++c)
+          for (int t = 0; t < 4; ++t) {
+            const int64_t n = j * kPanelN + c;
+            uint8_t byte = 0;
+            for (int64_t s = 0; s < U; ++s) {
+              const int64_t k = ((g * gs) + u * U + s) * 4 + t;
+              int code = 0;
+              if (n < N) {
+                // Padding past K takes the zero point, so it dequantizes to exactly 0.
+                code = k < K ? codes[n * K + k] : pw.group_zp[size_t(g * NP + n)];
+                if (code > qmax) throw std::invalid_argument("weight code out of range for the bit width");
+              }
+              byte |= uint8_t(code << (s * bits));
             }
-            byte |= uint8_t(code << (s * bits));
+            *out++ = byte;
           }
-          *out++ = byte;
-        }
+      for (int c = 0; c < kPanelN; ++c) {
+        const int64_t n = j * kPanelN + c;
+        const uint16_t sb = float_to_bf16(n < N ? scale[n * G + g] : 0.f);
+        std::memcpy(out + 2 * c, &sb, 2);
+        out[2 * kPanelN + c] = pw.group_zp[size_t(g * NP + n)];
+      }
+      out += 3 * kPanelN;
+    }
   derive_lowbit_sums(pw);
   return pw;
 }
@@ -205,8 +225,8 @@ PackedWeight packed_from_parts(WeightFormat format, int64_t N, int64_t K, const 
 namespace mixq {
 
 PackedWeight packed_lowbit_from_parts(WeightFormat format, int64_t N, int64_t K, int64_t group_size,
-                                      const uint8_t* data, size_t data_bytes, const float* group_scale,
-                                      size_t n_scale, const uint8_t* group_zp, size_t n_zp) {
+                                      const uint8_t* data, size_t data_bytes, const uint8_t* group_zp,
+                                      size_t n_zp) {
   if (format != WeightFormat::u4_x32c4 && format != WeightFormat::u2_x32c4)
     throw std::invalid_argument("not a low-bit format");
   check_dims(N, K);
@@ -214,16 +234,18 @@ PackedWeight packed_lowbit_from_parts(WeightFormat format, int64_t N, int64_t K,
   PackedWeight pw;
   pw.format = format;
   pw.N = N, pw.K = K, pw.group_size = group_size;
-  const size_t per_group = size_t(pw.n_groups() * pw.n_pad());
-  if (data_bytes != pw.expected_data_bytes() || n_scale != per_group || n_zp != per_group)
+  if (data_bytes != pw.expected_data_bytes() || n_zp != size_t(pw.n_groups() * pw.n_pad()))
     throw std::invalid_argument("low-bit packed weight parts have inconsistent sizes");
   pw.data.resize(data_bytes);
   std::memcpy(pw.data.as<uint8_t>(), data, data_bytes);
-  pw.group_scale.assign(group_scale, group_scale + n_scale);
   pw.group_zp.assign(group_zp, group_zp + n_zp);
   const int qmax = (1 << pw.bits()) - 1;
   for (uint8_t z : pw.group_zp)
     if (z > qmax) throw std::invalid_argument("zero point out of range for the bit width");
+  for (int64_t g = 0; g < pw.n_groups(); ++g)
+    for (int64_t n = 0; n < pw.n_pad(); ++n)
+      if (pw.data.as<uint8_t>()[lowbit_scale_offset(pw, g, n) + 2 * kPanelN + n % kPanelN] != pw.group_zp[size_t(g * pw.n_pad() + n)])
+        throw std::invalid_argument("low-bit packed weight zero points disagree with its panels");
   derive_lowbit_sums(pw);
   return pw;
 }

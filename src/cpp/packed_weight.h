@@ -14,8 +14,10 @@ enum class WeightFormat : uint32_t {
   f32_x32 = 2,     // fp32, [N/32][K][32]
   bf16_x32c2 = 3,  // bf16, [N/32][K/2][32][2]
   // Low-bit codes (unsigned, with a zero point per group and column), group-wise along K.
-  // Steps of 4 k as in s8_x32c4; U = 8/bits consecutive steps share the bytes of one unit:
-  // [N/32][K/(4U)][32][4] bytes, step s of the unit in bits [s*bits, (s+1)*bits).
+  // Steps of 4 k as in s8_x32c4; U = 8/bits consecutive steps share the bytes of one unit of
+  // [32][4] bytes, step s of the unit in bits [s*bits, (s+1)*bits). Each panel is a sequence of
+  // group blocks: the group's units, then 32 bf16 scales and 32 u8 zero-point codes, so a kernel
+  // streams codes and scales from one sequential stream.
   u4_x32c4 = 4,
   u2_x32c4 = 5,
 };
@@ -27,11 +29,9 @@ struct PackedWeight {
   std::vector<float> scale;         // s8: per output channel (a per-tensor scale is repeated)
   std::vector<int32_t> zero_point;  // s8: per output channel, empty when symmetric
   std::vector<int32_t> colsum;      // s8: sum of each column's codes (zero-point compensation)
-  // Low-bit formats: K is padded to n_groups * group_size; per-group arrays are [n_groups][N_pad].
+  // Low-bit formats: K is padded to n_groups * group_size.
   int64_t group_size = 0;
-  std::vector<float> group_scale;
-  std::vector<uint8_t> group_zp;    // zero-point codes
-  std::vector<float> group_sz;      // scale * zero point, folded in the kernel
+  std::vector<uint8_t> group_zp;    // zero-point codes [n_groups][N_pad] (also in the panels)
   std::vector<float> wsum;          // per column: sum over K of the dequantized weights
 
   int kr() const;
@@ -41,6 +41,10 @@ struct PackedWeight {
   int64_t n_groups() const { return low_bit() ? (K + group_size - 1) / group_size : 1; }
   int64_t n_panels() const { return (N + kPanelN - 1) / kPanelN; }
   int64_t k_steps() const { return low_bit() ? n_groups() * group_size / 4 : (K + kr() - 1) / kr(); }
+  // Low-bit: bytes of one group block of a panel (codes, then bf16 scales and u8 zero points).
+  int64_t group_block_bytes() const { return group_size / 4 * kPanelN * 4 * bits() / 8 + 3 * kPanelN; }
+  // Low-bit: the bf16 scale of (group g, column n), as stored.
+  float group_scale(int64_t g, int64_t n) const;
   int64_t panel_bytes() const;  // one 32-column panel over all of K
   size_t expected_data_bytes() const { return size_t(n_panels() * panel_bytes()); }
   // Memory a deployed layer needs: codes (as packed, with padding), scales, zero points, column sums.
@@ -51,15 +55,15 @@ PackedWeight pack_s8(const int8_t* w, int64_t N, int64_t K, const float* scale, 
 PackedWeight pack_f32(const float* w, int64_t N, int64_t K);
 PackedWeight pack_bf16(const float* w, int64_t N, int64_t K);
 // Low-bit: codes [N][K] (each < 2^bits), scale and zero-point codes [N][n_groups];
-// group_size a multiple of 16.
+// group_size a multiple of 16. Scales are stored as bf16 (round to nearest even).
 PackedWeight pack_lowbit(const uint8_t* codes, int64_t N, int64_t K, int bits, int64_t group_size,
                          const float* scale, const uint8_t* zero_point);
 // Rebuilds a PackedWeight from its serialized parts (sizes validated, derived sums recomputed).
-// int8: scale/zero_point per channel. Low-bit: group_scale [n_groups][N_pad] and group_zp.
+// int8: scale/zero_point per channel. Low-bit: data (with its scales) and group_zp.
 PackedWeight packed_from_parts(WeightFormat format, int64_t N, int64_t K, const uint8_t* data, size_t data_bytes,
                                const float* scale, size_t n_scale, const int32_t* zero_point, size_t n_zp);
 PackedWeight packed_lowbit_from_parts(WeightFormat format, int64_t N, int64_t K, int64_t group_size,
-                                      const uint8_t* data, size_t data_bytes, const float* group_scale,
-                                      size_t n_scale, const uint8_t* group_zp, size_t n_zp);
+                                      const uint8_t* data, size_t data_bytes, const uint8_t* group_zp,
+                                      size_t n_zp);
 
 }  // namespace mixq

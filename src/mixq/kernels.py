@@ -107,8 +107,8 @@ class PackedWeight:
         """Serialize with a versioned, checksummed header (see from_bytes)."""
         fmt = self._core.format
         data = self._core.data().tobytes()
-        if fmt in _LOW_BIT:  # group scales [n_groups][N_pad] f32, zero-point codes u8
-            scale = np.asarray(self._core.group_scale(), dtype="<f4").tobytes()
+        if fmt in _LOW_BIT:  # the bf16 scales live in data; zero-point codes u8 [n_groups][N_pad]
+            scale = b""
             zp = np.asarray(self._core.group_zp(), dtype=np.uint8).tobytes()
             n_zp, group = len(zp), self._core.group_size
         else:
@@ -148,7 +148,9 @@ class PackedWeight:
         scale = np.frombuffer(payload, dtype="<f4", count=n_scale, offset=n_data).astype(np.float32)
         if low_bit:
             zp = np.frombuffer(payload, dtype=np.uint8, count=n_zp, offset=n_data + 4 * n_scale).copy()
-            core = _core.packed_lowbit_from_parts(fmt, n, k, group, data, scale, zp)
+            if n_scale:
+                raise ValueError("PackedWeight header has invalid sizes")
+            core = _core.packed_lowbit_from_parts(fmt, n, k, group, data, zp)
         else:
             zp = np.frombuffer(payload, dtype="<i4", count=n_zp, offset=n_data + 4 * n_scale).astype(np.int32)
             core = _core.packed_from_parts(fmt, n, k, data, scale, zp)
@@ -204,9 +206,17 @@ _GROUP_SIZES = (32, 64, 128)
 _CLIP_RATIOS = np.linspace(1.0, 0.5, 11, dtype=np.float32)
 
 
+def _round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bfloat16 (how low-bit scales are stored)."""
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    b = (b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF0000
+    return b.astype(np.uint32).view(np.float32)
+
+
 def _quantize_groups(wg: np.ndarray, bits: int, symmetric: bool, clip_ratio):
-    """Round-to-nearest codes for groups wg [N, G, g]. Returns codes (uint8), scale [N, G] and
-    zero-point codes [N, G]. Symmetric: zero point 2^(bits-1), levels [-2^(bits-1), 2^(bits-1)-1]."""
+    """Round-to-nearest codes for groups wg [N, G, g]. Returns codes (uint8), scale [N, G] (bf16
+    values: codes are rounded against the scale as stored) and zero-point codes [N, G].
+    Symmetric: zero point 2^(bits-1), levels [-2^(bits-1), 2^(bits-1)-1]."""
     qmax = (1 << bits) - 1
     if symmetric:
         amax = np.abs(wg).max(axis=2) * clip_ratio
@@ -217,7 +227,7 @@ def _quantize_groups(wg: np.ndarray, bits: int, symmetric: bool, clip_ratio):
         hi = np.maximum(wg.max(axis=2), 0.0) * clip_ratio
         scale = (hi - lo) / qmax
         zp = np.clip(np.rint(-lo / np.where(scale > 0, scale, 1.0)), 0, qmax)
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    scale = _round_bf16(np.where(scale > 0, scale, 1.0))
     codes = np.clip(np.rint(wg / scale[:, :, None]) + zp[:, :, None], 0, qmax)
     return codes.astype(np.uint8), scale, zp.astype(np.uint8)
 
@@ -288,10 +298,11 @@ def pack_weights(w, bits: int = 8, scale=None, zero_point=None, *, per_channel: 
       (``per_channel=False`` for one scale, ``symmetric=False`` for zero points).
     - ``bits=32``: fp32 weights for the fp32 kernel; ``bits=16``: bf16 weights (fp32 accumulate).
     - ``bits=4`` / ``bits=2``: group-wise along K (``group_size`` 32, 64, 128; None = one group
-      per output channel), float32 scale per group and column, symmetric (zero point 2^(bits-1))
+      per output channel), a bfloat16 scale per group and column, symmetric (zero point 2^(bits-1))
       by default or asymmetric; round-to-nearest, or with ``clip_search=True`` the clipping
       ratio per group that minimizes the squared error. uint8 codes (< 2^bits) with ``scale``
-      and optional ``zero_point`` of shape [N, n_groups] are packed as given. A K that is not a
+      and optional ``zero_point`` of shape [N, n_groups] are packed as given (scales rounded to
+      bfloat16). A K that is not a
       multiple of the group size is handled: the last group is partial.
     """
     w = _as_2d_weight(w)
