@@ -86,7 +86,7 @@ def test_bad_quantization_parameters(rng):
     with pytest.raises(ValueError, match="activation"):
         mixq.matmul(np.zeros((2, 16), np.float32), p, activation="gelu")
     with pytest.raises(ValueError, match="bits"):
-        mixq.pack_weights(np.zeros((4, 4), np.float32), bits=4)
+        mixq.pack_weights(np.zeros((4, 4), np.float32), bits=3)
     with pytest.raises(ValueError, match="int8 range"):
         mixq.pack_weights(np.zeros((4, 4), np.int8), bits=8, scale=1.0, zero_point=200)
     with pytest.raises(ValueError):
@@ -122,4 +122,4 @@ def test_cpu_info_and_kernel_list():
     for k in mixq.kernel_list():  # names say types, tile and ISA
         assert k["name"].endswith("__" + k["isa"]) or k["needs_bf16"]
         assert f"{k['mr']}x{k['nr']}" in k["name"]
-    assert {"s8", "f32", "bf16"} == {k["kind"] for k in mixq.kernel_list()}
+    assert {"s8", "f32", "bf16", "u4", "u2"} == {k["kind"] for k in mixq.kernel_list()}
