@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,12 +31,11 @@ Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b) {
   int64_t kc = std::max<int64_t>(64, (f.l2_bytes / 8) / k_step_bytes_b);
   // Rows per block: the A rows of a block (mc x K) and the accumulator tile stay in L2.
   int64_t mc = std::max<int64_t>(mr, (96 / mr) * mr);
-  int64_t nc = getenv("MIXQ_NC0") ? atoi(getenv("MIXQ_NC0")) : 256;
+  int64_t nc = 256;
   const int threads = get_num_threads();
   // Split N finer until there are enough tasks for an even finish across threads.
   int64_t m_blocks = (M + mc - 1) / mc;
-  static const int tgt = getenv("MIXQ_TASKS") ? atoi(getenv("MIXQ_TASKS")) : 16;
-  while (nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < tgt * threads) nc /= 2;
+  while (nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < 16 * threads) nc /= 2;
   return {mc, nc, kc};
 }
 
