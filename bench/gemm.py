@@ -6,6 +6,9 @@ For each shape C[M,N] = A[M,K] @ B[K,N] (ops = 2*M*N*K) it times:
                   exact int32 output)
   fp32:           torch-mm, ort-matmul-fp32 (B initializer), mixq-fp32; mixq-bf16 (bf16
                   weights, fp32 in/out) when mixq supports it.
+  low-bit:        mixq-w4a8-g128 and mixq-w4a8-pc (int4 weights, group 128 / per channel, the
+                  same uint8 A, float output), against mixq-w8a8: unpacking int4 must not cost
+                  more than it saves (target >= 0.9x mixq-w8a8).
 Weights are packed / turned into initializers before timing (as an inference engine
 would); activations are not. Every mixq (and ORT int8) result is checked once against an
 exact reference before it is timed. It prints GOPS tables, mixq's % of its measured peak,
@@ -23,6 +26,7 @@ from common import (Results, best_peer_gops, machine_info, ort_session, parse_ar
 SHAPES = [(2048, 2048, 2048), (512, 1024, 1024), (128, 4096, 4096), (16, 4096, 4096),
           (3136, 64, 576), (196, 512, 4608)]
 INT8 = ["torch-int_mm", "ort-matmulinteger-u8s8", "mixq-w8a8"]
+LOWBIT = ["mixq-w8a8", "mixq-w4a8-g128", "mixq-w4a8-pc"]
 FP = ["torch-mm", "ort-matmul-fp32", "mixq-fp32", "mixq-bf16"]
 
 
@@ -102,6 +106,15 @@ def int8_impls(m, n, k, threads, rng):
         impls["mixq-w8a8"] = (lambda: mixq.matmul(a_u8, pw, x_scale=1.0, x_zero_point=0,
                                                    out_dtype=np.int32),
                               lambda o: check("mixq-w8a8", o, ref))
+        # int4 codes with scale 1, zero point 8: the float output is a @ (codes - 8), exact up to
+        # float32 rounding of sums past 2^24.
+        codes = rng.integers(0, 16, (n, k), dtype=np.uint8)
+        ref4 = int_reference(a_u8, (codes.astype(np.int16) - 8).astype(np.int8).T.copy())
+        for impl, group in (("mixq-w4a8-g128", 128), ("mixq-w4a8-pc", None)):
+            n_groups = -(-k // (group or -(-k // 16) * 16))
+            p4 = mixq.pack_weights(codes, bits=4, group_size=group, scale=np.ones((n, n_groups), np.float32))
+            impls[impl] = ((lambda p4=p4: mixq.matmul(a_u8, p4, x_scale=1.0, x_zero_point=0)),
+                           (lambda o, impl=impl: check(impl, o, ref4.astype(np.float32), 1e-4)))
     return impls
 
 
@@ -155,10 +168,18 @@ TARGETS = [  # (label, shape, impls compared, min ratio to best peer, min fracti
     ("int8 196x512x4608", (196, 512, 4608), INT8, 0.95, None),
     ("fp32 2048^3", (2048, 2048, 2048), FP[:3], 0.90, None),
 ]
+LOWBIT_SHAPES = [(2048, 2048, 2048), (512, 1024, 1024), (128, 4096, 4096), (196, 512, 4608), (3136, 64, 576)]
 
 
 def print_targets(results, peak_int8):
     print("\nTargets (informational):")
+    for shape in LOWBIT_SHAPES:
+        case = case_name(*shape)
+        g4, g8 = results.gops(case, "mixq-w4a8-g128"), results.gops(case, "mixq-w8a8")
+        if g4 and g8:
+            label = "w4a8 " + "x".join(map(str, shape))
+            print(f"  {label:22s} {'PASS' if g4 >= 0.9 * g8 else 'FAIL'}  mixq-w4a8-g128 {g4:.0f} GOPS = "
+                  f"{g4 / g8:.2f}x mixq-w8a8 (need >= 0.9)")
     for label, shape, impls, min_ratio, min_peak in TARGETS:
         case, ours = case_name(*shape), impls[-1]
         g, best = results.gops(case, ours), best_peer_gops(results, case, impls)
@@ -195,6 +216,7 @@ def main():
 
     print_table(results, INT8, "int8 -> int32 GEMM, GOPS (median); ratio = mixq / best peer",
                 {"mixq-w8a8": peak8})
+    print_table(results, LOWBIT, "int4 weights vs int8 (mixq, same uint8 A), GOPS (median)")
     print_table(results, FP, "fp32 GEMM, GFLOPS (median); ratio = mixq / best fp32 peer",
                 {"mixq-fp32": peak32, "mixq-bf16": peak16})
     print_targets(results, peak8)

@@ -86,6 +86,21 @@ def test_dynamic_float_activations(isa, rng, bits, group):
     assert np.all(np.abs(got - expect) <= 1e-5 * mag + 1e-5)
 
 
+@pytest.mark.parametrize("bits,group", FORMATS, ids=str)
+@pytest.mark.parametrize("m,n,k", [(1, 33, 128), (6, 64, 100), (11, 40, 257)])
+def test_weight_only_fp32_activations(isa, rng, bits, group, m, n, k):
+    codes, scale, zp, g = _codes(rng, n, k, bits, group)
+    p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    got = mixq.matmul(x, p, bias, activation="relu6", act="fp32")
+    wd = _dequantize(codes, scale, zp, g)
+    expect = np.clip(x.astype(np.float64) @ wd.T + bias, 0, 6)
+    mag = np.abs(x.astype(np.float64)) @ np.abs(wd).T + 1
+    assert np.all(np.abs(got - expect) <= 1e-5 * mag)
+    assert mixq.last_kernel().startswith(f"f32u{bits}f32_")
+
+
 @pytest.mark.parametrize("bits", [4, 2])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_quantizer_error_bound_and_clip_search(rng, bits, symmetric):
@@ -139,3 +154,9 @@ def test_low_bit_errors(rng):
         mixq.matmul(np.zeros((2, 64), np.uint8), p, x_scale=1.0, x_zero_point=0, out_dtype=np.int32)
     with pytest.raises(ValueError, match="NaN or Inf"):
         mixq.matmul(np.full((2, 64), np.nan, np.float32), p)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        mixq.matmul(np.full((2, 64), np.inf, np.float32), p, act="fp32")
+    with pytest.raises(ValueError, match="act"):
+        mixq.matmul(np.zeros((2, 64), np.float32), p, act="fp16")
+    with pytest.raises(ValueError, match="int4 or int2"):
+        mixq.matmul(np.zeros((2, 64), np.float32), mixq.pack_weights(w), act="fp32")

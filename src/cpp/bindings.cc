@@ -99,7 +99,8 @@ nb::object matmul_s8(const PackedWeight& w, nb::ndarray<nb::ndim<2>, nb::c_conti
   return out;
 }
 
-nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional<In1<float>> bias, float lo, float hi) {
+nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional<In1<float>> bias, float lo, float hi,
+                              bool weight_only) {
   const int64_t M = int64_t(x.shape(0));
   check_k(int64_t(x.shape(1)), w);
   Epilogue e;
@@ -109,7 +110,8 @@ nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional
   nb::object out = make_output(e.type, M, w.N, &e.out);
   {
     nb::gil_scoped_release rel;
-    if (w.format == WeightFormat::s8_x32c4 || w.low_bit()) gemm_dynamic_s8(w, x.data(), M, int64_t(x.shape(1)), e);
+    if (weight_only) gemm_weight_only(w, x.data(), M, int64_t(x.shape(1)), e);
+    else if (w.format == WeightFormat::s8_x32c4 || w.low_bit()) gemm_dynamic_s8(w, x.data(), M, int64_t(x.shape(1)), e);
     else gemm_float(w, x.data(), M, int64_t(x.shape(1)), e);
   }
   return out;
@@ -138,7 +140,8 @@ nb::dict cpu_info() {
   out["available_isas"] = avail;
   nb::dict kernels;
   kernels["s8"] = d.s8->name, kernels["f32"] = d.f32->name, kernels["bf16"] = d.bf16->name;
-  kernels["u4"] = d.u4->name, kernels["u2"] = d.u2->name, kernels["ops"] = d.ops->name;
+  kernels["u4"] = d.u4->name, kernels["u2"] = d.u2->name, kernels["f32u4"] = d.f32u4->name;
+  kernels["f32u2"] = d.f32u2->name, kernels["ops"] = d.ops->name;
   out["kernels"] = kernels;
   out["l1d_bytes"] = f.l1d_bytes, out["l2_bytes"] = f.l2_bytes, out["l3_bytes"] = f.l3_bytes;
   out["physical_cores"] = f.physical_cores;
@@ -175,7 +178,7 @@ NB_MODULE(_core, m) {
     for (const auto& k : gemm_kernels()) {
       nb::dict d;
       d["name"] = k.name, d["isa"] = isa_name(k.isa);
-      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2"};
+      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2"};
       d["kind"] = kinds[int(k.kind)];
       d["mr"] = k.mr, d["nr"] = k.nr, d["kr"] = k.kr, d["needs_bf16"] = k.needs_bf16;
       out.append(d);
@@ -247,7 +250,8 @@ NB_MODULE(_core, m) {
 
   m.def("matmul_s8", &matmul_s8, "w"_a, "x"_a, "x_scale"_a, "x_zero_point"_a, "out_dtype"_a, "bias"_a.none(),
         "lo"_a, "hi"_a, "out_scale"_a, "out_zero_point"_a);
-  m.def("matmul_float_input", &matmul_float_input, "w"_a, "x"_a, "bias"_a.none(), "lo"_a, "hi"_a);
+  m.def("matmul_float_input", &matmul_float_input, "w"_a, "x"_a, "bias"_a.none(), "lo"_a, "hi"_a,
+        "weight_only"_a = false);
 
   // Per-ISA helpers exposed for the tests (SIMD packing must equal reference packing).
   m.def("prepare_a_u8", [](const std::string& isa, In2<uint8_t> x, bool flip_sign) {

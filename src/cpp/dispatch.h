@@ -14,6 +14,8 @@ struct Dispatch {
   const GemmKernelInfo* bf16;
   const GemmKernelInfo* u4;
   const GemmKernelInfo* u2;
+  const GemmKernelInfo* f32u4;
+  const GemmKernelInfo* f32u2;
   const IsaOps* ops;
 };
 

@@ -242,6 +242,41 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
   }
 }
 
+void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
+  if (!w.low_bit()) throw std::invalid_argument("weight-only matmul needs int4 or int2 weights");
+  const Dispatch d = active_dispatch();
+  const GemmKernelInfo& kinfo = w.format == WeightFormat::u4_x32c4 ? *d.f32u4 : *d.f32u2;
+  note_kernel(kinfo.name);
+  if (M == 0) return;
+  const IsaOps* ops = d.ops;
+  const int64_t K = w.K, K_read = w.k_steps() * 4;
+  int64_t ld = conflict_free_stride(ldx, 4);
+  if (K_read != K || (ld != ldx && M > 1)) {  // zero padding to whole groups, or an aliasing stride
+    ld = conflict_free_stride(K_read, 4);
+    t_prepared.resize(size_t(M * ld) * sizeof(float));
+    float* dst = t_prepared.as<float>();
+    parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) {
+      for (int64_t r = r0; r < r0 + n; ++r) {
+        std::memcpy(dst + r * ld, x + r * ldx, size_t(K) * sizeof(float));
+        std::memset(dst + r * ld + K, 0, size_t(K_read - K) * sizeof(float));
+      }
+    });
+    x = dst, ldx = ld;
+  }
+  const auto fn = reinterpret_cast<GemmWeightOnlyFn>(kinfo.fn);
+  const int64_t panel_bytes = w.panel_bytes(), group_steps = w.group_size / 4, block = w.group_block_bytes();
+  const uint8_t* wdata = w.data.as<uint8_t>();
+  run_blocked<float>(
+      w, M, kinfo, block / group_steps, group_steps,
+      [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+        fn(mr, np, steps, x + m * ldx + p0 * 4, ldx, wdata + (n / kPanelN) * panel_bytes + (p0 / group_steps) * block,
+           panel_bytes, group_steps, tile, ldt, accumulate);
+      },
+      [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+        ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
+      });
+}
+
 double measure_peak_gops(const char* kind_c, double seconds) {
   const std::string kind = kind_c;
   const Dispatch d = active_dispatch();

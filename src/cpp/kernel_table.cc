@@ -12,10 +12,14 @@ const std::vector<GemmKernelInfo>& gemm_kernels() {
 #define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)                                    \
   MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::u4 : KernelKind::u2, mr, nr, 4, \
                                   reinterpret_cast<const void*>(&name), false}, )
+#define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)                                  \
+  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::f32u4 : KernelKind::f32u2, mr, nr, \
+                                  4, reinterpret_cast<const void*>(&name), false}, )
 #define MIXQ_ISA_OPS(name, isa, guard)
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL
 #undef MIXQ_LOWBIT_KERNEL
+#undef MIXQ_WEIGHT_ONLY_KERNEL
 #undef MIXQ_ISA_OPS
   };
   return table;
@@ -25,10 +29,12 @@ std::vector<const IsaOps*> isa_ops_list() {
   return {
 #define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)
 #define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)
+#define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)
 #define MIXQ_ISA_OPS(name, isa, guard) MIXQ_WHEN(guard, &name, )
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL
 #undef MIXQ_LOWBIT_KERNEL
+#undef MIXQ_WEIGHT_ONLY_KERNEL
 #undef MIXQ_ISA_OPS
   };
 }

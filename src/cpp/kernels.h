@@ -35,7 +35,12 @@ struct LowBitArgs {
 using GemmLowBitFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
                               int64_t b_stride, const LowBitArgs& args, float* c, int64_t ldc, bool accumulate);
 
-enum class KernelKind { s8, f32, bf16, u4, u2 };
+// Weight-only low-bit (W4A32 / W2A32): fp32 activations, codes dequantized in registers
+// (scale * (code - zero point)) and multiplied in fp32. a: fp32 rows read in place.
+using GemmWeightOnlyFn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b,
+                                  int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate);
+
+enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2 };
 
 struct GemmKernelInfo {
   const char* name;
@@ -113,9 +118,12 @@ struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
 #define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)                                            \
   void name(int, int, int64_t, const uint8_t*, int64_t, const uint8_t*, int64_t, const LowBitArgs&, float*, \
             int64_t, bool);
+#define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)                                    \
+  void name(int, int, int64_t, const float*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t, bool);
 #define MIXQ_ISA_OPS(name, isa, guard) extern const IsaOps name;
 #include "kernels.inc"
 #undef MIXQ_LOWBIT_KERNEL
+#undef MIXQ_WEIGHT_ONLY_KERNEL
 #undef MIXQ_GEMM_KERNEL
 #undef MIXQ_ISA_OPS
 

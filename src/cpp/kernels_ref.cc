@@ -72,7 +72,42 @@ void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, 
     }
 }
 
+template <int BITS>
+void weight_only_ref(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b, int64_t b_stride,
+                     int64_t G, float* c, int64_t ldc, bool accumulate) {
+  constexpr int U = 8 / BITS, MASK = (1 << BITS) - 1;
+  const int64_t block = G / U * 128 + 96;
+  for (int r = 0; r < mr; ++r)
+    for (int n = 0; n < 32 * np; ++n) {
+      const uint8_t* panel = b + (n / 32) * b_stride;
+      const int col = n % 32;
+      float f = accumulate ? c[r * ldc + n] : 0.f;
+      for (int64_t g = 0; g * G < k_steps; ++g) {
+        const uint8_t* codes = panel + g * block;
+        uint16_t sb;
+        std::memcpy(&sb, codes + G / U * 128 + 2 * col, 2);
+        const float s = bf16_to_float(sb), sz = s * float(codes[G / U * 128 + 64 + col]);
+        for (int64_t p = 0; p < G; ++p)
+          for (int q = 0; q < 4; ++q) {
+            const int code = (codes[(p / U) * 128 + col * 4 + q] >> ((p % U) * BITS)) & MASK;
+            f += a[r * lda + 4 * (g * G + p) + q] * (float(code) * s - sz);
+          }
+      }
+      c[r * ldc + n] = f;
+    }
+}
+
 }  // namespace
+
+void f32u4f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b,
+                             int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
+  weight_only_ref<4>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate);
+}
+
+void f32u2f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b,
+                             int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
+  weight_only_ref<2>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate);
+}
 
 void u8u4f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
                             int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {

@@ -377,7 +377,7 @@ _QRANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 
 
 def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=None, x_scale=None,
-           x_zero_point=None, out_scale=None, out_zero_point=None) -> np.ndarray:
+           x_zero_point=None, out_scale=None, out_zero_point=None, act: str = "int8") -> np.ndarray:
     """``activation(x @ W.T + bias)`` on the packed weight W [N, K]; x is [..., K].
 
     - float32 x, int8/int4/int2 W: activations quantized per row to uint8 inside the core
@@ -386,8 +386,12 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
       ``float32`` (default), ``int32`` (raw zero-point-corrected accumulators; no bias or
       activation), or ``uint8``/``int8`` requantized to ``out_scale``/``out_zero_point``.
     - float32 x, fp32 or bf16 W: float32 out.
+    - float32 x, int4/int2 W, ``act="fp32"``: weight-only (W4A32 / W2A32): codes dequantized
+      in registers, fp32 multiply; for activations that do not tolerate int8.
     ``activation``: None, "relu", "relu6" or ("clamp", lo, hi), fused in the epilogue.
     """
+    if act not in ("int8", "fp32"):
+        raise ValueError(f"act must be 'int8' (quantize activations) or 'fp32' (weight-only), got {act!r}")
     if not isinstance(packed, PackedWeight):
         raise TypeError(f"packed must be a PackedWeight from mixq.pack_weights(), got {type(packed).__name__}")
     if not isinstance(x, np.ndarray):
@@ -413,10 +417,15 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
             raise ValueError("x_scale/x_zero_point are for uint8/int8 x; float32 x is quantized dynamically")
         if out_dtype is not None and np.dtype(out_dtype) != np.float32:
             raise ValueError("float32 x gives float32 output")
-        if packed.bits not in (2, 4, 8):
-            _check_finite(x2, "x")  # integer paths check inside the core, during quantization
-        out = _core.matmul_float_input(packed._core, x2, b, lo, hi)
+        weight_only = act == "fp32"
+        if weight_only and packed.bits not in (2, 4):
+            raise ValueError("act='fp32' (weight-only) needs int4 or int2 weights")
+        if packed.bits not in (2, 4, 8) or weight_only:
+            _check_finite(x2, "x")  # the quantizing paths check inside the core
+        out = _core.matmul_float_input(packed._core, x2, b, lo, hi, weight_only)
     elif x.dtype in (np.uint8, np.int8):
+        if act != "int8":
+            raise ValueError("act='fp32' applies to float32 x")
         if packed.bits not in (2, 4, 8):
             raise TypeError(f"{x.dtype} x needs integer weights (bits 8, 4 or 2), the weight has bits={packed.bits}")
         if x_scale is None or x_zero_point is None:
