@@ -8,22 +8,12 @@
 #include <algorithm>
 
 #include "kernel_util.h"
+#include "kernel_util_avx512.h"
 #include "kernels.h"
 
 namespace mixq {
 namespace {
 
-
-// 16 bf16 values -> fp32 (a bf16 is the top half of an fp32).
-inline __m512 load_bf16x16(const uint8_t* p) {
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-// 16 u8 values -> fp32.
-inline __m512 load_u8x16(const uint8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
 
 // MR rows x NP panels of 32 columns. NP > 1 only for few rows (decode): several panels stream
 // side by side, which keeps more DRAM requests in flight per core.

@@ -45,6 +45,16 @@ void bf16_gemm_4x32c2__ref(int mr, int np, int64_t k_steps, const uint16_t* a, i
 namespace mixq {
 namespace {
 
+// Low-bit group block: codes (G/U units of 128 bytes), then 32 bf16 scales, then 32 u8 zero points.
+struct GroupTail {
+  float scale, zero_point;
+};
+inline GroupTail group_tail(const uint8_t* block, int64_t codes_bytes, int col) {
+  uint16_t s;
+  std::memcpy(&s, block + codes_bytes + 2 * col, 2);
+  return {bf16_to_float(s), float(block[codes_bytes + 64 + col])};
+}
+
 template <int BITS>
 void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride,
                 const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
@@ -62,11 +72,9 @@ void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, 
           for (int q = 0; q < 4; ++q)
             dot += uint32_t(a[r * lda + 4 * (g * G + p) + q]) *
                    uint32_t((codes[(p / U) * 128 + col * 4 + q] >> ((p % U) * BITS)) & MASK);
-        uint16_t s;
-        std::memcpy(&s, codes + G / U * 128 + 2 * col, 2);
-        const float scale = bf16_to_float(s), zp = float(codes[G / U * 128 + 64 + col]);
-        f += scale * float(int32_t(dot));
-        f -= scale * zp * t.rowsum[r * t.ld_rowsum + g];
+        const GroupTail tail = group_tail(codes, G / U * 128, col);
+        f += tail.scale * float(int32_t(dot));
+        f -= tail.scale * tail.zero_point * t.rowsum[r * t.ld_rowsum + g];
       }
       c[r * ldc + n] = f;
     }
@@ -84,9 +92,8 @@ void weight_only_ref(int mr, int np, int64_t k_steps, const float* a, int64_t ld
       float f = accumulate ? c[r * ldc + n] : 0.f;
       for (int64_t g = 0; g * G < k_steps; ++g) {
         const uint8_t* codes = panel + g * block;
-        uint16_t sb;
-        std::memcpy(&sb, codes + G / U * 128 + 2 * col, 2);
-        const float s = bf16_to_float(sb), sz = s * float(codes[G / U * 128 + 64 + col]);
+        const GroupTail tail = group_tail(codes, G / U * 128, col);
+        const float s = tail.scale, sz = s * tail.zero_point;
         for (int64_t p = 0; p < G; ++p)
           for (int q = 0; q < 4; ++q) {
             const int code = (codes[(p / U) * 128 + col * 4 + q] >> ((p % U) * BITS)) & MASK;

@@ -4,19 +4,11 @@
 #include <immintrin.h>
 
 #include "kernel_util.h"
+#include "kernel_util_avx512.h"
 #include "kernels.h"
 
 namespace mixq {
 namespace {
-
-inline __m512 bf16x16_to_ps(const uint8_t* p) {
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-inline __m512 u8x16_to_ps(const uint8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
 
 template <int BITS, int MR>
 void gemm_weight_only(int64_t k_steps, const float* a, int64_t lda, const uint8_t* b, int64_t G, float* c,
@@ -31,8 +23,8 @@ void gemm_weight_only(int64_t k_steps, const float* a, int64_t lda, const uint8_
   for (int64_t g0 = 0; g0 < k_steps; g0 += G) {
     // The group's scales and zero points follow its codes.
     const uint8_t* tail = b + codes_bytes;
-    const __m512 s0 = bf16x16_to_ps(tail), s1 = bf16x16_to_ps(tail + 32);
-    const __m512 z0 = _mm512_mul_ps(s0, u8x16_to_ps(tail + 64)), z1 = _mm512_mul_ps(s1, u8x16_to_ps(tail + 80));
+    const __m512 s0 = load_bf16x16(tail), s1 = load_bf16x16(tail + 32);
+    const __m512 z0 = _mm512_mul_ps(s0, load_u8x16(tail + 64)), z1 = _mm512_mul_ps(s1, load_u8x16(tail + 80));
     for (int64_t p = 0; p < G; p += U) {
       const __m512i x0 = _mm512_loadu_si512(b), x1 = _mm512_loadu_si512(b + 64);
 #pragma GCC unroll 4

@@ -118,6 +118,23 @@ inline void store_requantized(T* dst, const float* y, int64_t n, float inv_scale
   }
 }
 
+// Writes one output row of float results chunk by chunk: straight into a float output, or through
+// a small buffer that is then requantized to u8/s8. fill(c0, cn, y) computes columns [c0, c0+cn).
+template <typename Fill>
+inline void write_float_row(const Epilogue& e, int64_t off, int64_t nc, Fill fill) {
+  float tmp[256];
+  for (int64_t c0 = 0; c0 < nc; c0 += 256) {
+    const int64_t cn = nc - c0 < 256 ? nc - c0 : 256;
+    float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off + c0 : tmp;
+    fill(c0, cn, y);
+    const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
+    if (e.type == OutType::u8)
+      store_requantized(static_cast<uint8_t*>(e.out) + off + c0, y, cn, inv, zpf, 0.f, 255.f);
+    else if (e.type == OutType::s8)
+      store_requantized(static_cast<int8_t*>(e.out) + off + c0, y, cn, inv, zpf, -128.f, 127.f);
+  }
+}
+
 // Zero-point corrected accumulator: acc - azp*colsum - bzp*rowsum + K*azp*bzp, wrapping mod 2^32
 // (unsigned arithmetic) exactly like the reference.
 inline int32_t corrected(int32_t acc, uint32_t azp, int32_t colsum, const int32_t* bzp, int64_t j, uint32_t rs,
@@ -150,20 +167,12 @@ void epilogue_s32_impl(const Epilogue& e, const int32_t* acc, int64_t ldacc, int
       continue;
     }
     const float sa = e.a_scale[m * e.a_scale_stride];
-    float tmp[256];
-    for (int64_t c0 = 0; c0 < nc; c0 += 256) {
-      const int64_t cn = nc - c0 < 256 ? nc - c0 : 256;
-      float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off + c0 : tmp;
+    write_float_row(e, off, nc, [&](int64_t c0, int64_t cn, float* y) {
       for (int64_t j = c0; j < c0 + cn; ++j) {
         float v = float(corrected(a[j], azp, cs[j], bz, j, rs, kz)) * (sa * sb[j]) + (bias ? bias[j] : 0.f);
         y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
       }
-      const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
-      if (e.type == OutType::u8)
-        store_requantized(static_cast<uint8_t*>(e.out) + off + c0, y, cn, inv, zpf, 0.f, 255.f);
-      else if (e.type == OutType::s8)
-        store_requantized(static_cast<int8_t*>(e.out) + off + c0, y, cn, inv, zpf, -128.f, 127.f);
-    }
+    });
   }
 }
 
@@ -172,25 +181,16 @@ void epilogue_lowbit_impl(const Epilogue& e, const float* acc, int64_t ldacc, in
   const float* ws = e.wsum + n0;
   const float* bias = e.bias ? e.bias + n0 : nullptr;
   const float lo = e.lo, hi = e.hi;
-  float tmp[256];
   for (int64_t r = 0; r < mr; ++r) {
     const int64_t m = m0 + r;
     const float* a = acc + r * ldacc;
     const float sa = e.a_scale[m * e.a_scale_stride], za = float(e.a_zp[m * e.a_zp_stride]);
-    const int64_t off = m * e.ldo + n0;
-    for (int64_t c0 = 0; c0 < nc; c0 += 256) {
-      const int64_t cn = nc - c0 < 256 ? nc - c0 : 256;
-      float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off + c0 : tmp;
+    write_float_row(e, m * e.ldo + n0, nc, [&](int64_t c0, int64_t cn, float* y) {
       for (int64_t j = c0; j < c0 + cn; ++j) {
         float v = sa * (a[j] - za * ws[j]) + (bias ? bias[j] : 0.f);
         y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
       }
-      const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
-      if (e.type == OutType::u8)
-        store_requantized(static_cast<uint8_t*>(e.out) + off + c0, y, cn, inv, zpf, 0.f, 255.f);
-      else if (e.type == OutType::s8)
-        store_requantized(static_cast<int8_t*>(e.out) + off + c0, y, cn, inv, zpf, -128.f, 127.f);
-    }
+    });
   }
 }
 
