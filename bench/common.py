@@ -164,7 +164,8 @@ def machine_info(threads: int) -> dict:
         info["isa"] = ci.get("isa")
         info["peak_int8_gops"] = float(mixq.measure_peak("int8"))
         info["peak_fp32_gflops"] = float(mixq.measure_peak("fp32"))
-        info["dram_read_gbs"] = ci.get("dram_read_gbs")
+        if hasattr(mixq, "measure_bandwidth"):  # mixq's own streaming-read probe
+            info["dram_read_gbs"] = float(mixq.measure_bandwidth())
     if info["dram_read_gbs"] is None:
         info["dram_read_gbs"] = numpy_dram_read_gbs(threads)  # numpy-measured estimate
     return info

@@ -20,6 +20,7 @@
 #include "gemm.h"
 #include "packed_weight.h"
 #include "parallel.h"
+#include "probes.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -189,6 +190,10 @@ NB_MODULE(_core, m) {
     nb::gil_scoped_release rel;
     return measure_peak_gops(kind.c_str(), seconds);
   }, "kind"_a, "seconds"_a = 0.3);
+  m.def("measure_bandwidth", [](double seconds) {
+    nb::gil_scoped_release rel;
+    return measure_read_bandwidth(seconds);
+  }, "seconds"_a = 0.5);
 
   nb::class_<PackedWeight>(m, "PackedWeight")
       .def_prop_ro("format", [](const PackedWeight& w) { return uint32_t(w.format); })

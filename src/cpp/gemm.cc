@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -13,7 +12,6 @@
 #include "cpu_features.h"
 #include "dispatch.h"
 #include "parallel.h"
-#include "peak.h"
 
 namespace mixq {
 namespace {
@@ -275,56 +273,6 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
       [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
         ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
       });
-}
-
-double measure_peak_gops(const char* kind_c, double seconds) {
-  const std::string kind = kind_c;
-  const Dispatch d = active_dispatch();
-  const CpuFeatures& f = cpu_features();
-  int64_t (*loop)(int64_t) = nullptr;
-  double ops_per_iter = 0;
-#if MIXQ_HAVE_AVX512VNNI
-  if (kind == "int8" && d.isa >= Isa::avx512vnni) loop = peak_loop_int8_avx512vnni, ops_per_iter = 2048;
-#endif
-#if MIXQ_HAVE_AVX512
-  if (kind == "fp32" && d.isa >= Isa::avx512) loop = peak_loop_fp32_avx512, ops_per_iter = 512;
-#endif
-#if MIXQ_HAVE_AVX2
-  if (kind == "fp32" && !loop && d.isa >= Isa::avx2) loop = peak_loop_fp32_avx2, ops_per_iter = 192;
-#endif
-#if MIXQ_HAVE_AVX512BF16
-  if (kind == "bf16" && d.isa >= Isa::avx512 && f.avx512bf16) loop = peak_loop_bf16_avx512bf16, ops_per_iter = 1024;
-#endif
-  (void)f;
-  if (kind != "int8" && kind != "fp32" && kind != "bf16")
-    throw std::invalid_argument("measure_peak: kind must be int8, fp32 or bf16");
-  if (!loop) throw std::invalid_argument("measure_peak: no " + kind + " peak loop for ISA " + isa_name(d.isa));
-  using clock = std::chrono::steady_clock;
-  // Calibrate the iteration count on one thread, then time all threads running it together.
-  int64_t iters = 1 << 16;
-  for (;;) {
-    auto t0 = clock::now();
-    volatile int64_t sink = loop(iters);
-    (void)sink;
-    double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    if (dt > 0.02 || iters > (int64_t(1) << 40)) {
-      iters = int64_t(double(iters) * std::max(seconds, 0.01) / std::max(dt, 1e-9));
-      break;
-    }
-    iters *= 4;
-  }
-  const int threads = get_num_threads();
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto t0 = clock::now();
-    parallel_for(threads, [&](int64_t, int) {
-      volatile int64_t sink = loop(iters / 3 + 1);
-      (void)sink;
-    });
-    double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::max(best, double(iters / 3 + 1) * ops_per_iter * threads / dt / 1e9);
-  }
-  return best;
 }
 
 }  // namespace mixq

@@ -31,7 +31,4 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
 // fp32 activations with int4/int2 weights dequantized in registers (W4A32 / W2A32); float output.
 void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
 
-// Measured compute roof at the current thread count, in GOPS (kind: "int8", "fp32", "bf16").
-double measure_peak_gops(const char* kind, double seconds);
-
 }  // namespace mixq

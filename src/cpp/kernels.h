@@ -105,6 +105,8 @@ struct IsaOps {
   // Epilogue for a float tile (bias + clamp), writing float output.
   void (*epilogue_f32)(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
                        int64_t n0, int64_t nc);
+  // A streaming read of n bytes (the bandwidth probe); returns their 8-byte-word sum.
+  uint64_t (*sum_bytes)(const uint8_t* p, size_t n);
 };
 
 // Element types of each kernel kind, so the one list can declare typed functions.

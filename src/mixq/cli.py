@@ -59,6 +59,7 @@ def cmd_machine(args) -> int:
             peaks[kind] = None
             print(f"note: {e}", file=sys.stderr)
     info["peak_gops"] = peaks
+    info["dram_read_gbs"] = round(kernels.measure_bandwidth(), 1)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -71,6 +72,7 @@ def cmd_machine(args) -> int:
     print(f"threads         {info['threads']} (physical cores {info['physical_cores']})")
     for kind, v in peaks.items():
         print(f"peak {kind:<10} {'n/a' if v is None else f'{v:.0f} GOPS'}")
+    print(f"DRAM read       {info['dram_read_gbs']:.1f} GB/s")
     return 0
 
 
@@ -87,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--repeats", type=int, default=20, help="timed runs per path (median reported)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
-    mch = sub.add_parser("machine", help="CPU features, kernel path and measured compute peaks",
-                         description="Prints the detected CPU features, the kernels in use and the compute "
-                                     "roof measured by tight loops of the core at the current thread count.")
+    mch = sub.add_parser("machine", help="CPU features, kernel path, measured compute peaks and bandwidth",
+                         description="Prints the detected CPU features, the kernels in use, the compute "
+                                     "roof measured by tight loops of the core and the DRAM read bandwidth "
+                                     "measured by a streaming read, at the current thread count.")
     mch.add_argument("--seconds", type=float, default=0.3, help="measuring time per peak")
     mch.add_argument("--json", action="store_true", help="print JSON")
     mch.set_defaults(func=cmd_machine)

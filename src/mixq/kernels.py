@@ -26,6 +26,7 @@ __all__ = [
     "last_kernel",
     "kernel_list",
     "measure_peak",
+    "measure_bandwidth",
 ]
 
 # Packed formats of the core (packed_weight.h) and their names.
@@ -502,3 +503,9 @@ def kernel_list() -> list[dict]:
 def measure_peak(kind: str, seconds: float = 0.3) -> float:
     """Measured compute roof at the current thread count, in GOPS: 'int8', 'fp32' or 'bf16'."""
     return _core.measure_peak(str(kind), float(seconds))
+
+
+def measure_bandwidth(seconds: float = 0.5) -> float:
+    """Measured DRAM read bandwidth at the current thread count, in GB/s: every thread streams
+    its slice of a buffer 8x the L3 (at least 256 MiB); the best of several passes."""
+    return _core.measure_bandwidth(float(seconds))
