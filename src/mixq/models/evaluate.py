@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     recorded = meta.get("test_accuracy")
     tol = args.tolerance if args.tolerance is not None else (0.1 if full else 1.5)
     print(f"model       {args.model}  ({ckpt})")
-    print(f"data        {split}: {len(images)} images" + ("" if full else
-          "  (full test set not installed: apt-get install dataset-fashion-mnist)"))
+    note = "" if full or args.subset else "  (full test set not installed: apt-get install dataset-fashion-mnist)"
+    print(f"data        {split}: {len(images)} images{note}")
     print(f"accuracy    {acc:.2f} %  ({dt:.1f} s)")
     if recorded is None:
         print("recorded    none in metadata")
