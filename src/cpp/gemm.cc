@@ -52,7 +52,9 @@ thread_local AlignedBuffer t_quantized;  // dynamically quantized activations of
 template <typename Acc, typename Kernel, typename Epi>
 void run_blocked(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, int64_t b_step_bytes,
                  int64_t kc_granule, Kernel kernel, Epi epilogue) {
-  const int mr_max = kinfo.mr, np_max = kinfo.nr / kPanelN;
+  // Decode (1-2 rows): up to 4 panels per kernel call stream side by side, more DRAM requests in
+  // flight per core. Otherwise the kernel's own tile width, so a B micro-panel stays in L1.
+  const int mr_max = kinfo.mr, np_max = M <= 2 ? std::max(4, kinfo.nr / kPanelN) : kinfo.nr / kPanelN;
   const int64_t N = w.N, ks = w.k_steps();
   Blocking blk = choose_blocking(mr_max, M, N, b_step_bytes);
   blk.kc_steps = std::max<int64_t>(1, blk.kc_steps / kc_granule) * kc_granule;

@@ -47,8 +47,8 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 
 }  // namespace
 
-void u8s8s32_gemm_6x128c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
-                                      const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
+                                     const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
   // Few rows (decode): up to 4 panels stream side by side, more DRAM requests in flight per core.
   // Otherwise 6x64 tiles: 24 accumulators.
   const int np_step = mr <= 2 ? 4 : 2;
