@@ -154,6 +154,17 @@ def warn_if_busy() -> None:
               "timings (especially multi-threaded peers) will be low and noisy")
 
 
+def start(doc: str, argv=None):
+    """Common start of every benchmark: arguments (first line of the script's docstring as
+    description), peers, one thread count for all, a busy-machine warning, the machine dict.
+    Returns (args, peers, machine)."""
+    args = parse_args(doc.splitlines()[0], argv)
+    p = peers()
+    set_threads(args.threads)
+    warn_if_busy()
+    return args, p, machine_info(args.threads)
+
+
 def machine_info(threads: int) -> dict:
     """The "machine" dict of the JSON contract; isa and peaks come from mixq (None without it)."""
     mixq = peers()["mixq"]

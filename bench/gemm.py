@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import (Results, best_peer_gops, machine_info, ort_session, parse_args, peers,
-                    print_table, set_threads, time_fn, warn_if_busy, write_json)
+from common import (Results, best_peer_gops, ort_session, peers, print_table, start, time_fn,
+                    write_json)
 
 SHAPES = [(2048, 2048, 2048), (512, 1024, 1024), (128, 4096, 4096), (16, 4096, 4096),
           (3136, 64, 576), (196, 512, 4608)]
@@ -195,11 +195,7 @@ def print_targets(results, peak_int8):
 
 
 def main():
-    args = parse_args(__doc__.splitlines()[0])
-    p = peers()
-    set_threads(args.threads)
-    warn_if_busy()
-    machine = machine_info(args.threads)
+    args, p, machine = start(__doc__)
     peak8, peak32 = machine["peak_int8_gops"], machine["peak_fp32_gflops"]
     peak16 = float(p["mixq"].measure_peak("bf16")) if p["mixq"] is not None else None
     print(f"[gemm] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}; "

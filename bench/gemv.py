@@ -70,8 +70,7 @@ from typing import Callable
 
 import numpy as np
 
-from common import (Results, machine_info, numpy_dram_read_gbs, ort_session, parse_args,
-                    peers, set_threads, time_fn, warn_if_busy, write_json)
+from common import (Results, numpy_dram_read_gbs, ort_session, peers, start, time_fn, write_json)
 
 SHAPES = [(4096, 4096), (11008, 4096)]  # (N, K) = (out_features, in_features)
 N_MATRICES = {(4096, 4096): 24, (11008, 4096): 8}  # distinct float matrices per shape
@@ -587,11 +586,7 @@ def print_conditions(results, cond):
 
 # ---------------------------------------------------------------- main
 def main():
-    args = parse_args(__doc__.splitlines()[0])
-    p = peers()
-    set_threads(args.threads)
-    warn_if_busy()
-    machine = machine_info(args.threads)
+    args, p, machine = start(__doc__)
     l3 = (p["mixq"].cpu_info().get("l3_bytes") if p["mixq"] is not None else None) or DEFAULT_L3
     cond = Conditions(args.threads)
     print(f"[gemv] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}, "
