@@ -1,6 +1,6 @@
 """The ``mixq`` command.
 
-    mixq demo      a short GEMM demo: one layer at fp32, bf16 and int8, timed against numpy
+    mixq demo      a short GEMM demo: one layer at fp32, bf16, int8 and int4, timed against numpy
     mixq machine   the CPU, the kernel path in use and its measured compute peaks
 """
 
@@ -35,10 +35,17 @@ def cmd_demo(args) -> int:
     exact = x.astype(np.float64) @ w.T.astype(np.float64) + bias
     print(f"mixq GEMM demo: y = relu(x @ W.T + b), x [{m}, {k}], W [{n}, {k}], "
           f"{kernels.get_num_threads()} threads, ISA {kernels.cpu_info()['isa']}")
-    rows = [("numpy fp32", None, lambda: np.maximum(x @ w.T + bias, 0), w.nbytes)]
-    for label, bits in (("mixq fp32", 32), ("mixq bf16", 16), ("mixq w8a8 (dynamic)", 8)):
-        p = kernels.pack_weights(w, bits=bits)
-        rows.append((label, p, (lambda p=p: kernels.matmul(x, p, bias, activation="relu")), p.nbytes))
+    rows = []
+    variants = (("mixq fp32", dict(bits=32), "int8"), ("mixq bf16", dict(bits=16), "int8"),
+                ("mixq w8a8 (dynamic)", dict(bits=8), "int8"),
+                ("mixq w4a8 g128", dict(bits=4, group_size=128), "int8"),
+                ("mixq w4a32 g128", dict(bits=4, group_size=128), "fp32"))
+    for label, pack_kw, act in variants:
+        p = kernels.pack_weights(w, **pack_kw)
+        rows.append((label, p, (lambda p=p, act=act: kernels.matmul(x, p, bias, activation="relu", act=act)),
+                     p.nbytes))
+    # numpy last: its BLAS threads keep spinning after a call and would slow whatever runs next.
+    rows.append(("numpy fp32", None, lambda: np.maximum(x @ w.T + bias, 0), w.nbytes))
     ops = 2.0 * m * n * k
     print(f"{'path':<22}{'kernel':<36}{'ms':>9}{'GOPS':>9}{'weight MB':>11}{'max rel err':>13}")
     for label, p, fn, nbytes in rows:
@@ -80,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixq", description="Fast mixed-precision quantized inference on CPUs.")
     p.add_argument("--threads", type=int, default=None, help="threads for the core (default: physical cores)")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="run a short GEMM demo (fp32, bf16, int8) and compare with numpy",
-                       description="Packs one random layer at fp32, bf16 and int8, runs y = relu(x @ W.T + b) "
-                                   "on each, and prints time, throughput, weight memory and error vs float64.")
+    d = sub.add_parser("demo", help="run a short GEMM demo (fp32, bf16, int8, int4) and compare with numpy",
+                       description="Packs one random layer at fp32, bf16, int8 and int4, runs "
+                                   "y = relu(x @ W.T + b) on each, and prints time, throughput, weight memory "
+                                   "and error vs float64.")
     d.add_argument("--m", type=int, default=256, help="rows of x (batch x tokens)")
     d.add_argument("--n", type=int, default=1024, help="output features")
     d.add_argument("--k", type=int, default=1024, help="input features")
