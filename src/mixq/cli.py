@@ -83,18 +83,28 @@ def cmd_machine(args) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixq", description="Fast mixed-precision quantized inference on CPUs.")
-    p.add_argument("--threads", type=int, default=None, help="threads for the core (default: physical cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="threads for the core (default: physical cores)")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="run a short GEMM demo (fp32, bf16, int8, int4) and compare with numpy",
                        description="Packs one random layer at fp32, bf16, int8 and int4, runs "
                                    "y = relu(x @ W.T + b) on each, and prints time, throughput, weight memory "
                                    "and error vs float64.")
-    d.add_argument("--m", type=int, default=256, help="rows of x (batch x tokens)")
-    d.add_argument("--n", type=int, default=1024, help="output features")
-    d.add_argument("--k", type=int, default=1024, help="input features")
-    d.add_argument("--repeats", type=int, default=20, help="timed runs per path (median reported)")
+    d.add_argument("--m", type=positive_int, default=256, help="rows of x (batch x tokens)")
+    d.add_argument("--n", type=positive_int, default=1024, help="output features")
+    d.add_argument("--k", type=positive_int, default=1024, help="input features")
+    d.add_argument("--repeats", type=positive_int, default=20, help="timed runs per path (median reported)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
     mch = sub.add_parser("machine", help="CPU features, kernel path, measured compute peaks and bandwidth",
