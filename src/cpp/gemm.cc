@@ -155,15 +155,13 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     });
     e.wsum = w.wsum.data();
     const auto fn = reinterpret_cast<GemmLowBitFn>(kinfo.fn);
-    const int64_t panel_bytes = w.panel_bytes(), group_steps = w.group_size / 4, block = w.group_block_bytes();
-    const uint8_t* wdata = w.data.as<uint8_t>();
+    const int64_t group_steps = w.group_size / 4;
     run_blocked<float>(
-        w, M, kinfo, block / group_steps, group_steps,
+        w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
         [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
-          const int64_t g0 = p0 / group_steps;
-          const LowBitArgs args{group_steps, group_sums.data() + m * G + g0, G};
-          fn(mr, np, steps, rows + m * lda + p0 * 4, lda, wdata + (n / kPanelN) * panel_bytes + g0 * block,
-             panel_bytes, args, tile, ldt, accumulate);
+          const LowBitArgs args{group_steps, group_sums.data() + m * G + p0 / group_steps, G};
+          fn(mr, np, steps, rows + m * lda + p0 * 4, lda, w.lowbit_block(n, p0), w.panel_bytes(), args, tile, ldt,
+             accumulate);
         },
         [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
           ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
@@ -264,13 +262,12 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
     x = dst, ldx = ld;
   }
   const auto fn = reinterpret_cast<GemmWeightOnlyFn>(kinfo.fn);
-  const int64_t panel_bytes = w.panel_bytes(), group_steps = w.group_size / 4, block = w.group_block_bytes();
-  const uint8_t* wdata = w.data.as<uint8_t>();
+  const int64_t group_steps = w.group_size / 4;
   run_blocked<float>(
-      w, M, kinfo, block / group_steps, group_steps,
+      w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
       [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
-        fn(mr, np, steps, x + m * ldx + p0 * 4, ldx, wdata + (n / kPanelN) * panel_bytes + (p0 / group_steps) * block,
-           panel_bytes, group_steps, tile, ldt, accumulate);
+        fn(mr, np, steps, x + m * ldx + p0 * 4, ldx, w.lowbit_block(n, p0), w.panel_bytes(), group_steps, tile, ldt,
+           accumulate);
       },
       [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
         ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);

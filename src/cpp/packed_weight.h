@@ -43,6 +43,10 @@ struct PackedWeight {
   int64_t k_steps() const { return low_bit() ? n_groups() * group_size / 4 : (K + kr() - 1) / kr(); }
   // Low-bit: bytes of one group block of a panel (codes, then bf16 scales and u8 zero points).
   int64_t group_block_bytes() const { return group_size / 4 * kPanelN * 4 * bits() / 8 + 3 * kPanelN; }
+  // Low-bit: the group block holding k step p0 of the panel of column n.
+  const uint8_t* lowbit_block(int64_t n, int64_t p0) const {
+    return data.as<uint8_t>() + (n / kPanelN) * panel_bytes() + (p0 / (group_size / 4)) * group_block_bytes();
+  }
   // Low-bit: the bf16 scale of (group g, column n), as stored.
   float group_scale(int64_t g, int64_t n) const;
   int64_t panel_bytes() const;  // one 32-column panel over all of K
