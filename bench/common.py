@@ -216,17 +216,19 @@ def best_peer_gops(results: Results, case: str, impls) -> float | None:
 
 
 def print_table(results: Results, impls=None, title: str | None = None,
-                peaks: dict | None = None) -> None:
+                peaks: dict | None = None, baseline: str | None = None) -> None:
     """One line per case, one GOPS column (from the median) per impl. Each mixq-* impl
     also gets a column "<precision>/peer" with its ratio to the best non-mixq impl of this
-    table and, when peaks[impl] is given, "<precision> %peak". Missing measurements print as '-'."""
+    table and, when peaks[impl] is given, "<precision> %peak". With `baseline` (an impl), the
+    ratio columns compare against it instead. Missing measurements print as '-'."""
     impls = list(impls or dict.fromkeys(r["impl"] for r in results.rows))
     cases = list(dict.fromkeys(r["case"] for r in results.rows
                                if r["impl"] in impls))
     peaks = peaks or {}
     mine = [i for i in impls if is_mixq(i)]
     cols = [(i, i, "GOPS") for i in impls]  # (header, impl, what)
-    cols += [(f"{i[5:]}/peer", i, "ratio") for i in mine]
+    ref_name = baseline[5:] if baseline and is_mixq(baseline) else (baseline or "peer")
+    cols += [(f"{i[5:]}/{ref_name}", i, "ratio") for i in mine if i != baseline]
     cols += [(f"{i[5:]} %peak", i, "peak") for i in mine if peaks.get(i)]
     wc = max([len("case")] + [len(c) for c in cases])
     widths = [max(len(head), 7) for head, _, _ in cols]
@@ -236,7 +238,7 @@ def print_table(results: Results, impls=None, title: str | None = None,
     print(header)
     print("-" * len(header))
     for case in cases:
-        best = best_peer_gops(results, case, impls)
+        best = results.gops(case, baseline) if baseline else best_peer_gops(results, case, impls)
         cells = []
         for (_, impl, what), w in zip(cols, widths):
             g = results.gops(case, impl)

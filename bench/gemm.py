@@ -212,7 +212,8 @@ def main():
 
     print_table(results, INT8, "int8 -> int32 GEMM, GOPS (median); ratio = mixq / best peer",
                 {"mixq-w8a8": peak8})
-    print_table(results, LOWBIT, "int4 weights vs int8 (mixq, same uint8 A), GOPS (median)")
+    print_table(results, LOWBIT, "int4 weights vs int8 (mixq, same uint8 A), GOPS (median)",
+                baseline="mixq-w8a8")
     print_table(results, FP, "fp32 GEMM, GFLOPS (median); ratio = mixq / best fp32 peer",
                 {"mixq-fp32": peak32, "mixq-bf16": peak16})
     print_targets(results, peak8)
