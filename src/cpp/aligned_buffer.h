@@ -31,7 +31,6 @@ class AlignedBuffer {
     }
     n_ = n;
   }
-  void zero() { std::memset(p_, 0, n_); }
   template <typename T> T* as() { return reinterpret_cast<T*>(p_); }
   template <typename T> const T* as() const { return reinterpret_cast<const T*>(p_); }
   size_t size() const { return n_; }

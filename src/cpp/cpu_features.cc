@@ -130,10 +130,4 @@ bool isa_supported(Isa isa) {
   return false;
 }
 
-Isa best_isa() {
-  for (Isa isa : {Isa::avx512vnni, Isa::avx512, Isa::avx2})
-    if (isa_supported(isa)) return isa;
-  return Isa::ref;
-}
-
 }  // namespace mixq

@@ -16,8 +16,6 @@ struct CpuFeatures {
 };
 
 const CpuFeatures& cpu_features();
-// The best level this CPU (and OS) can run.
-Isa best_isa();
 bool isa_supported(Isa isa);
 
 }  // namespace mixq

@@ -55,10 +55,17 @@ inline GroupTail group_tail(const uint8_t* block, int64_t codes_bytes, int col) 
   return {bf16_to_float(s), float(block[codes_bytes + 64 + col])};
 }
 
+// Code of k step p (within its group), lane q, of column col in a low-bit group block.
+template <int BITS>
+inline int group_code(const uint8_t* codes, int64_t p, int col, int q) {
+  constexpr int U = 8 / BITS;
+  return (codes[(p / U) * 128 + col * 4 + q] >> ((p % U) * BITS)) & ((1 << BITS) - 1);
+}
+
 template <int BITS>
 void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride,
                 const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
-  constexpr int U = 8 / BITS, MASK = (1 << BITS) - 1;
+  constexpr int U = 8 / BITS;
   const int64_t G = t.group_steps, block = G / U * 128 + 96;  // group block: codes, scales, zero points
   for (int r = 0; r < mr; ++r)
     for (int n = 0; n < 32 * np; ++n) {
@@ -70,8 +77,7 @@ void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, 
         uint32_t dot = 0;
         for (int64_t p = 0; p < G; ++p)
           for (int q = 0; q < 4; ++q)
-            dot += uint32_t(a[r * lda + 4 * (g * G + p) + q]) *
-                   uint32_t((codes[(p / U) * 128 + col * 4 + q] >> ((p % U) * BITS)) & MASK);
+            dot += uint32_t(a[r * lda + 4 * (g * G + p) + q]) * uint32_t(group_code<BITS>(codes, p, col, q));
         const GroupTail tail = group_tail(codes, G / U * 128, col);
         f += tail.scale * float(int32_t(dot));
         f -= tail.scale * tail.zero_point * t.rowsum[r * t.ld_rowsum + g];
@@ -83,7 +89,7 @@ void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, 
 template <int BITS>
 void weight_only_ref(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b, int64_t b_stride,
                      int64_t G, float* c, int64_t ldc, bool accumulate) {
-  constexpr int U = 8 / BITS, MASK = (1 << BITS) - 1;
+  constexpr int U = 8 / BITS;
   const int64_t block = G / U * 128 + 96;
   for (int r = 0; r < mr; ++r)
     for (int n = 0; n < 32 * np; ++n) {
@@ -95,10 +101,8 @@ void weight_only_ref(int mr, int np, int64_t k_steps, const float* a, int64_t ld
         const GroupTail tail = group_tail(codes, G / U * 128, col);
         const float s = tail.scale, sz = s * tail.zero_point;
         for (int64_t p = 0; p < G; ++p)
-          for (int q = 0; q < 4; ++q) {
-            const int code = (codes[(p / U) * 128 + col * 4 + q] >> ((p % U) * BITS)) & MASK;
-            f += a[r * lda + 4 * (g * G + p) + q] * (float(code) * s - sz);
-          }
+          for (int q = 0; q < 4; ++q)
+            f += a[r * lda + 4 * (g * G + p) + q] * (float(group_code<BITS>(codes, p, col, q)) * s - sz);
       }
       c[r * ldc + n] = f;
     }
