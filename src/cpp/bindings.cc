@@ -151,6 +151,9 @@ nb::dict cpu_info() {
 }
 
 }  // namespace
+
+void bind_plan(nb::module_& m);  // bindings_plan.cc
+void bind_depthwise(nanobind::module_& m);  // bindings_depthwise.cc
 }  // namespace mixq
 
 NB_MODULE(_core, m) {
@@ -283,4 +286,6 @@ NB_MODULE(_core, m) {
       throw std::invalid_argument("input contains NaN or Inf");
     return nb::make_tuple(q, scale, zp);
   });
+  bind_plan(m);
+  bind_depthwise(m);
 }

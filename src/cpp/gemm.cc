@@ -127,7 +127,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   // converted first.
   const uint8_t* rows = a.data;
   int64_t lda = a.lda;
-  if (a.is_signed || K_read != K) {
+  if (a.is_signed || (K_read != K && !a.padded)) {
     const int64_t ldd = conflict_free_stride(K_read, 1);
     t_prepared.resize(size_t(M * ldd));
     uint8_t* dst = t_prepared.as<uint8_t>();
@@ -240,7 +240,7 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
   }
 }
 
-void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
+void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, bool padded) {
   if (!w.low_bit()) throw std::invalid_argument("weight-only matmul needs int4 or int2 weights");
   const Dispatch d = active_dispatch();
   const GemmKernelInfo& kinfo = w.format == WeightFormat::u4_x32c4 ? *d.f32u4 : *d.f32u2;
@@ -249,7 +249,7 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
   const IsaOps* ops = d.ops;
   const int64_t K = w.K, K_read = w.k_steps() * 4;
   int64_t ld = conflict_free_stride(ldx, 4);
-  if (K_read != K || (ld != ldx && M > 1)) {  // zero padding to whole groups, or an aliasing stride
+  if ((K_read != K && !padded) || (ld != ldx && M > 1)) {  // zero padding to whole groups, or an aliasing stride
     ld = conflict_free_stride(K_read, 4);
     t_prepared.resize(size_t(M * ld) * sizeof(float));
     float* dst = t_prepared.as<float>();

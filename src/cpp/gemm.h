@@ -18,6 +18,9 @@ struct QuantizedRows {
   int64_t scale_stride = 0;
   const int32_t* zero_point = nullptr;
   int64_t zp_stride = 0;
+  // Rows already hold the kernels' padded depth (K rounded up to the kernel's k step, or to whole
+  // groups for low-bit weights) with zeros after K: read in place, no padded copy.
+  bool padded = false;
 };
 
 // out: e.type, e.out, e.ldo, e.bias, e.lo, e.hi, e.out_scale, e.out_zp are the caller's.
@@ -29,6 +32,7 @@ void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t l
 void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
 
 // fp32 activations with int4/int2 weights dequantized in registers (W4A32 / W2A32); float output.
-void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
+// padded: rows already hold K rounded up to whole groups, zeros after K (see QuantizedRows).
+void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, bool padded = false);
 
 }  // namespace mixq

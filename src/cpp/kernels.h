@@ -102,7 +102,7 @@ struct IsaOps {
   // then float or requantized output (e.wsum must be set).
   void (*epilogue_lowbit)(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
                           int64_t n0, int64_t nc);
-  // Epilogue for a float tile (bias + clamp), writing float output.
+  // Epilogue for a float tile (bias + clamp), then float or requantized output.
   void (*epilogue_f32)(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
                        int64_t n0, int64_t nc);
   // A streaming read of n bytes (the bandwidth probe); returns their 8-byte-word sum.

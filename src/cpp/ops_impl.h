@@ -215,21 +215,15 @@ void epilogue_lowbit_impl(const Epilogue& e, const float* acc, int64_t ldacc, in
 void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr, int64_t n0,
                        int64_t nc) {
   const float lo = e.lo, hi = e.hi;
+  const float* bias = e.bias ? e.bias + n0 : nullptr;
   for (int64_t r = 0; r < mr; ++r) {
     const float* a = acc + r * ldacc;
-    float* out = static_cast<float*>(e.out) + (m0 + r) * e.ldo + n0;
-    if (e.bias) {
-      const float* b = e.bias + n0;
-      for (int64_t j = 0; j < nc; ++j) {
-        float v = a[j] + b[j];
-        out[j] = v < lo ? lo : (v > hi ? hi : v);
+    write_float_row(e, (m0 + r) * e.ldo + n0, nc, [&](int64_t c0, int64_t cn, float* y) {
+      for (int64_t j = c0; j < c0 + cn; ++j) {
+        float v = a[j] + (bias ? bias[j] : 0.f);
+        y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
       }
-    } else {
-      for (int64_t j = 0; j < nc; ++j) {
-        float v = a[j];
-        out[j] = v < lo ? lo : (v > hi ? hi : v);
-      }
-    }
+    });
   }
 }
 

@@ -8,6 +8,16 @@
 
 namespace mixq {
 
+PackedWeight copy_packed(const PackedWeight& w) {
+  PackedWeight c;
+  c.format = w.format, c.N = w.N, c.K = w.K, c.group_size = w.group_size;
+  c.data.resize(w.data.size());
+  std::memcpy(c.data.as<uint8_t>(), w.data.as<uint8_t>(), w.data.size());
+  c.scale = w.scale, c.zero_point = w.zero_point, c.colsum = w.colsum;
+  c.group_zp = w.group_zp, c.wsum = w.wsum;
+  return c;
+}
+
 int PackedWeight::kr() const {
   switch (format) {
     case WeightFormat::s8_x32c4: return 4;

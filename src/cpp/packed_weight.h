@@ -55,6 +55,9 @@ struct PackedWeight {
   int64_t nbytes() const;
 };
 
+// A deep copy (a plan owns its weights apart from the Python objects they were packed in).
+PackedWeight copy_packed(const PackedWeight& w);
+
 PackedWeight pack_s8(const int8_t* w, int64_t N, int64_t K, const float* scale, const int32_t* zero_point);
 PackedWeight pack_f32(const float* w, int64_t N, int64_t K);
 PackedWeight pack_bf16(const float* w, int64_t N, int64_t K);

@@ -19,11 +19,17 @@ from .kernels import (
     set_num_threads,
 )
 
+from .runtime import Plan, PlanFileError, load_plan
+
 __version__ = "0.1.0"
 
 cpu_info()  # validates MIXQ_ISA now rather than at the first matmul
 
 __all__ = [
+    "Plan",
+    "PlanFileError",
+    "compile",
+    "load_plan",
     "PackedWeight",
     "available_isas",
     "cpu_info",
@@ -37,3 +43,10 @@ __all__ = [
     "set_isa",
     "set_num_threads",
 ]
+
+
+def compile(model, example_input, config=None, calibration=None, **kw):
+    """PyTorch model -> quantized inference Plan (see mixq.runtime.compile.compile)."""
+    from .runtime.compile import compile as _compile
+
+    return _compile(model, example_input, config, calibration, **kw)

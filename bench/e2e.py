@@ -1,0 +1,338 @@
+"""End-to-end CNN inference: mixq plans vs torch and onnxruntime (fp32 and int8), same inputs and threads.
+
+Cases (model, input, batch):
+  resnet50      ResNet-50 v1.5, 3x224x224, batch 1 and 8 (--quick: 1)   random weights
+  mobilenet_v2  MobileNetV2,    3x224x224, batch 1 and 8 (--quick: 1)   random weights
+  resnet20      ResNet-20,      1x28x28,   batch 1 and 64               Fashion-MNIST checkpoint
+Random-weight models get random BatchNorm gamma/beta and running statistics measured on 16
+images, so activation ranges (and therefore quantization) look like a trained network's. The
+224 px inputs are smooth random images; ResNet-20 gets Fashion-MNIST test images (its registry
+input is 28x28, one channel). Calibration batches (the same for ORT and mixq) are other images.
+
+Impls (one process, same input array, same thread count; medians after warm-up):
+  torch-fp32       the eval model under torch.inference_mode
+  ort-fp32         torch.onnx.export(dynamo=False) -> onnxruntime, all graph optimizations
+  ort-int8         quant_pre_process + quantize_static (QDQ, per-channel int8 weights, uint8
+                   activations, MinMax calibration) -> onnxruntime
+  mixq-fp32, mixq-w8a8, mixq-w4a8-g128
+                   plan = mixq.compile(model, example, config=..., calibration=[...]);
+                   plan.run(x) -- rows are skipped with "mixq runtime not available" while
+                   mixq.compile is missing or raises NotImplementedError
+Peer construction lives in bench/peers_cnn.py; the ONNX files go to a temporary directory.
+
+Every impl's output is compared with torch-fp32 on the timed input before it is timed: "rel err"
+= ||y - y_torch|| / ||y_torch|| and "top1" = share of images with the same arg-max class. A
+wrong shape or a non-finite output is not timed; a large error is flagged with "!".
+Weight bytes: torch-fp32 its parameters; ORT all initializers of the model it runs (int8 weights
++ int32 biases + scales + zero points for ort-int8); mixq plan.weight_bytes. "% fp32" is against
+4 x the parameters left after folding BatchNorm into the convolutions (weights + biases).
+JSON rows: ops = 2 x conv/linear multiply-adds of the batch, bytes = the weight bytes.
+
+Run:  python bench/e2e.py [--quick] [--json PATH] [--threads N] [--repeats R]
+                          [--models resnet50,mobilenet_v2,resnet20]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from common import Results, start, time_fn, write_json
+from peers_cnn import (ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
+                       torch_runner)
+
+# name: (label, batch sizes, batch sizes with --quick)
+MODELS = {
+    "resnet50": ("ResNet50v1.5", (1, 8), (1,)),
+    "mobilenet_v2": ("MobileNetV2", (1, 8), (1,)),
+    "resnet20": ("ResNet-20", (1, 64), (1, 64)),
+}
+PEER_IMPLS = ["torch-fp32", "ort-fp32", "ort-int8"]
+MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a8-g128"}
+IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
+BN_BATCHES = (2, 8)  # images that set the BatchNorm statistics of random-weight models
+CALIBRATION = {False: (8, 4), True: (4, 2)}  # quick -> (batches, images per batch)
+ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # rel err above which a row is marked "!"
+BUSY = 0.25  # cores other processes used while a row was timed, above which it is marked "*"
+
+
+# ---------------------------------------------------------------- arguments
+def parse(argv=None):
+    """bench.common's arguments plus --models. Returns (argv for common.start, models)."""
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--models", default=",".join(MODELS))
+    ns, rest = extra.parse_known_args(argv)
+    models = [m for part in ns.models.split(",") for m in part.split() if m]
+    bad = [m for m in models if m not in MODELS]
+    if bad or not models:
+        print(f"e2e.py: error: --models: unknown {bad or 'empty list'}; choose from "
+              f"{', '.join(MODELS)}", file=sys.stderr)
+        raise SystemExit(2)
+    return rest, models
+
+
+def models_help() -> str:
+    return ("\ne2e options:\n  --models LIST         comma-separated subset of "
+            f"{','.join(MODELS)} (default: all)")
+
+
+# ---------------------------------------------------------------- mixq
+class MixqUnavailable(Exception):
+    """mixq's model API is not there (yet): `permanent` when no config can work in this run."""
+
+    def __init__(self, msg: str, permanent: bool = False):
+        super().__init__(msg)
+        self.permanent = permanent
+
+
+def compile_mixq(mixq, model, example, calibration, config):
+    """The one call into mixq's model compiler: (runner, weight bytes).
+
+    `model` is the torch module (eval mode; a copy, so a compiler that folds or fuses in place
+    cannot change the peers' model), `example` a torch tensor of the case's input,
+    `calibration` a list of torch tensors, `config` a precision name."""
+    import torch
+
+    if mixq is None:
+        raise MixqUnavailable("mixq is not importable", permanent=True)
+    try:
+        compile_fn = mixq.compile
+    except AttributeError:
+        raise MixqUnavailable("mixq.compile does not exist", permanent=True) from None
+    try:
+        plan = compile_fn(copy.deepcopy(model), torch.from_numpy(example), config=config,
+                          calibration=[torch.from_numpy(b) for b in calibration])
+    except NotImplementedError as e:
+        raise MixqUnavailable(f"mixq.compile(config={config!r}) raised NotImplementedError: {e}") from None
+    return plan.run, int(plan.weight_bytes)
+
+
+class MixqPlans:
+    """Plans per config for one model, compiled with the first batch size's input and reused
+    for the others; recompiled for a batch size the plan does not accept."""
+
+    def __init__(self, mixq, model, calibration, unavailable: str | None = None):
+        self.mixq, self.model, self.calibration = mixq, model, calibration
+        self.plans: dict[str, tuple] = {}
+        self.unavailable = unavailable or (None if mixq is not None else "mixq is not importable")
+
+    def runner(self, impl: str, x: np.ndarray):
+        """(run, weight_bytes) for impl on input x, or None (the reason was printed)."""
+        if self.unavailable:
+            return None
+        config = MIXQ_CONFIGS[impl]
+        try:
+            if impl in self.plans:
+                run, wb = self.plans[impl]
+                try:
+                    out = np.asarray(run(x))
+                    if out.shape[0] == x.shape[0]:
+                        return run, wb
+                except Exception:
+                    pass
+                log(f"  {impl}: plan does not take batch {x.shape[0]}; compiling again for it")
+            t0 = time.perf_counter()
+            self.plans[impl] = compile_mixq(self.mixq, self.model, x, self.calibration, config)
+            log(f"  {impl}: mixq.compile(config={config!r}) in {time.perf_counter() - t0:.1f} s")
+            return self.plans[impl]
+        except MixqUnavailable as e:
+            if e.permanent:
+                self.unavailable = str(e)
+            log(f"  {impl}: mixq runtime not available ({e}); skipping")
+        except Exception as e:  # a compiler bug must not stop the peers' rows
+            log(f"  {impl}: mixq.compile failed: {type(e).__name__}: {e}; skipping")
+        return None
+
+
+# ---------------------------------------------------------------- one model
+def cpu_times() -> tuple[float, float] | None:
+    """(CPU seconds all cores were busy, CPU seconds of this process) or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    t = os.times()
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), t.user + t.system
+
+
+def other_cores(before, after, wall: float) -> float:
+    """Cores' worth of CPU other processes used between two cpu_times() snapshots."""
+    if before is None or after is None or wall <= 0:
+        return 0.0
+    return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
+
+
+def quality(out, ref) -> tuple[float, float]:
+    out = np.asarray(out, dtype=np.float32)
+    err = float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
+    return err, float(np.mean(out.argmax(1) == ref.argmax(1)))
+
+
+def run_model(name, args, p, results, info, mixq_state):
+    label, batches, quick_batches = MODELS[name]
+    batches = quick_batches if args.quick else batches
+    t_model = time.perf_counter()
+    src = ImageSource(name, seed=0)
+    log(f"{label}: preparing model ({src.kind})")
+    model, weights = prepare_model(name, seed=0, bn_batches=src.batches(*BN_BATCHES))
+    inputs = {bs: src.take(bs) for bs in batches}
+    calibration = src.batches(*CALIBRATION[args.quick])
+    fp32_bytes = fp32_weight_bytes(model)
+    torch_bytes = 4 * sum(q.numel() for q in model.parameters())
+    c, h, w = src.shape
+    log(f"{label}: {weights}; fp32 weights after BN folding {fp32_bytes / 1e6:.2f} MB")
+
+    with tempfile.TemporaryDirectory(prefix="mixq-e2e-") as tmp:
+        ort = OrtPeers(model, inputs[batches[0]], calibration, args.threads, tmp)
+    for impl, why in ort.skipped.items():
+        log(f"  {impl}: skipped ({why})")
+    if "ort-int8" in ort.initializer_types:
+        t = ort.initializer_types["ort-int8"]
+        log(f"  ort-int8 initializers: int8 {t.get('INT8', 0) / 1e6:.2f} MB, int32 "
+            f"{t.get('INT32', 0) / 1e6:.3f} MB, float {t.get('FLOAT', 0) / 1e6:.3f} MB")
+    plans = MixqPlans(p["mixq"], model, calibration, mixq_state.get("gone"))
+
+    for bs in batches:
+        x = inputs[bs]
+        case = f"{name} {c}x{h}x{w} bs{bs}"
+        ops = model_ops(model, x)
+        runners = {"torch-fp32": (torch_runner(model), torch_bytes)}
+        runners.update({k: (f, ort.weight_bytes[k]) for k, f in ort.runners.items()})
+        for impl in MIXQ_CONFIGS:
+            r = plans.runner(impl, x)
+            if r is not None:
+                runners[impl] = r
+        if plans.unavailable:
+            mixq_state["gone"] = plans.unavailable
+        ref = np.asarray(runners["torch-fp32"][0](x))
+        log(f"{case}: timing {', '.join(runners)}")
+        for impl, (run, wbytes) in runners.items():
+            try:
+                out = np.asarray(run(x))
+                if out.shape != ref.shape or not np.all(np.isfinite(out)):
+                    raise ValueError(f"output {out.dtype} {out.shape}, finite={np.all(np.isfinite(out))}; "
+                                     f"expected {ref.shape}")
+            except Exception as e:
+                log(f"  {impl}: wrong or failed output, not timed: {type(e).__name__}: {e}")
+                continue
+            err, top1 = quality(out, ref)
+            time.sleep(0.05)  # let the previous library's worker threads go idle
+            c0, t0 = cpu_times(), time.perf_counter()
+            med, mn = time_fn(lambda: run(x), args.repeats, args.warmup, args.min_time)
+            load = other_cores(c0, cpu_times(), time.perf_counter() - t0)
+            results.add(case, impl, med, mn, ops=ops, bytes=wbytes)
+            info[(case, impl)] = {"err": err, "top1": top1, "fp32_bytes": fp32_bytes, "model": name,
+                                  "bs": bs, "load": load}
+            log(f"  {impl:15s} {med * 1e3:9.2f} ms  rel err {err:.2e}  top1 {100 * top1:.0f}%"
+                + (f"  (other processes used {load:.1f} cores meanwhile)" if load > BUSY else ""))
+    log(f"{label}: done in {time.perf_counter() - t_model:.1f} s")
+
+
+# ---------------------------------------------------------------- report
+def ratio(results, case, impl, base) -> float | None:
+    a, b = results.get(case, impl), results.get(case, base)
+    return None if a is None or b is None else b["median_s"] / a["median_s"]
+
+
+def print_e2e_table(results: Results, info: dict) -> None:
+    head = ["case", "impl", "median ms", "img/s", "weights MB", "% fp32", "rel err", "top1",
+            "x ort-fp32", "x ort-int8"]
+    rows = []
+    cases = list(dict.fromkeys(r["case"] for r in results.rows))
+    for case in cases:
+        for impl in IMPLS:
+            r = results.get(case, impl)
+            if r is None:
+                continue
+            q = info[(case, impl)]
+            flag = ERR_FLAG["fp32" if impl.endswith("fp32") else "int"]
+            busy = "*" if q["load"] > BUSY else ""
+            cells = [case, impl, f"{r['median_s'] * 1e3:.2f}{busy}",
+                     f"{q['bs'] / r['median_s']:.1f}", f"{r['bytes'] / 1e6:.2f}", f"{100 * r['bytes'] / q['fp32_bytes']:.1f}%",
+                     f"{q['err']:.1e}" + ("!" if q["err"] > flag else ""), f"{100 * q['top1']:.0f}%"]
+            for base in ("ort-fp32", "ort-int8"):
+                v = ratio(results, case, impl, base)
+                cells.append("-" if v is None or impl == base else f"{v:.2f}x")
+            rows.append(cells)
+        rows.append(None)
+    widths = [max([len(h)] + [len(rw[i]) for rw in rows if rw]) for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    print("\nEnd-to-end inference (median of repeated runs; x = speed-up over that ORT row; "
+          "rel err / top1 vs torch-fp32 on the same input;\n * = other processes used > "
+          f"{BUSY} cores while the row was timed: rerun before trusting it)")
+    print(fmt(head))
+    print("-" * len(fmt(head)))
+    for rw in rows[:-1]:
+        print(fmt(rw) if rw else "")
+
+
+TARGETS = [  # (label, models, batch sizes or None for all, base impl, min speed-up)
+    ("ResNet50 w8a8 vs ORT fp32", ["resnet50"], (1, 8), "ort-fp32", 2.5),
+    ("MobileNetV2 w8a8 vs ORT fp32", ["mobilenet_v2"], (1,), "ort-fp32", 1.8),
+    ("every w8a8 vs ORT int8", list(MODELS), None, "ort-int8", 1.5),
+]
+BYTE_TARGETS = [("mixq-w8a8", 0.26), ("mixq-w4a8-g128", 0.14)]
+
+
+def print_targets(results: Results, info: dict, mixq_note: str | None) -> None:
+    print("\nTargets (informational):")
+    cases = list(dict.fromkeys(r["case"] for r in results.rows))
+    for label, models, sizes, base, need in TARGETS:
+        for case in cases:
+            q = info.get((case, base))
+            if q is None or q["model"] not in models or (sizes and q["bs"] not in sizes):
+                continue
+            v = ratio(results, case, "mixq-w8a8", base)
+            if v is None:
+                print(f"  n/a   {label:30s} {case}: mixq-w8a8 not measured")
+            else:
+                print(f"  {'PASS' if v >= need else 'FAIL'}  {label:30s} {case}: {v:.2f}x (need >= {need})")
+    for impl, limit in BYTE_TARGETS:
+        seen = set()
+        for case in cases:
+            q = info.get((case, impl))
+            if q is None or q["model"] in seen:
+                continue
+            seen.add(q["model"])
+            share = results.get(case, impl)["bytes"] / q["fp32_bytes"]
+            print(f"  {'PASS' if share <= limit else 'FAIL'}  {impl + ' weight bytes':30s} {q['model']}: "
+                  f"{100 * share:.1f}% of fp32 (need <= {100 * limit:.0f}%)")
+        if not seen:
+            print(f"  n/a   {impl + ' weight bytes':30s} <= {100 * limit:.0f}% of fp32: not measured")
+    if mixq_note:
+        print(f"  (mixq runtime not available: {mixq_note})")
+
+
+def main(argv=None):
+    rest, models = parse(argv)
+    try:
+        args, p, machine = start(__doc__, rest)
+    except SystemExit as e:
+        if e.code == 0 and any(a in ("-h", "--help") for a in rest):
+            print(models_help())
+        raise
+    missing = [m for m in ("torch",) if p[m] is None]
+    if missing:
+        raise SystemExit("bench/e2e.py needs torch (the models are torch modules): pip install .[bench]")
+    if p["onnxruntime"] is not None:
+        p["onnxruntime"].set_default_logger_severity(3)  # no per-initializer warnings
+    print(f"[e2e] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}, "
+          f"repeats={args.repeats}{' (quick)' if args.quick else ''}; models: {', '.join(models)}")
+    results, info, mixq_state = Results(), {}, {}
+    for name in models:
+        run_model(name, args, p, results, info, mixq_state)
+    print_e2e_table(results, info)
+    print_targets(results, info, mixq_state.get("gone"))
+    if args.json:
+        write_json(args.json, machine, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+// AVX-512 (F/BW/VL/DQ) depthwise convolution, NHWC, int8 and fp32.
+//
+// Scheme: a task is (image, band of output rows, group of 16-channel blocks). Each input row a
+// task needs is converted once into a per-thread ring of fp32 rows laid out [block][column][16]
+// and padded left and right, so the micro-kernel has no bounds checks and no masks: 8 output
+// pixels x 16 channels in 8 zmm accumulators, each padded input column loaded once per kernel row
+// and fed to every output that uses it (compile-time KW and stride for the common shapes, a
+// runtime-geometry kernel for the rest). Rows above and below the image point at a pad row. Only
+// the final stores are masked (channel tail).
+//
+// int8: the rows hold x itself (padding holds zp), and the accumulators start at -zp * sum(w), so
+// the result is sum (x - zp) * w with no per-element subtraction. Exactness: every partial sum is
+// an integer of magnitude <= 255*128*taps (zp term) + 255*128*taps (products) < 2^24 for up to
+// 256 taps, so fp32 FMAs compute the int32 accumulator exactly (larger kernels go to the
+// reference, see kDwMaxExactTaps).
+//
+// GCC 12 reports the _mm512_undefined_* operand inside explicit-rounding intrinsics as
+// uninitialized; it is a don't-care operand by design.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "cpu_features.h"
+#include "depthwise_impl.h"
+#include "parallel.h"
+
+#define MIXQ_DW_INLINE inline __attribute__((always_inline))
+
+namespace mixq {
+namespace {
+
+constexpr int kTile = 8;  // output pixels per micro-tile
+constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// ----------------------------------------------------------------------------------- epilogues
+// They take a micro-tile's T accumulators (T output pixels of one 16-channel block). The product
+// and the bias use the explicit-rounding forms so the compiler cannot contract them into an FMA:
+// results then equal the reference bit for bit (y = float(acc) * mult + bias, two roundings).
+
+template <bool kMult>
+struct StoreF32 {
+  __m512 mult, bias, lo, hi;
+  __mmask16 mask;
+  float* out;  // pixel 0 of the row, at this block's first channel
+  int64_t ld;
+  template <int T>
+  MIXQ_DW_INLINE void store(int64_t ow, const __m512 (&acc)[T]) const {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      __m512 y = kMult ? _mm512_mul_round_ps(acc[t], mult, kRound) : acc[t];
+      y = _mm512_add_round_ps(y, bias, kRound);
+      y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));  // NaN propagates, as in the reference
+      _mm512_mask_storeu_ps(out + (ow + t) * ld, mask, y);
+    }
+  }
+};
+
+// u8: code = clamp(nearbyint(clamp(y, lo, hi) / out_scale) + zp, 0, 255). Requantization is
+// monotonic, so that equals clamp(nearbyint(y / out_scale) + zp, q(lo), q(hi)) with q the same
+// formula applied once to lo and hi. Four pixels go through one integer pipeline: cvt with
+// round-to-nearest-even, saturating packs to int16 (+ zp, saturating) and to u8, the [q(lo), q(hi)]
+// clamp on bytes, and a dword permute that gathers each pixel's 16 bytes into one 128-bit lane.
+// Saturation stands in for the clamps: v is capped at 2^16 first so a large positive value cannot
+// convert to INT_MIN. (A NaN y, possible only with a NaN mult or bias, gives q(lo) rather than 0.)
+struct StoreU8 {
+  __m512 mult, bias, inv, cap;
+  __m512i zp16, qlo8, qhi8, gather;
+  __mmask16 mask;
+  bool full;     // all 16 channels of the block are real: plain 16-byte stores
+  uint8_t* out;  // pixel 0 of the row, at this block's first channel
+  int64_t ld;
+
+  MIXQ_DW_INLINE __m512i code32(__m512 acc) const {
+    const __m512 y = _mm512_add_round_ps(_mm512_mul_round_ps(acc, mult, kRound), bias, kRound);
+    const __m512 v = _mm512_min_ps(cap, _mm512_mul_ps(y, inv));  // below -2^31 converts to INT_MIN: fine
+    return _mm512_cvt_roundps_epi32(v, kRound);
+  }
+  template <int I>
+  MIXQ_DW_INLINE void put(int64_t ow, __m512i bytes) const {
+    const __m128i lane = _mm512_extracti32x4_epi32(bytes, I);
+    uint8_t* p = out + (ow + I) * ld;
+    if (full) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), lane);
+    else _mm_mask_storeu_epi8(p, mask, lane);
+  }
+  // Pixels [ow, ow + n) from up to four accumulators (n <= 4).
+  template <int N>
+  MIXQ_DW_INLINE void store4(int64_t ow, const __m512* acc) const {
+    __m512i r[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) r[i] = i < N ? code32(acc[i]) : _mm512_setzero_si512();
+    const __m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+    const __m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+    __m512i u = _mm512_packus_epi16(ab, cd);  // lane k: channels 4k..4k+3 of pixels 0, 1, 2, 3
+    u = _mm512_min_epu8(qhi8, _mm512_max_epu8(qlo8, u));
+    u = _mm512_permutexvar_epi32(gather, u);  // lane i: the 16 channels of pixel i
+    put<0>(ow, u);
+    if (N > 1) put<1>(ow, u);
+    if (N > 2) put<2>(ow, u);
+    if (N > 3) put<3>(ow, u);
+  }
+  template <int T>
+  MIXQ_DW_INLINE void store(int64_t ow, const __m512 (&acc)[T]) const {
+    if constexpr (T >= 4) {
+#pragma GCC unroll 2
+      for (int g = 0; g < T / 4; ++g) store4<4>(ow + 4 * g, acc + 4 * g);
+    } else {
+      store4<T>(ow, acc);
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------- micro-kernels
+// Keeps a loaded vector in a register: otherwise the compiler folds the load into every FMA that
+// uses it, reading a column up to KW times.
+MIXQ_DW_INLINE __m512 in_register(__m512 v) {
+  asm("" : "+v"(v));
+  return v;
+}
+
+// rows[kh]: the padded row of kernel row kh at column 0 of this block; w: the block's [taps][16]
+// weights; init: the accumulators' start value (int8: -zp * sum of the weights).
+template <int T, int KW, int SW, typename Store>
+MIXQ_DW_INLINE void tile_fixed(const float* const* rows, int64_t KH, const float* w, __m512 init, int64_t ow,
+                               const Store& st) {
+  constexpr int NC = (T - 1) * SW + KW;  // input columns the tile reads
+  __m512 acc[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) acc[t] = init;
+  for (int64_t kh = 0; kh < KH; ++kh) {
+    const float* r = rows[kh] + ow * SW * kDwBlock;
+    const float* wk = w + kh * KW * kDwBlock;
+    __m512 wv[KW];
+#pragma GCC unroll 8
+    for (int kw = 0; kw < KW; ++kw) wv[kw] = _mm512_load_ps(wk + kw * kDwBlock);
+#pragma GCC unroll 32
+    for (int c = 0; c < NC; ++c) {
+      const __m512 x = in_register(_mm512_load_ps(r + c * kDwBlock));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const int kw = c - t * SW;
+        if (kw >= 0 && kw < KW) acc[t] = _mm512_fmadd_ps(x, wv[kw], acc[t]);
+      }
+    }
+  }
+  st.template store<T>(ow, acc);
+}
+
+// Any geometry (runtime KW, stride, dilation).
+template <int T, typename Store>
+MIXQ_DW_INLINE void tile_generic(const float* const* rows, int64_t KH, int64_t KW, int64_t SW, int64_t DW,
+                                 const float* w, __m512 init, int64_t ow, const Store& st) {
+  __m512 acc[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) acc[t] = init;
+  const int64_t step = SW * kDwBlock;
+  for (int64_t kh = 0; kh < KH; ++kh) {
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const __m512 wv = _mm512_load_ps(w + (kh * KW + kw) * kDwBlock);
+      const float* p = rows[kh] + (ow * SW + kw * DW) * kDwBlock;
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_load_ps(p + t * step), wv, acc[t]);
+    }
+  }
+  st.template store<T>(ow, acc);
+}
+
+// One output row of one channel block: tiles of 8 pixels, then 4, 2, 1 for the rest. The store
+// is copied into a local so its constants stay in registers (u8 stores may alias any memory).
+template <int KW, int SW, typename Store>
+void row_fixed(const float* const* rows, int64_t KH, const float* w, __m512 init, int64_t OW, const Store& store) {
+  const Store st = store;
+  int64_t ow = 0;
+  for (; ow + kTile <= OW; ow += kTile) tile_fixed<kTile, KW, SW>(rows, KH, w, init, ow, st);
+  if (OW - ow >= 4) tile_fixed<4, KW, SW>(rows, KH, w, init, ow, st), ow += 4;
+  if (OW - ow >= 2) tile_fixed<2, KW, SW>(rows, KH, w, init, ow, st), ow += 2;
+  if (OW - ow >= 1) tile_fixed<1, KW, SW>(rows, KH, w, init, ow, st);
+}
+
+template <typename Store>
+void row_generic(const float* const* rows, int64_t KH, int64_t KW, int64_t SW, int64_t DW, const float* w,
+                 __m512 init, int64_t OW, const Store& store) {
+  const Store st = store;
+  int64_t ow = 0;
+  for (; ow + kTile <= OW; ow += kTile) tile_generic<kTile>(rows, KH, KW, SW, DW, w, init, ow, st);
+  if (OW - ow >= 4) tile_generic<4>(rows, KH, KW, SW, DW, w, init, ow, st), ow += 4;
+  if (OW - ow >= 2) tile_generic<2>(rows, KH, KW, SW, DW, w, init, ow, st), ow += 2;
+  if (OW - ow >= 1) tile_generic<1>(rows, KH, KW, SW, DW, w, init, ow, st);
+}
+
+template <typename Store>
+void compute_row(const DwShape& s, const float* const* rows, const float* w, __m512 init, int64_t OW,
+                 const Store& st) {
+  const int64_t KH = s.KH, KW = s.KW, SW = s.SW;
+  if (s.DW == 1 || KW == 1) {
+    if (KW == 3 && SW == 1) return row_fixed<3, 1>(rows, KH, w, init, OW, st);
+    if (KW == 3 && SW == 2) return row_fixed<3, 2>(rows, KH, w, init, OW, st);
+    if (KW == 5 && SW == 1) return row_fixed<5, 1>(rows, KH, w, init, OW, st);
+    if (KW == 5 && SW == 2) return row_fixed<5, 2>(rows, KH, w, init, OW, st);
+    if (KW == 7 && SW == 1) return row_fixed<7, 1>(rows, KH, w, init, OW, st);
+    if (KW == 7 && SW == 2) return row_fixed<7, 2>(rows, KH, w, init, OW, st);
+    if (KW == 1 && SW == 1) return row_fixed<1, 1>(rows, KH, w, init, OW, st);
+  }
+  row_generic(rows, KH, KW, SW, s.DW, w, init, OW, st);
+}
+
+// ------------------------------------------------------------------------------------ planning
+// A task is (image, band of output rows, group of channel blocks). Within it, blocks are the outer
+// loop: one block's ring of padded rows (a few KB) stays in L1 while its output rows are computed.
+// Each u8 input line (64 channels) is then read once per block, so the band's input (and u8
+// output) is sized to stay in L2 between blocks.
+struct Plan {
+  int64_t wb;            // padded row width in columns
+  int64_t ring;          // row slots: the input rows one output row spans
+  int64_t group_blocks;  // channel blocks per task
+  int64_t n_groups;
+  int64_t band;          // output rows per task
+  int64_t n_bands;
+  int64_t tasks() const { return n_groups * n_bands; }
+};
+
+Plan make_plan(const DwCall& c) {
+  const DwShape& s = c.s;
+  const int64_t NB = c.w->c_blocks();
+  Plan p;
+  p.wb = (c.OW - 1) * s.SW + (s.KW - 1) * s.DW + 1;
+  p.ring = (s.KH - 1) * s.DH + 1;
+  p.group_blocks = NB;
+  p.band = c.OH;
+  if (c.int8) {
+    const int64_t budget = std::max<int64_t>(cpu_features().l2_bytes / 2, 256 << 10);
+    const int64_t in_row = s.W * c.ld_in, out_row = c.out_u8 ? c.OW * c.ld_out : 0;
+    const int64_t per_band_row = s.SH * in_row + out_row;
+    p.band = std::max<int64_t>(1, std::min(c.OH, (budget - p.ring * in_row) / std::max<int64_t>(per_band_row, 1)));
+  }
+  // Enough tasks for an even finish: split channels first (free), then rows (a band boundary
+  // converts the overlapping input rows twice). Groups keep >= 4 blocks: 64 u8 channels = a line.
+  const int threads = get_num_threads();
+  const int64_t target = threads > 1 ? 4 * int64_t(threads) : 1;
+  auto count = [&] { return s.N * ((NB + p.group_blocks - 1) / p.group_blocks) * ((c.OH + p.band - 1) / p.band); };
+  while (count() < target) {
+    if (p.group_blocks >= 8) p.group_blocks = (p.group_blocks + 1) / 2;
+    else if (p.band > 1) p.band = (p.band + 1) / 2;
+    else break;
+  }
+  p.n_groups = (NB + p.group_blocks - 1) / p.group_blocks;
+  p.n_bands = (c.OH + p.band - 1) / p.band;
+  return p;
+}
+
+// -------------------------------------------------------------------------------------- tasks
+thread_local AlignedBuffer t_rows;
+thread_local std::vector<int64_t> t_tags;         // per ring slot: the input row it holds
+thread_local std::vector<const float*> t_row_ptrs;  // per kernel row: its padded row
+
+MIXQ_DW_INLINE void fill(float* p, int64_t n_vectors, __m512 v) {
+  for (int64_t i = 0; i < n_vectors; ++i) _mm512_store_ps(p + i * kDwBlock, v);
+}
+
+// Converts n pixels (ld elements apart) of one 16-channel block to fp32 columns; masked-off
+// channels (past C) become 0.
+template <bool kInt8>
+void convert_block(const DwCall& c, int64_t off, int64_t n, __mmask16 m, float* dst) {
+  if constexpr (kInt8) {
+    const uint8_t* src = c.in_u8 + off;
+    for (int64_t j = 0; j < n; ++j)
+      _mm512_store_ps(dst + j * kDwBlock,
+                      _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, src + j * c.ld_in))));
+  } else {
+    const float* src = c.in_f32 + off;
+    for (int64_t j = 0; j < n; ++j) _mm512_store_ps(dst + j * kDwBlock, _mm512_maskz_loadu_ps(m, src + j * c.ld_in));
+  }
+}
+
+template <bool kInt8>
+void run_task(const DwCall& c, const Plan& p, int64_t task) {
+  const DwShape& s = c.s;
+  const int64_t NB = c.w->c_blocks(), taps = c.w->taps();
+  const int64_t g = task % p.n_groups, b = (task / p.n_groups) % p.n_bands, n = task / (p.n_groups * p.n_bands);
+  const int64_t cb0 = g * p.group_blocks, cb1 = std::min(NB, cb0 + p.group_blocks);
+  const int64_t oh0 = b * p.band, oh1 = std::min(c.OH, oh0 + p.band);
+  const int64_t wb = p.wb, slot = wb * kDwBlock;  // floats per padded row
+  const int64_t tail = s.C - (NB - 1) * kDwBlock;   // channels in the last block, 1..16
+  const __mmask16 tail_mask = __mmask16((1u << tail) - 1u);
+  // What padding holds: int8 rows store x itself, so padding is x = zp ((zp - zp) * w = 0).
+  const __m512 pad = _mm512_set1_ps(kInt8 ? float(c.in_zp) : 0.f);
+
+  // Slots 0..ring-1 hold input rows (row ih in slot ih % ring); slot `ring` is the pad row.
+  t_rows.resize(size_t((p.ring + 1) * slot) * sizeof(float));
+  float* base = t_rows.as<float>();
+  t_tags.resize(size_t(p.ring));
+  t_row_ptrs.resize(size_t(s.KH));
+  const float** rows = t_row_ptrs.data();
+  const int64_t j0 = std::min(s.PW, wb), j1 = std::min(s.PW + s.W, wb);  // columns that hold input
+  for (int64_t r = 0; r < p.ring; ++r) {
+    fill(base + r * slot, j0, pad);
+    fill(base + r * slot + j1 * kDwBlock, wb - j1, pad);
+  }
+  float* pad_row = base + p.ring * slot;
+  fill(pad_row, wb, pad);
+
+  // u8 output: the codes of lo and hi bound the one clamp (StoreU8).
+  const float inv = 1.f / c.out_scale, zpf = float(c.out_zp);
+  auto code = [&](float y) {
+    const float v = std::nearbyint(y * inv) + zpf;
+    return v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
+  };
+  const int qlo = int(code(c.lo)), qhi = int(code(c.hi));
+  const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+
+  for (int64_t cb = cb0; cb < cb1; ++cb) {
+    const int64_t ch0 = cb * kDwBlock;
+    const __mmask16 mask = cb == NB - 1 ? tail_mask : __mmask16(0xFFFF);
+    const float* w = c.w->block(cb);
+    __m512 init = _mm512_setzero_ps();
+    if (kInt8) {  // -zp * sum over taps of the weights (exact: an integer below 2^24)
+      __m512 wsum = _mm512_setzero_ps();
+      for (int64_t t = 0; t < taps; ++t) wsum = _mm512_add_ps(wsum, _mm512_load_ps(w + t * kDwBlock));
+      init = _mm512_mul_ps(wsum, _mm512_set1_ps(-float(c.in_zp)));
+    }
+    const __m512 mult = c.mult ? _mm512_maskz_loadu_ps(mask, c.mult + ch0) : _mm512_set1_ps(1.f);
+    const __m512 bias = c.bias ? _mm512_maskz_loadu_ps(mask, c.bias + ch0) : _mm512_setzero_ps();
+    const __m512 lo = _mm512_set1_ps(c.lo), hi = _mm512_set1_ps(c.hi);
+    StoreU8 su8{mult, bias, _mm512_set1_ps(inv), _mm512_set1_ps(65536.f), _mm512_set1_epi16(int16_t(c.out_zp)),
+                _mm512_set1_epi8(char(qlo)), _mm512_set1_epi8(char(qhi)), gather, mask, mask == 0xFFFF, nullptr,
+                c.ld_out};
+    StoreF32<true> sf{mult, bias, lo, hi, mask, nullptr, c.ld_out};
+    StoreF32<false> sf1{mult, bias, lo, hi, mask, nullptr, c.ld_out};
+
+    std::fill(t_tags.begin(), t_tags.end(), INT64_MIN);
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
+        if (ih < 0 || ih >= s.H) {
+          rows[kh] = pad_row;
+          continue;
+        }
+        const int64_t r = ih % p.ring;
+        float* row = base + r * slot;
+        if (t_tags[size_t(r)] != ih) {
+          const int64_t pix = (n * s.H + ih) * s.W + (j0 - s.PW);
+          convert_block<kInt8>(c, pix * c.ld_in + ch0, j1 - j0, mask, row + j0 * kDwBlock);
+          t_tags[size_t(r)] = ih;
+        }
+        rows[kh] = row;
+      }
+      const int64_t out_off = (n * c.OH + oh) * c.OW * c.ld_out + ch0;
+      if (c.out_u8) {
+        su8.out = c.out_u8 + out_off;
+        compute_row(s, rows, w, init, c.OW, su8);
+      } else if (c.mult) {
+        sf.out = c.out_f32 + out_off;
+        compute_row(s, rows, w, init, c.OW, sf);
+      } else {
+        sf1.out = c.out_f32 + out_off;
+        compute_row(s, rows, w, init, c.OW, sf1);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void dwconv__avx512(const DwCall& c) {
+  const Plan p = make_plan(c);
+  parallel_for(c.s.N * p.tasks(), [&](int64_t task, int) {
+    if (c.int8) run_task<true>(c, p, task);
+    else run_task<false>(c, p, task);
+  });
+}
+
+}  // namespace mixq

@@ -1,0 +1,16 @@
+"""The runtime: capture (torch.fx) -> graph -> lower(config) -> Plan; save/load; run.
+
+Loading and running a saved plan needs numpy and mixq only; compiling needs torch.
+"""
+from .plan import Plan, load_plan
+from .plan_file import PlanFileError
+
+__all__ = ["Plan", "load_plan", "PlanFileError", "compile"]
+
+
+def __getattr__(name):
+    if name == "compile":  # imported lazily: compile needs torch, loading a plan does not
+        from .compile import compile
+
+        return compile
+    raise AttributeError(name)
