@@ -82,9 +82,10 @@ void bind_plan(nb::module_& m) {
       .def("add_conv",
            [](Plan& p, std::string name, int input, int output, const std::string& mode, Pair kernel, Pair stride,
               Pair padding, Pair dilation, int64_t groups, bool flatten_input, const std::vector<const PackedWeight*>& weights,
-              std::optional<F32In1> bias, float lo, float hi) {
+              std::optional<F32In1> bias, float lo, float hi, int residual) {
              auto op = std::make_unique<ConvOp>();
              with_io(*op, std::move(name), "conv", {input}, output);
+             if (residual >= 0) op->inputs.push_back(residual), op->has_residual = true;
              op->mode = conv_mode(mode);
              std::tie(op->KH, op->KW) = kernel;
              std::tie(op->SH, op->SW) = stride;
@@ -97,7 +98,7 @@ void bind_plan(nb::module_& m) {
              p.add_op(std::move(op));
            },
            "name"_a, "input"_a, "output"_a, "mode"_a, "kernel"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
-           "flatten_input"_a, "weights"_a, "bias"_a.none(), "lo"_a, "hi"_a)
+           "flatten_input"_a, "weights"_a, "bias"_a.none(), "lo"_a, "hi"_a, "residual"_a = -1)
       .def("add_depthwise",
            [](Plan& p, std::string name, int input, int output, Pair stride, Pair padding, Pair dilation,
               const DwWeights& weights, std::optional<F32In1> mult, std::optional<F32In1> bias, float lo, float hi) {

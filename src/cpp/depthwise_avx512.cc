@@ -35,7 +35,6 @@
 namespace mixq {
 namespace {
 
-constexpr int kTile = 8;  // output pixels per micro-tile
 constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 // ----------------------------------------------------------------------------------- epilogues
@@ -107,7 +106,7 @@ struct StoreU8 {
   template <int T>
   MIXQ_DW_INLINE void store(int64_t ow, const __m512 (&acc)[T]) const {
     if constexpr (T >= 4) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int g = 0; g < T / 4; ++g) store4<4>(ow + 4 * g, acc + 4 * g);
     } else {
       store4<T>(ow, acc);
@@ -125,23 +124,23 @@ MIXQ_DW_INLINE __m512 in_register(__m512 v) {
 
 // rows[kh]: the padded row of kernel row kh at column 0 of this block; w: the block's [taps][16]
 // weights; init: the accumulators' start value (int8: -zp * sum of the weights).
-template <int T, int KW, int SW, typename Store>
-MIXQ_DW_INLINE void tile_fixed(const float* const* rows, int64_t KH, const float* w, __m512 init, int64_t ow,
-                               const Store& st) {
-  constexpr int NC = (T - 1) * SW + KW;  // input columns the tile reads
+// Compile-time T (pixels), KH, KW and stride SW (dilation 1 along W).
+template <int T, int KH, int KW, int SW, typename Store>
+MIXQ_DW_INLINE void tile_fixed(const float* const* rows, const float* w, __m512 init, int64_t ow, const Store& st) {
+  constexpr int NC = (T - 1) * SW + KW;  // input columns the tile reads per kernel row
   __m512 acc[T];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int t = 0; t < T; ++t) acc[t] = init;
-  for (int64_t kh = 0; kh < KH; ++kh) {
+#pragma GCC unroll 7
+  for (int kh = 0; kh < KH; ++kh) {
     const float* r = rows[kh] + ow * SW * kDwBlock;
-    const float* wk = w + kh * KW * kDwBlock;
     __m512 wv[KW];
-#pragma GCC unroll 8
-    for (int kw = 0; kw < KW; ++kw) wv[kw] = _mm512_load_ps(wk + kw * kDwBlock);
-#pragma GCC unroll 32
+#pragma GCC unroll 7
+    for (int kw = 0; kw < KW; ++kw) wv[kw] = _mm512_load_ps(w + (kh * KW + kw) * kDwBlock);
+#pragma GCC unroll 64
     for (int c = 0; c < NC; ++c) {
       const __m512 x = in_register(_mm512_load_ps(r + c * kDwBlock));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const int kw = c - t * SW;
         if (kw >= 0 && kw < KW) acc[t] = _mm512_fmadd_ps(x, wv[kw], acc[t]);
@@ -151,7 +150,7 @@ MIXQ_DW_INLINE void tile_fixed(const float* const* rows, int64_t KH, const float
   st.template store<T>(ow, acc);
 }
 
-// Any geometry (runtime KW, stride, dilation).
+// Any geometry (runtime kernel size, stride, dilation).
 template <int T, typename Store>
 MIXQ_DW_INLINE void tile_generic(const float* const* rows, int64_t KH, int64_t KW, int64_t SW, int64_t DW,
                                  const float* w, __m512 init, int64_t ow, const Store& st) {
@@ -170,16 +169,19 @@ MIXQ_DW_INLINE void tile_generic(const float* const* rows, int64_t KH, int64_t K
   st.template store<T>(ow, acc);
 }
 
-// One output row of one channel block: tiles of 8 pixels, then 4, 2, 1 for the rest. The store
-// is copied into a local so its constants stay in registers (u8 stores may alias any memory).
-template <int KW, int SW, typename Store>
-void row_fixed(const float* const* rows, int64_t KH, const float* w, __m512 init, int64_t OW, const Store& store) {
+// One output row of one channel block: tiles of 16 pixels (stride 1; 8 for stride 2, whose tiles
+// read twice the columns), then 8, 4, 2, 1 for the rest. The store is copied into a local so its
+// constants stay in registers (u8 stores may alias any memory).
+template <int K, int SW, typename Store>
+void row_fixed(const float* const* rows, const float* w, __m512 init, int64_t OW, const Store& store) {
   const Store st = store;
+  constexpr int T = SW == 1 ? 16 : 8;
   int64_t ow = 0;
-  for (; ow + kTile <= OW; ow += kTile) tile_fixed<kTile, KW, SW>(rows, KH, w, init, ow, st);
-  if (OW - ow >= 4) tile_fixed<4, KW, SW>(rows, KH, w, init, ow, st), ow += 4;
-  if (OW - ow >= 2) tile_fixed<2, KW, SW>(rows, KH, w, init, ow, st), ow += 2;
-  if (OW - ow >= 1) tile_fixed<1, KW, SW>(rows, KH, w, init, ow, st);
+  for (; ow + T <= OW; ow += T) tile_fixed<T, K, K, SW>(rows, w, init, ow, st);
+  if (T > 8 && OW - ow >= 8) tile_fixed<8, K, K, SW>(rows, w, init, ow, st), ow += 8;
+  if (OW - ow >= 4) tile_fixed<4, K, K, SW>(rows, w, init, ow, st), ow += 4;
+  if (OW - ow >= 2) tile_fixed<2, K, K, SW>(rows, w, init, ow, st), ow += 2;
+  if (OW - ow >= 1) tile_fixed<1, K, K, SW>(rows, w, init, ow, st);
 }
 
 template <typename Store>
@@ -187,26 +189,27 @@ void row_generic(const float* const* rows, int64_t KH, int64_t KW, int64_t SW, i
                  __m512 init, int64_t OW, const Store& store) {
   const Store st = store;
   int64_t ow = 0;
-  for (; ow + kTile <= OW; ow += kTile) tile_generic<kTile>(rows, KH, KW, SW, DW, w, init, ow, st);
+  for (; ow + 8 <= OW; ow += 8) tile_generic<8>(rows, KH, KW, SW, DW, w, init, ow, st);
   if (OW - ow >= 4) tile_generic<4>(rows, KH, KW, SW, DW, w, init, ow, st), ow += 4;
   if (OW - ow >= 2) tile_generic<2>(rows, KH, KW, SW, DW, w, init, ow, st), ow += 2;
   if (OW - ow >= 1) tile_generic<1>(rows, KH, KW, SW, DW, w, init, ow, st);
 }
 
+// Square 3x3, 5x5, 7x7 kernels with stride 1 or 2 along W and no dilation along W get the
+// compile-time micro-kernels; everything else the generic one.
 template <typename Store>
 void compute_row(const DwShape& s, const float* const* rows, const float* w, __m512 init, int64_t OW,
                  const Store& st) {
-  const int64_t KH = s.KH, KW = s.KW, SW = s.SW;
-  if (s.DW == 1 || KW == 1) {
-    if (KW == 3 && SW == 1) return row_fixed<3, 1>(rows, KH, w, init, OW, st);
-    if (KW == 3 && SW == 2) return row_fixed<3, 2>(rows, KH, w, init, OW, st);
-    if (KW == 5 && SW == 1) return row_fixed<5, 1>(rows, KH, w, init, OW, st);
-    if (KW == 5 && SW == 2) return row_fixed<5, 2>(rows, KH, w, init, OW, st);
-    if (KW == 7 && SW == 1) return row_fixed<7, 1>(rows, KH, w, init, OW, st);
-    if (KW == 7 && SW == 2) return row_fixed<7, 2>(rows, KH, w, init, OW, st);
-    if (KW == 1 && SW == 1) return row_fixed<1, 1>(rows, KH, w, init, OW, st);
+  if (s.KH == s.KW && s.DW == 1 && (s.SW == 1 || s.SW == 2)) {
+    const bool s1 = s.SW == 1;
+    switch (s.KW) {
+      case 3: return s1 ? row_fixed<3, 1>(rows, w, init, OW, st) : row_fixed<3, 2>(rows, w, init, OW, st);
+      case 5: return s1 ? row_fixed<5, 1>(rows, w, init, OW, st) : row_fixed<5, 2>(rows, w, init, OW, st);
+      case 7: return s1 ? row_fixed<7, 1>(rows, w, init, OW, st) : row_fixed<7, 2>(rows, w, init, OW, st);
+      default: break;
+    }
   }
-  row_generic(rows, KH, KW, SW, s.DW, w, init, OW, st);
+  row_generic(rows, s.KH, s.KW, s.SW, s.DW, w, init, OW, st);
 }
 
 // ------------------------------------------------------------------------------------ planning

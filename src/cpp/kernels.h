@@ -68,6 +68,12 @@ struct Epilogue {
   const float* b_scale = nullptr;   // per output column
   const float* wsum = nullptr;      // low-bit: per column sum of dequantized weights
   const float* bias = nullptr;      // per output column or nullptr
+  // A fused skip connection, added before the clamp: u8 (dequantized) or fp32 rows of ld_residual.
+  const uint8_t* residual_u8 = nullptr;
+  const float* residual_f32 = nullptr;
+  int64_t ld_residual = 0;
+  float residual_scale = 1.f;
+  int32_t residual_zp = 0;
   float lo = -__builtin_inff(), hi = __builtin_inff();  // fused activation clamp
   float out_scale = 1.f;            // requantized outputs
   int32_t out_zp = 0;

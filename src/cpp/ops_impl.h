@@ -137,14 +137,26 @@ inline void store_requantized(T* dst, const float* y, int64_t n, float inv_scale
 }
 
 // Writes one output row of float results chunk by chunk: straight into a float output, or through
-// a small buffer that is then requantized to u8/s8. fill(c0, cn, y) computes columns [c0, c0+cn).
+// a small buffer that is then requantized to u8/s8. fill(c0, cn, y) computes columns [c0, c0+cn)
+// before the residual and the clamp, which are applied here.
 template <typename Fill>
-inline void write_float_row(const Epilogue& e, int64_t off, int64_t nc, Fill fill) {
+inline void write_float_row(const Epilogue& e, int64_t m, int64_t n0, int64_t nc, Fill fill) {
   float tmp[256];
+  const int64_t off = m * e.ldo + n0;
+  const float lo = e.lo, hi = e.hi;
   for (int64_t c0 = 0; c0 < nc; c0 += 256) {
     const int64_t cn = nc - c0 < 256 ? nc - c0 : 256;
     float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off + c0 : tmp;
     fill(c0, cn, y);
+    if (e.residual_u8) {
+      const uint8_t* res = e.residual_u8 + m * e.ld_residual + n0 + c0;
+      const float rs = e.residual_scale, rz = float(e.residual_zp);
+      for (int64_t j = 0; j < cn; ++j) y[j] += rs * (float(res[j]) - rz);
+    } else if (e.residual_f32) {
+      const float* res = e.residual_f32 + m * e.ld_residual + n0 + c0;
+      for (int64_t j = 0; j < cn; ++j) y[j] += res[j];
+    }
+    for (int64_t j = 0; j < cn; ++j) y[j] = y[j] < lo ? lo : (y[j] > hi ? hi : y[j]);
     const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
     if (e.type == OutType::u8)
       store_requantized(static_cast<uint8_t*>(e.out) + off + c0, y, cn, inv, zpf, 0.f, 255.f);
@@ -168,7 +180,6 @@ void epilogue_s32_impl(const Epilogue& e, const int32_t* acc, int64_t ldacc, int
   const int32_t* bz = e.b_zp ? e.b_zp + n0 : nullptr;
   const float* sb = e.b_scale + n0;
   const float* bias = e.bias ? e.bias + n0 : nullptr;
-  const float lo = e.lo, hi = e.hi;
   for (int64_t r = 0; r < mr; ++r) {
     const int64_t m = m0 + r;
     const int32_t* a = acc + r * ldacc;
@@ -185,11 +196,16 @@ void epilogue_s32_impl(const Epilogue& e, const int32_t* acc, int64_t ldacc, int
       continue;
     }
     const float sa = e.a_scale[m * e.a_scale_stride];
-    write_float_row(e, off, nc, [&](int64_t c0, int64_t cn, float* y) {
-      for (int64_t j = c0; j < c0 + cn; ++j) {
-        float v = float(corrected(a[j], azp, cs[j], bz, j, rs, kz)) * (sa * sb[j]) + (bias ? bias[j] : 0.f);
-        y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
-      }
+    write_float_row(e, m, n0, nc, [&](int64_t c0, int64_t cn, float* y) {
+      if (bz)
+        for (int64_t j = c0; j < c0 + cn; ++j)
+          y[j - c0] = float(corrected(a[j], azp, cs[j], bz, j, rs, kz)) * (sa * sb[j]) + (bias ? bias[j] : 0.f);
+      else if (bias)  // symmetric weights (the common case): a branch-free loop the compiler vectorizes
+        for (int64_t j = c0; j < c0 + cn; ++j)
+          y[j - c0] = float(int32_t(uint32_t(a[j]) - azp * uint32_t(cs[j]))) * (sa * sb[j]) + bias[j];
+      else
+        for (int64_t j = c0; j < c0 + cn; ++j)
+          y[j - c0] = float(int32_t(uint32_t(a[j]) - azp * uint32_t(cs[j]))) * (sa * sb[j]);
     });
   }
 }
@@ -198,31 +214,23 @@ void epilogue_lowbit_impl(const Epilogue& e, const float* acc, int64_t ldacc, in
                           int64_t nc) {
   const float* ws = e.wsum + n0;
   const float* bias = e.bias ? e.bias + n0 : nullptr;
-  const float lo = e.lo, hi = e.hi;
   for (int64_t r = 0; r < mr; ++r) {
     const int64_t m = m0 + r;
     const float* a = acc + r * ldacc;
     const float sa = e.a_scale[m * e.a_scale_stride], za = float(e.a_zp[m * e.a_zp_stride]);
-    write_float_row(e, m * e.ldo + n0, nc, [&](int64_t c0, int64_t cn, float* y) {
-      for (int64_t j = c0; j < c0 + cn; ++j) {
-        float v = sa * (a[j] - za * ws[j]) + (bias ? bias[j] : 0.f);
-        y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
-      }
+    write_float_row(e, m, n0, nc, [&](int64_t c0, int64_t cn, float* y) {
+      for (int64_t j = c0; j < c0 + cn; ++j) y[j - c0] = sa * (a[j] - za * ws[j]) + (bias ? bias[j] : 0.f);
     });
   }
 }
 
 void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr, int64_t n0,
                        int64_t nc) {
-  const float lo = e.lo, hi = e.hi;
   const float* bias = e.bias ? e.bias + n0 : nullptr;
   for (int64_t r = 0; r < mr; ++r) {
     const float* a = acc + r * ldacc;
-    write_float_row(e, (m0 + r) * e.ldo + n0, nc, [&](int64_t c0, int64_t cn, float* y) {
-      for (int64_t j = c0; j < c0 + cn; ++j) {
-        float v = a[j] + (bias ? bias[j] : 0.f);
-        y[j - c0] = v < lo ? lo : (v > hi ? hi : v);
-      }
+    write_float_row(e, m0 + r, n0, nc, [&](int64_t c0, int64_t cn, float* y) {
+      for (int64_t j = c0; j < c0 + cn; ++j) y[j - c0] = a[j] + (bias ? bias[j] : 0.f);
     });
   }
 }

@@ -64,6 +64,13 @@ void ConvOp::run(RunContext& ctx) const {
     e.bias = bias.empty() ? nullptr : bias.data() + g * cout_g;
     e.lo = lo, e.hi = hi;
     e.out_scale = out.q.scale, e.out_zp = out.q.zp;
+    if (has_residual) {
+      const TensorInfo& res = ctx.info(inputs[1]);
+      const uint8_t* r = ctx.ptr[size_t(inputs[1])] + g * cout_g * res.elem_bytes();
+      if (res.dtype == DType::u8) e.residual_u8 = r;
+      else e.residual_f32 = reinterpret_cast<const float*>(r);
+      e.ld_residual = res.C, e.residual_scale = res.q.scale, e.residual_zp = res.q.zp;
+    }
     switch (mode) {
       case Mode::int8_activations: {
         QuantizedRows q;
@@ -166,6 +173,11 @@ void Plan::add_op(std::unique_ptr<Op> op) {
     for (const auto& w : c->weights)
       require(w.N == out.C / c->groups && w.K == k, *op, "weight shape does not match the tensors");
     require(c->bias.empty() || int64_t(c->bias.size()) == out.C, *op, "bias needs one value per output channel");
+    require(op->inputs.size() == (c->has_residual ? 2u : 1u), *op, "a conv reads its input and an optional residual");
+    if (c->has_residual) {
+      const TensorInfo& r = tensors_[size_t(op->inputs[1])];
+      require(r.H == out.H && r.W == out.W && r.C == out.C, *op, "residual shape differs from the output");
+    }
     const bool u8_in = in.dtype == DType::u8;
     require(u8_in == (c->mode == ConvOp::Mode::int8_activations), *op, "input dtype does not match the precision");
     if (c->mode == ConvOp::Mode::int8_activations)

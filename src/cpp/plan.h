@@ -51,6 +51,7 @@ class ConvOp : public Op {
   Mode mode = Mode::float_weights;
   int64_t KH = 1, KW = 1, SH = 1, SW = 1, PH = 0, PW = 0, DH = 1, DW = 1, groups = 1;
   bool flatten_input = false;  // a linear layer over each sample's flattened (H, W, C) input
+  bool has_residual = false;   // inputs[1] (shaped like the output) is added before the clamp
   std::vector<PackedWeight> weights;  // one per group: [C_out/groups, KH*KW*C_in/groups]
   std::vector<float> bias;
   float lo = -__builtin_inff(), hi = __builtin_inff();

@@ -27,22 +27,25 @@ constexpr int64_t kGrainBytes = 1 << 15;
 
 }  // namespace
 
-uint8_t quantize_u8(float y, float inv_scale, float zp) {
-  float v = std::nearbyint(y * inv_scale) + zp;
-  v = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
-  return uint8_t(int32_t(v));
-}
-
 void quantize_tensor(int64_t n, const float* x, QParams q, uint8_t* out) {
   const float inv = 1.f / q.scale, zp = float(q.zp);
+  // Locals, not captures, inside the loops: a u8 store may alias anything reached through the
+  // closure, which would stop the compiler from vectorizing.
   parallel_chunks(n, kGrainBytes, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) out[i] = quantize_u8(x[i], inv, zp);
+    const float* __restrict src = x;
+    uint8_t* __restrict dst = out;
+    const float iv = inv, z = zp;
+    for (int64_t i = i0; i < i1; ++i) dst[i] = quantize_u8(src[i], iv, z);
   });
 }
 
 void dequantize_tensor(int64_t n, const uint8_t* x, QParams q, float* out) {
   parallel_chunks(n, kGrainBytes, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) out[i] = q.scale * float(int32_t(x[i]) - q.zp);
+    const uint8_t* __restrict src = x;
+    float* __restrict dst = out;
+    const float s = q.scale;
+    const int32_t z = q.zp;
+    for (int64_t i = i0; i < i1; ++i) dst[i] = s * float(int32_t(src[i]) - z);
   });
 }
 
@@ -52,7 +55,10 @@ void add_tensors(int64_t n, DType dt, const void* a, QParams qa, const void* b, 
     const float *fa = static_cast<const float*>(a), *fb = static_cast<const float*>(b);
     float* fo = static_cast<float*>(out);
     parallel_chunks(n, kGrainBytes / 4, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) fo[i] = std::min(std::max(fa[i] + fb[i], lo), hi);
+      const float *__restrict pa = fa, *__restrict pb = fb;
+      float* __restrict po = fo;
+      const float l = lo, h = hi;
+      for (int64_t i = i0; i < i1; ++i) po[i] = std::min(std::max(pa[i] + pb[i], l), h);
     });
     return;
   }
@@ -60,9 +66,12 @@ void add_tensors(int64_t n, DType dt, const void* a, QParams qa, const void* b, 
   uint8_t* uo = static_cast<uint8_t*>(out);
   const float inv = 1.f / qo.scale, zp = float(qo.zp);
   parallel_chunks(n, kGrainBytes, [&](int64_t i0, int64_t i1) {
+    const uint8_t *__restrict pa = ua, *__restrict pb = ub;
+    uint8_t* __restrict po = uo;
+    const float sa = qa.scale, za = float(qa.zp), sb = qb.scale, zb = float(qb.zp), l = lo, h = hi, iv = inv, z = zp;
     for (int64_t i = i0; i < i1; ++i) {
-      float y = qa.scale * float(int32_t(ua[i]) - qa.zp) + qb.scale * float(int32_t(ub[i]) - qb.zp);
-      uo[i] = quantize_u8(std::min(std::max(y, lo), hi), inv, zp);
+      float y = sa * (float(pa[i]) - za) + sb * (float(pb[i]) - zb);
+      po[i] = quantize_u8(std::min(std::max(y, l), h), iv, z);
     }
   });
 }
@@ -82,7 +91,9 @@ void copy_channels(int64_t pixels, int64_t c, DType dt, const void* in, QParams 
         std::memcpy(d, s, size_t(c * elem));
         continue;
       }
-      for (int64_t j = 0; j < c; ++j) d[j] = quantize_u8(qi.scale * float(int32_t(s[j]) - qi.zp), inv, zp);
+      const float si = qi.scale, zi = float(qi.zp), iv = inv, z = zp;
+      const int64_t cc = c;
+      for (int64_t j = 0; j < cc; ++j) d[j] = quantize_u8(si * (float(s[j]) - zi), iv, z);
     }
   });
 }
@@ -102,16 +113,17 @@ void for_each_output_pixel(const PoolShape& s, Fn fn) {
 template <typename T>
 void max_pool_impl(const PoolShape& s, const T* in, T* out) {
   for_each_output_pixel(s, [&](int64_t o, int64_t n, int64_t oy, int64_t ox) {
-    T* dst = out + o * s.C;
-    std::fill(dst, dst + s.C, std::numeric_limits<T>::lowest());
+    T* __restrict dst = out + o * s.C;
+    const int64_t C = s.C;
+    std::fill(dst, dst + C, std::numeric_limits<T>::lowest());
     for (int64_t ky = 0; ky < s.KH; ++ky) {
       const int64_t iy = oy * s.SH - s.PH + ky * s.DH;
       if (iy < 0 || iy >= s.H) continue;
       for (int64_t kx = 0; kx < s.KW; ++kx) {
         const int64_t ix = ox * s.SW - s.PW + kx * s.DW;
         if (ix < 0 || ix >= s.W) continue;
-        const T* src = in + ((n * s.H + iy) * s.W + ix) * s.C;
-        for (int64_t c = 0; c < s.C; ++c) dst[c] = std::max(dst[c], src[c]);
+        const T* __restrict src = in + ((n * s.H + iy) * s.W + ix) * C;
+        for (int64_t c = 0; c < C; ++c) dst[c] = std::max(dst[c], src[c]);
       }
     }
   });
@@ -179,7 +191,9 @@ void act_f32(int64_t n, ActKind k, float lo, float hi, const float* in, float* o
 
 void lut_u8(int64_t n, const uint8_t* table, const uint8_t* in, uint8_t* out) {
   parallel_chunks(n, kGrainBytes, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) out[i] = table[in[i]];
+    const uint8_t *__restrict t = table, *__restrict src = in;
+    uint8_t* __restrict dst = out;
+    for (int64_t i = i0; i < i1; ++i) dst[i] = t[src[i]];
   });
 }
 

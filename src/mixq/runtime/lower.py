@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..quant.config import LayerPrecision, QuantConfig
-from .graph import ACTIVATIONS, Graph, Node
+from .graph import ACTIVATIONS, UNBOUNDED, Graph, Node
 
 ACT_KIND = {name: i for i, name in enumerate(ACTIVATIONS + ("clamp",))}
 
@@ -73,6 +73,23 @@ class _Lowering:
         self.spec = PlanSpec()
         self.tensor_of: dict[str, int] = {}          # graph node -> tensor id
         self.converted: dict[tuple[int, str], int] = {}
+        self.fused = self.find_residual_fusions()
+
+    def find_residual_fusions(self) -> dict[str, tuple[str, str]]:
+        """add(conv(x), r) -> one conv op that adds r in its epilogue (the add costs no pass over
+        memory). Returns {add name: (conv name, residual name)}."""
+        fused, convs = {}, set()
+        for node in self.g.nodes:
+            if node.op != "add":
+                continue
+            for i, j in ((0, 1), (1, 0)):
+                src = self.g[node.inputs[i]]
+                if (src.is_layer and not src.is_depthwise and src.clamp == UNBOUNDED and src.name not in convs
+                        and node.inputs[j] != src.name and len(self.g.consumers(src.name)) == 1):
+                    fused[node.name] = (src.name, node.inputs[j])
+                    convs.add(src.name)
+                    break
+        return fused
 
     # ---------------------------------------------------------------- dtypes
     def base(self, name: str) -> str:
@@ -97,6 +114,8 @@ class _Lowering:
             for r in readers:
                 if r.is_layer:
                     wants.append("uint8" if self.prec[r.name].int8_activations else "float32")
+                elif r.name in self.fused:
+                    continue  # a fused residual is read in either dtype
                 else:
                     wants.append(dtype[r.name])
             u8 = (node.name != self.g.output and node.op != "input" and readers
@@ -130,6 +149,34 @@ class _Lowering:
         return self.converted[key]
 
     # ---------------------------------------------------------------- ops
+    def fused_convs(self) -> set[str]:
+        return {conv for conv, _ in self.fused.values()}
+
+    def layer_op(self, node: Node, lo: float, hi: float) -> dict:
+        p = self.prec[node.name]
+        in_dtype = "uint8" if p.int8_activations else "float32"
+        op = dict(name=node.name, lo=lo, hi=hi, inputs=[self.read(node.inputs[0], in_dtype)], precision=str(p))
+        key = f"{node.name}.weight"
+        if node.bias is not None:
+            self.spec.arrays[f"{node.name}.bias"] = node.bias.astype(np.float32)
+            op["bias"] = f"{node.name}.bias"
+        if node.is_depthwise:
+            self.spec.arrays[key] = np.ascontiguousarray(node.weight[:, 0].transpose(1, 2, 0), dtype=np.float32)
+            op.update(kind="depthwise", stride=node.attrs["stride"], padding=node.attrs["padding"],
+                      dilation=node.attrs["dilation"], weight=key)
+            return op
+        src = self.g[node.inputs[0]]
+        self.spec.arrays[key] = gemm_weight(node, src.attrs["source_shape"] if src.op == "flatten" else None)
+        mode = "int8" if p.int8_activations else "weight_only" if p.low_bit else "float"
+        if node.op == "linear":
+            op.update(kind="conv", mode=mode, kernel=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                      groups=1, flatten_input=True, weight=key)
+        else:
+            op.update(kind="conv", mode=mode, kernel=node.attrs["kernel"], stride=node.attrs["stride"],
+                      padding=node.attrs["padding"], dilation=node.attrs["dilation"],
+                      groups=node.attrs["groups"], flatten_input=False, weight=key)
+        return op
+
     def emit(self, node: Node, dtype: str) -> None:
         if node.op == "flatten":
             return
@@ -137,33 +184,16 @@ class _Lowering:
             self.tensor_of[node.name] = self.new_tensor(node.name, nhwc(node.shape), "float32")
             self.spec.input = self.tensor_of[node.name]
             return
+        if node.name in self.fused_convs():
+            return  # emitted at its add
         lo, hi = (float(v) for v in node.clamp)
         op = dict(name=node.name, lo=lo, hi=hi)
         if node.is_layer:
-            p = self.prec[node.name]
-            in_dtype = "uint8" if p.int8_activations else "float32"
-            op.update(inputs=[self.read(node.inputs[0], in_dtype)], precision=str(p))
-            key = f"{node.name}.weight"
-            if node.bias is not None:
-                self.spec.arrays[f"{node.name}.bias"] = node.bias.astype(np.float32)
-                op["bias"] = f"{node.name}.bias"
-            if node.is_depthwise:
-                kh, kw = node.attrs["kernel"]
-                self.spec.arrays[key] = np.ascontiguousarray(node.weight[:, 0].transpose(1, 2, 0), dtype=np.float32)
-                op.update(kind="depthwise", stride=node.attrs["stride"], padding=node.attrs["padding"],
-                          dilation=node.attrs["dilation"], weight=key)
-            else:
-                src = self.g[node.inputs[0]]
-                flat_src = src.attrs["source_shape"] if src.op == "flatten" else None
-                self.spec.arrays[key] = gemm_weight(node, flat_src)
-                mode = "int8" if p.int8_activations else "weight_only" if p.low_bit else "float"
-                if node.op == "linear":
-                    op.update(kind="conv", mode=mode, kernel=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                              groups=1, flatten_input=True, weight=key)
-                else:
-                    op.update(kind="conv", mode=mode, kernel=node.attrs["kernel"], stride=node.attrs["stride"],
-                              padding=node.attrs["padding"], dilation=node.attrs["dilation"],
-                              groups=node.attrs["groups"], flatten_input=False, weight=key)
+            op = self.layer_op(node, lo, hi)
+        elif node.name in self.fused:
+            conv, residual = self.fused[node.name]
+            op = self.layer_op(self.g[conv], lo, hi)
+            op["inputs"].append(self.tensor_of[self.base(residual)])
         elif node.op == "add":
             op.update(kind="add", inputs=[self.read(i, dtype) for i in node.inputs])
         elif node.op == "concat":

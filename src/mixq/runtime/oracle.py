@@ -62,6 +62,8 @@ def simulate(spec: PlanSpec, x: np.ndarray) -> np.ndarray:
                 y = F.conv2d(ins[0], wt, None, op["stride"], op["padding"], op["dilation"], g)
             if bias is not None:
                 y = y + bias.view(1, -1, 1, 1)
+            if len(ins) > 1:  # fused residual
+                y = y + ins[1]
             finish(op["output"], y.clamp(lo, hi))
         elif kind == "depthwise":
             w = spec.arrays[op["weight"]]

@@ -48,7 +48,7 @@ def build_core_plan(spec: dict, stored: dict[str, np.ndarray]):
                 g += 1
             plan.add_conv(name, ins[0], out, op["mode"], tuple(op["kernel"]), tuple(op["stride"]),
                           tuple(op["padding"]), tuple(op["dilation"]), op["groups"], op["flatten_input"], weights,
-                          bias, lo, hi)
+                          bias, lo, hi, ins[1] if len(ins) > 1 else -1)
         elif kind == "depthwise":
             if op["precision"] == "w8a8":
                 dw = _core.pack_depthwise_s8(get(op["weight"] + ".codes"))
