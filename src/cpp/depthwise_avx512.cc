@@ -2,11 +2,11 @@
 //
 // Scheme: a task is (image, band of output rows, group of 16-channel blocks). Each input row a
 // task needs is converted once into a per-thread ring of fp32 rows laid out [block][column][16]
-// and padded left and right, so the micro-kernel has no bounds checks and no masks: 8 output
-// pixels x 16 channels in 8 zmm accumulators, each padded input column loaded once per kernel row
-// and fed to every output that uses it (compile-time KW and stride for the common shapes, a
-// runtime-geometry kernel for the rest). Rows above and below the image point at a pad row. Only
-// the final stores are masked (channel tail).
+// and padded left and right, so the micro-kernels have no bounds checks and no masks: up to 16
+// output pixels x 16 channels in zmm accumulators, each padded input column loaded once per kernel
+// row and fed to every output that uses it (compile-time kernel size and stride for the common
+// square kernels, a runtime-geometry kernel for the rest). Rows above and below the image point
+// at a pad row. Only the final stores are masked (channel tail).
 //
 // int8: the rows hold x itself (padding holds zp), and the accumulators start at -zp * sum(w), so
 // the result is sum (x - zp) * w with no per-element subtraction. Exactness: every partial sum is
@@ -87,7 +87,7 @@ struct StoreU8 {
     if (full) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), lane);
     else _mm_mask_storeu_epi8(p, mask, lane);
   }
-  // Pixels [ow, ow + n) from up to four accumulators (n <= 4).
+  // Pixels [ow, ow + N) from the first N (<= 4) of acc.
   template <int N>
   MIXQ_DW_INLINE void store4(int64_t ow, const __m512* acc) const {
     __m512i r[4];
@@ -213,10 +213,9 @@ void compute_row(const DwShape& s, const float* const* rows, const float* w, __m
 }
 
 // ------------------------------------------------------------------------------------ planning
-// A task is (image, band of output rows, group of channel blocks). Within it, blocks are the outer
-// loop: one block's ring of padded rows (a few KB) stays in L1 while its output rows are computed.
-// Each u8 input line (64 channels) is then read once per block, so the band's input (and u8
-// output) is sized to stay in L2 between blocks.
+// A task is (image, band of output rows, group of channel blocks). It walks its output rows in
+// order; each input row is converted once (all blocks of the group, read contiguously) into a ring
+// slot [block][column][16], and the blocks of the output row are then computed one by one.
 struct Plan {
   int64_t wb;            // padded row width in columns
   int64_t ring;          // row slots: the input rows one output row spans
@@ -235,12 +234,10 @@ Plan make_plan(const DwCall& c) {
   p.ring = (s.KH - 1) * s.DH + 1;
   p.group_blocks = NB;
   p.band = c.OH;
-  if (c.int8) {
-    const int64_t budget = std::max<int64_t>(cpu_features().l2_bytes / 2, 256 << 10);
-    const int64_t in_row = s.W * c.ld_in, out_row = c.out_u8 ? c.OW * c.ld_out : 0;
-    const int64_t per_band_row = s.SH * in_row + out_row;
-    p.band = std::max<int64_t>(1, std::min(c.OH, (budget - p.ring * in_row) / std::max<int64_t>(per_band_row, 1)));
-  }
+  // A task's rows (ring + pad row) stay within a quarter of L2.
+  const int64_t budget = std::max<int64_t>(cpu_features().l2_bytes / 4, 128 << 10);
+  while (p.group_blocks > 1 && (p.ring + 1) * p.group_blocks * p.wb * kDwBlock * 4 > budget)
+    p.group_blocks = (p.group_blocks + 1) / 2;
   // Enough tasks for an even finish: split channels first (free), then rows (a band boundary
   // converts the overlapping input rows twice). Groups keep >= 4 blocks: 64 u8 channels = a line.
   const int threads = get_num_threads();
@@ -258,25 +255,33 @@ Plan make_plan(const DwCall& c) {
 
 // -------------------------------------------------------------------------------------- tasks
 thread_local AlignedBuffer t_rows;
-thread_local std::vector<int64_t> t_tags;         // per ring slot: the input row it holds
-thread_local std::vector<const float*> t_row_ptrs;  // per kernel row: its padded row
+thread_local std::vector<int64_t> t_tags;             // per ring slot: the input row it holds
+thread_local std::vector<const float*> t_row_ptrs;    // per kernel row: its slot
+thread_local std::vector<const float*> t_block_rows;  // per kernel row: the slot's current block
 
 MIXQ_DW_INLINE void fill(float* p, int64_t n_vectors, __m512 v) {
   for (int64_t i = 0; i < n_vectors; ++i) _mm512_store_ps(p + i * kDwBlock, v);
 }
 
-// Converts n pixels (ld elements apart) of one 16-channel block to fp32 columns; masked-off
-// channels (past C) become 0.
+// Converts input row (n, ih), blocks [cb0, cb0 + nbk), into a slot [nbk][wb][16]: columns
+// [j0, j1) of the slot hold input columns [j0 - PW, j1 - PW); channels past C become 0.
 template <bool kInt8>
-void convert_block(const DwCall& c, int64_t off, int64_t n, __mmask16 m, float* dst) {
-  if constexpr (kInt8) {
-    const uint8_t* src = c.in_u8 + off;
-    for (int64_t j = 0; j < n; ++j)
-      _mm512_store_ps(dst + j * kDwBlock,
-                      _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, src + j * c.ld_in))));
-  } else {
-    const float* src = c.in_f32 + off;
-    for (int64_t j = 0; j < n; ++j) _mm512_store_ps(dst + j * kDwBlock, _mm512_maskz_loadu_ps(m, src + j * c.ld_in));
+void convert_row(const DwCall& c, int64_t n, int64_t ih, int64_t cb0, int64_t nbk, __mmask16 last_mask, int64_t wb,
+                 int64_t j0, int64_t j1, float* slot) {
+  const DwShape& s = c.s;
+  const int64_t pix0 = (n * s.H + ih) * s.W + (j0 - s.PW);
+  for (int64_t j = j0; j < j1; ++j) {
+    const int64_t off = (pix0 + j - j0) * c.ld_in + cb0 * kDwBlock;
+    float* dst = slot + j * kDwBlock;
+    for (int64_t b = 0; b < nbk; ++b) {
+      const __mmask16 m = b == nbk - 1 ? last_mask : __mmask16(0xFFFF);
+      __m512 v;
+      if constexpr (kInt8)
+        v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, c.in_u8 + off + b * kDwBlock)));
+      else
+        v = _mm512_maskz_loadu_ps(m, c.in_f32 + off + b * kDwBlock);
+      _mm512_store_ps(dst + b * wb * kDwBlock, v);
+    }
   }
 }
 
@@ -285,27 +290,30 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const DwShape& s = c.s;
   const int64_t NB = c.w->c_blocks(), taps = c.w->taps();
   const int64_t g = task % p.n_groups, b = (task / p.n_groups) % p.n_bands, n = task / (p.n_groups * p.n_bands);
-  const int64_t cb0 = g * p.group_blocks, cb1 = std::min(NB, cb0 + p.group_blocks);
+  const int64_t cb0 = g * p.group_blocks, nbk = std::min(p.group_blocks, NB - cb0);
   const int64_t oh0 = b * p.band, oh1 = std::min(c.OH, oh0 + p.band);
-  const int64_t wb = p.wb, slot = wb * kDwBlock;  // floats per padded row
-  const int64_t tail = s.C - (NB - 1) * kDwBlock;   // channels in the last block, 1..16
+  const int64_t wb = p.wb, slot_floats = nbk * wb * kDwBlock;
+  const int64_t tail = s.C - (NB - 1) * kDwBlock;  // channels in the last block, 1..16
   const __mmask16 tail_mask = __mmask16((1u << tail) - 1u);
+  const __mmask16 last_mask = cb0 + nbk == NB ? tail_mask : __mmask16(0xFFFF);
   // What padding holds: int8 rows store x itself, so padding is x = zp ((zp - zp) * w = 0).
   const __m512 pad = _mm512_set1_ps(kInt8 ? float(c.in_zp) : 0.f);
 
   // Slots 0..ring-1 hold input rows (row ih in slot ih % ring); slot `ring` is the pad row.
-  t_rows.resize(size_t((p.ring + 1) * slot) * sizeof(float));
+  t_rows.resize(size_t((p.ring + 1) * slot_floats) * sizeof(float));
   float* base = t_rows.as<float>();
-  t_tags.resize(size_t(p.ring));
+  t_tags.assign(size_t(p.ring), INT64_MIN);
   t_row_ptrs.resize(size_t(s.KH));
-  const float** rows = t_row_ptrs.data();
+  t_block_rows.resize(size_t(s.KH));
   const int64_t j0 = std::min(s.PW, wb), j1 = std::min(s.PW + s.W, wb);  // columns that hold input
-  for (int64_t r = 0; r < p.ring; ++r) {
-    fill(base + r * slot, j0, pad);
-    fill(base + r * slot + j1 * kDwBlock, wb - j1, pad);
-  }
-  float* pad_row = base + p.ring * slot;
-  fill(pad_row, wb, pad);
+  for (int64_t r = 0; r < p.ring; ++r)
+    for (int64_t k = 0; k < nbk; ++k) {
+      float* blk = base + r * slot_floats + k * wb * kDwBlock;
+      fill(blk, j0, pad);
+      fill(blk + j1 * kDwBlock, wb - j1, pad);
+    }
+  float* pad_row = base + p.ring * slot_floats;
+  bool pad_ready = false;
 
   // u8 output: the codes of lo and hi bound the one clamp (StoreU8).
   const float inv = 1.f / c.out_scale, zpf = float(c.out_zp);
@@ -316,52 +324,57 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const int qlo = int(code(c.lo)), qhi = int(code(c.hi));
   const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
 
-  for (int64_t cb = cb0; cb < cb1; ++cb) {
-    const int64_t ch0 = cb * kDwBlock;
-    const __mmask16 mask = cb == NB - 1 ? tail_mask : __mmask16(0xFFFF);
-    const float* w = c.w->block(cb);
-    __m512 init = _mm512_setzero_ps();
-    if (kInt8) {  // -zp * sum over taps of the weights (exact: an integer below 2^24)
-      __m512 wsum = _mm512_setzero_ps();
-      for (int64_t t = 0; t < taps; ++t) wsum = _mm512_add_ps(wsum, _mm512_load_ps(w + t * kDwBlock));
-      init = _mm512_mul_ps(wsum, _mm512_set1_ps(-float(c.in_zp)));
-    }
-    const __m512 mult = c.mult ? _mm512_maskz_loadu_ps(mask, c.mult + ch0) : _mm512_set1_ps(1.f);
-    const __m512 bias = c.bias ? _mm512_maskz_loadu_ps(mask, c.bias + ch0) : _mm512_setzero_ps();
-    const __m512 lo = _mm512_set1_ps(c.lo), hi = _mm512_set1_ps(c.hi);
-    StoreU8 su8{mult, bias, _mm512_set1_ps(inv), _mm512_set1_ps(65536.f), _mm512_set1_epi16(int16_t(c.out_zp)),
-                _mm512_set1_epi8(char(qlo)), _mm512_set1_epi8(char(qhi)), gather, mask, mask == 0xFFFF, nullptr,
-                c.ld_out};
-    StoreF32<true> sf{mult, bias, lo, hi, mask, nullptr, c.ld_out};
-    StoreF32<false> sf1{mult, bias, lo, hi, mask, nullptr, c.ld_out};
-
-    std::fill(t_tags.begin(), t_tags.end(), INT64_MIN);
-    for (int64_t oh = oh0; oh < oh1; ++oh) {
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
-        if (ih < 0 || ih >= s.H) {
-          rows[kh] = pad_row;
-          continue;
-        }
-        const int64_t r = ih % p.ring;
-        float* row = base + r * slot;
-        if (t_tags[size_t(r)] != ih) {
-          const int64_t pix = (n * s.H + ih) * s.W + (j0 - s.PW);
-          convert_block<kInt8>(c, pix * c.ld_in + ch0, j1 - j0, mask, row + j0 * kDwBlock);
-          t_tags[size_t(r)] = ih;
-        }
-        rows[kh] = row;
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
+      if (ih < 0 || ih >= s.H) {
+        if (!pad_ready) fill(pad_row, nbk * wb, pad), pad_ready = true;
+        t_row_ptrs[size_t(kh)] = pad_row;
+        continue;
       }
-      const int64_t out_off = (n * c.OH + oh) * c.OW * c.ld_out + ch0;
+      const int64_t r = ih % p.ring;
+      float* slot = base + r * slot_floats;
+      if (t_tags[size_t(r)] != ih) {
+        convert_row<kInt8>(c, n, ih, cb0, nbk, last_mask, wb, j0, j1, slot);
+        t_tags[size_t(r)] = ih;
+      }
+      t_row_ptrs[size_t(kh)] = slot;
+    }
+    const int64_t out_pix = (n * c.OH + oh) * c.OW;
+    for (int64_t k = 0; k < nbk; ++k) {
+      const int64_t cb = cb0 + k, ch0 = cb * kDwBlock;
+      const __mmask16 mask = cb == NB - 1 ? tail_mask : __mmask16(0xFFFF);
+      const float** rows = t_block_rows.data();
+      for (int64_t kh = 0; kh < s.KH; ++kh) rows[kh] = t_row_ptrs[size_t(kh)] + k * wb * kDwBlock;
+      const float* w = c.w->block(cb);
+      __m512 init = _mm512_setzero_ps();
+      if (kInt8) {  // -zp * sum over taps of the weights (exact: an integer below 2^24)
+        __m512 wsum = _mm512_setzero_ps();
+        for (int64_t t = 0; t < taps; ++t) wsum = _mm512_add_ps(wsum, _mm512_load_ps(w + t * kDwBlock));
+        init = _mm512_mul_ps(wsum, _mm512_set1_ps(-float(c.in_zp)));
+      }
+      const __m512 mult = c.mult ? _mm512_maskz_loadu_ps(mask, c.mult + ch0) : _mm512_set1_ps(1.f);
+      const __m512 bias = c.bias ? _mm512_maskz_loadu_ps(mask, c.bias + ch0) : _mm512_setzero_ps();
+      const int64_t out_off = out_pix * c.ld_out + ch0;
       if (c.out_u8) {
-        su8.out = c.out_u8 + out_off;
-        compute_row(s, rows, w, init, c.OW, su8);
-      } else if (c.mult) {
-        sf.out = c.out_f32 + out_off;
-        compute_row(s, rows, w, init, c.OW, sf);
+        const StoreU8 st{mult,
+                         bias,
+                         _mm512_set1_ps(inv),
+                         _mm512_set1_ps(65536.f),
+                         _mm512_set1_epi16(int16_t(c.out_zp)),
+                         _mm512_set1_epi8(char(qlo)),
+                         _mm512_set1_epi8(char(qhi)),
+                         gather,
+                         mask,
+                         mask == 0xFFFF,
+                         c.out_u8 + out_off,
+                         c.ld_out};
+        compute_row(s, rows, w, init, c.OW, st);
       } else {
-        sf1.out = c.out_f32 + out_off;
-        compute_row(s, rows, w, init, c.OW, sf1);
+        const __m512 lo = _mm512_set1_ps(c.lo), hi = _mm512_set1_ps(c.hi);
+        float* out = c.out_f32 + out_off;
+        if (c.mult) compute_row(s, rows, w, init, c.OW, StoreF32<true>{mult, bias, lo, hi, mask, out, c.ld_out});
+        else compute_row(s, rows, w, init, c.OW, StoreF32<false>{mult, bias, lo, hi, mask, out, c.ld_out});
       }
     }
   }

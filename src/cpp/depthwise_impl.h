@@ -34,8 +34,8 @@ constexpr int64_t kDwMaxExactTaps = 256;
 
 // Scalar reference, always built: int32 accumulation for int8, plain loops for fp32.
 void dwconv__ref(const DwCall& c);
-// AVX-512 (F/BW/VL/DQ): channels in 16-lane fp32 vectors, 8 output pixels per micro-tile, input
-// rows converted once into padded fp32 rows. int8 calls with more than kDwMaxExactTaps taps must
+// AVX-512 (F/BW/VL/DQ): channels in 16-lane fp32 vectors, up to 16 output pixels per micro-tile,
+// input rows converted once into padded fp32 rows. int8 calls with more than kDwMaxExactTaps taps must
 // go to the reference.
 void dwconv__avx512(const DwCall& c);
 

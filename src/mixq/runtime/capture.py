@@ -93,16 +93,22 @@ class _Capturer:
                       _np(m.weight), _np(m.bias) if m.bias is not None else None), fx_node)
 
     def batchnorm(self, fx_node, m) -> None:
-        node = self.fusable(fx_node.args[0], ("conv", "linear"))
-        if node is None or not m.track_running_stats or m.running_mean is None:
-            return self.reject(fx_node, f"{type(m).__name__} that does not directly follow a conv/linear")
+        if not m.track_running_stats or m.running_mean is None:
+            return self.reject(fx_node, f"{type(m).__name__} without running statistics")
         inv = 1.0 / np.sqrt(_np(m.running_var) + m.eps)
         gamma = _np(m.weight) if m.weight is not None else np.ones_like(inv)
         beta = _np(m.bias) if m.bias is not None else np.zeros_like(inv)
         s = gamma * inv
+        shift = beta - _np(m.running_mean) * s
+        node = self.fusable(fx_node.args[0], ("conv", "linear"))
+        if node is None:
+            # Not after a conv/linear: a per-channel affine, i.e. a 1x1 depthwise conv.
+            c = s.shape[0]
+            attrs = dict(kernel=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=c)
+            return self.add(Node(fx_node.target, "conv", [self.value[fx_node.args[0].name]], self.shape(fx_node), attrs,
+                                 s.reshape(c, 1, 1, 1), shift), fx_node)
         node.weight = node.weight * s.reshape(-1, *([1] * (node.weight.ndim - 1)))
-        b = node.bias if node.bias is not None else np.zeros_like(s)
-        node.bias = (b - _np(m.running_mean)) * s + beta
+        node.bias = (node.bias if node.bias is not None else np.zeros_like(s)) * s + shift
         node.source = fx_node.name
         self.value[fx_node.name] = node.name
 
@@ -196,7 +202,7 @@ class _Capturer:
         elif isinstance(m, nn.Flatten):
             self.flatten(fx_node)
         else:
-            self.reject(fx_node, f"module {type(m).__name__}")
+            self.reject(fx_node, self.describe(fx_node))
 
     def function(self, fx_node, fn, args, kwargs) -> None:
         torch, F = self.torch, self.F
@@ -235,8 +241,25 @@ class _Capturer:
         elif fn == "relu":
             self.clamp(fx_node, 0.0, float("inf"))
         else:
-            name = getattr(fn, "__name__", str(fn))
-            self.reject(fx_node, f"function {name}")
+            self.reject(fx_node, self.describe(fx_node))
+
+    def describe(self, fx_node) -> str:
+        if fx_node.op == "call_module":
+            return f"module {type(self.gm.get_submodule(fx_node.target)).__name__}"
+        return f"function {getattr(fx_node.target, '__name__', str(fx_node.target))}"
+
+    def known_op(self, fx_node) -> bool:
+        """Whether the capture handles this kind of op at all (its arguments aside)."""
+        nn, F, torch = self.nn, self.F, self.torch
+        if fx_node.op == "call_module":
+            return isinstance(self.gm.get_submodule(fx_node.target), (
+                nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU,
+                nn.Hardswish, nn.Sigmoid, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout,
+                nn.Identity, nn.Flatten))
+        known = (operator.add, torch.add, torch.cat, F.relu, torch.relu, F.relu6, F.hardtanh, F.silu, F.hardswish,
+                 torch.sigmoid, torch.flatten, F.dropout, F.adaptive_avg_pool2d, F.max_pool2d, F.avg_pool2d,
+                 "flatten", "view", "reshape", "contiguous", "add", "relu")
+        return any(fx_node.target is k or fx_node.target == k for k in known)
 
     def run(self) -> Graph:
         self._by_name: dict[str, Node] = {}
@@ -259,7 +282,10 @@ class _Capturer:
                 self.value[fx_node.name] = None  # a size or other non-tensor value: shapes are static
             elif any(hasattr(a, "op") and a.name in self.value and self.value[a.name] is None
                      and self.shape(a) is not None for a in fx_node.all_input_nodes):
-                self.value[fx_node.name] = None  # input already unsupported
+                # Downstream of an unsupported op: still report this op if it is unsupported too.
+                if not self.known_op(fx_node):
+                    self.reject(fx_node, self.describe(fx_node))
+                self.value[fx_node.name] = None
             elif fx_node.op == "call_module":
                 self.module(fx_node)
             elif fx_node.op == "call_function":

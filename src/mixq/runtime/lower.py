@@ -44,6 +44,8 @@ def effective_precision(node: Node, p: LayerPrecision) -> LayerPrecision:
     """What actually runs: depthwise convs have int8 and fp32 kernels only."""
     if node.is_depthwise and p.precision not in ("fp32", "w8a8"):
         return LayerPrecision("w8a8" if p.int8_activations else "fp32", None)
+    if p.low_bit:  # a group deeper than the layer becomes one group per output channel
+        return LayerPrecision(p.precision, p.group_for(int(np.prod(node.weight.shape[1:]))))
     return p
 
 
