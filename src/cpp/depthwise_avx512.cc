@@ -384,7 +384,12 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
 
 void dwconv__avx512(const DwCall& c) {
   const Plan p = make_plan(c);
-  parallel_for(c.s.N * p.tasks(), [&](int64_t task, int) {
+  // Tasks are handed out from both ends (0, last, 1, last-1, ...): with two threads each works
+  // through one contiguous half of the tensor, so neighbouring tasks (which share cache lines of
+  // the output at group boundaries) rarely run at the same time, and each core keeps its data.
+  const int64_t n_tasks = c.s.N * p.tasks();
+  parallel_for(n_tasks, [&](int64_t t, int) {
+    const int64_t task = t % 2 == 0 ? t / 2 : n_tasks - 1 - t / 2;
     if (c.int8) run_task<true>(c, p, task);
     else run_task<false>(c, p, task);
   });

@@ -9,6 +9,10 @@
 
 #include "bf16.h"
 #include "kernels.h"
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define MIXQ_VECTOR_EPILOGUE 1
+#include "epilogue_avx512.h"
+#endif
 
 namespace mixq {
 namespace {
@@ -176,6 +180,9 @@ inline int32_t corrected(int32_t acc, uint32_t azp, int32_t colsum, const int32_
 
 void epilogue_s32_impl(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
                        int64_t n0, int64_t nc) {
+#ifdef MIXQ_VECTOR_EPILOGUE
+  if (vector_epilogue_ok(e) && !e.b_zp) return epilogue_s32_avx512(e, acc, ldacc, m0, mr, n0, nc);
+#endif
   const int32_t* cs = e.colsum + n0;
   const int32_t* bz = e.b_zp ? e.b_zp + n0 : nullptr;
   const float* sb = e.b_scale + n0;
@@ -212,6 +219,9 @@ void epilogue_s32_impl(const Epilogue& e, const int32_t* acc, int64_t ldacc, int
 
 void epilogue_lowbit_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr, int64_t n0,
                           int64_t nc) {
+#ifdef MIXQ_VECTOR_EPILOGUE
+  if (vector_epilogue_ok(e)) return epilogue_lowbit_avx512(e, acc, ldacc, m0, mr, n0, nc);
+#endif
   const float* ws = e.wsum + n0;
   const float* bias = e.bias ? e.bias + n0 : nullptr;
   for (int64_t r = 0; r < mr; ++r) {
@@ -226,6 +236,9 @@ void epilogue_lowbit_impl(const Epilogue& e, const float* acc, int64_t ldacc, in
 
 void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr, int64_t n0,
                        int64_t nc) {
+#ifdef MIXQ_VECTOR_EPILOGUE
+  if (vector_epilogue_ok(e)) return epilogue_f32_avx512(e, acc, ldacc, m0, mr, n0, nc);
+#endif
   const float* bias = e.bias ? e.bias + n0 : nullptr;
   for (int64_t r = 0; r < mr; ++r) {
     const float* a = acc + r * ldacc;

@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "im2col.h"
+#include "parallel.h"
 
 namespace mixq {
 namespace {
@@ -263,7 +264,7 @@ void Plan::prepare(int64_t N) {
   prepared_N_ = N;
 }
 
-void Plan::run(const float* input, int64_t N, float* output, std::vector<double>* op_seconds) {
+void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, std::vector<double>* op_seconds) {
   if (input_ < 0 || output_ < 0) throw std::invalid_argument("plan has no input/output");
   if (N <= 0) throw std::invalid_argument("batch size must be positive");
   if (N != prepared_N_) prepare(N);
@@ -273,6 +274,20 @@ void Plan::run(const float* input, int64_t N, float* output, std::vector<double>
   ctx.scratch = &scratch_;
   ctx.ptr.resize(tensors_.size());
   for (size_t t = 0; t < tensors_.size(); ++t) ctx.ptr[t] = offset_[t] >= 0 ? arena_.as<uint8_t>() + offset_[t] : nullptr;
+  if (input_nchw) {
+    const TensorInfo& in = tensors_[size_t(input_)];
+    input_nhwc_.resize(size_t(N * in.sample_bytes()));
+    float* dst = input_nhwc_.as<float>();
+    const int64_t H = in.H, W = in.W, C = in.C;
+    parallel_for(N * H, [&](int64_t r, int) {
+      const int64_t n = r / H, y = r % H;
+      const float* src = input + n * C * H * W + y * W;
+      float* d = dst + r * W * C;
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t x = 0; x < W; ++x) d[x * C + c] = src[c * H * W + x];
+    });
+    input = dst;
+  }
   ctx.ptr[size_t(input_)] = reinterpret_cast<uint8_t*>(const_cast<float*>(input));  // read only
   int64_t scratch = 0;
   for (const auto& op : ops_) scratch = std::max(scratch, op->scratch_bytes(ctx));

@@ -107,9 +107,11 @@ class Plan {
   int add_tensor(const TensorInfo& t);
   void add_op(std::unique_ptr<Op> op);  // ops run in the order added; validated here
   void set_io(int input, int output);
-  // input: N samples of the input tensor (NHWC float32); output: N samples of the output tensor
-  // as float32. op_seconds (optional): wall time of each op.
-  void run(const float* input, int64_t N, float* output, std::vector<double>* op_seconds = nullptr);
+  // input: N samples of the input tensor, float32 NHWC (or NCHW with input_nchw: transposed here,
+  // in parallel); output: N samples of the output tensor as float32 NHWC. op_seconds (optional):
+  // wall time of each op.
+  void run(const float* input, int64_t N, float* output, bool input_nchw = false,
+           std::vector<double>* op_seconds = nullptr);
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::vector<std::unique_ptr<Op>>& ops() const { return ops_; }
   int input() const { return input_; }
@@ -123,7 +125,7 @@ class Plan {
   int input_ = -1, output_ = -1;
   int64_t prepared_N_ = 0;
   std::vector<int64_t> offset_;
-  AlignedBuffer arena_, scratch_;
+  AlignedBuffer arena_, scratch_, input_nhwc_;
 };
 
 }  // namespace mixq

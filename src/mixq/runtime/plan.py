@@ -126,10 +126,10 @@ class Plan:
                              f"got {tuple(x.shape)}")
         if x.shape[0] == 0:
             raise ValueError("plan input has batch size 0")
-        x = x.astype(np.float32, copy=False)
+        x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise ValueError("plan input contains NaN or Inf")
-        return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if layout == "nchw" else x)
+        return x  # NCHW is transposed by the core
 
     def _output(self, y: np.ndarray, layout: str) -> np.ndarray:
         if self.spec["output_layout"] == "flat":
@@ -139,15 +139,15 @@ class Plan:
     def run(self, x, layout: str = "nchw") -> np.ndarray:
         """x: float array [N, C, H, W] (or NHWC with layout='nhwc'); returns float32 output
         ([N, classes] for classifiers, else in the input's layout)."""
-        return self._output(self._core.run(self._input(x, layout)), layout)
+        return self._output(self._core.run(self._input(x, layout), layout == "nchw"), layout)
 
     __call__ = run
 
     def profile(self, x, layout: str = "nchw", repeats: int = 1) -> list[dict]:
         """Per-op wall time (median of `repeats` runs after one warm-up): name, kind, precision, seconds."""
-        xin = self._input(x, layout)
-        self._core.run(xin)
-        runs = [self._core.profile(xin)[1] for _ in range(max(1, repeats))]
+        xin, nchw = self._input(x, layout), layout == "nchw"
+        self._core.run(xin, nchw)
+        runs = [self._core.profile(xin, nchw)[1] for _ in range(max(1, repeats))]
         seconds = np.median(np.array(runs), axis=0)
         return [dict(name=op["name"], kind=op["kind"], precision=op.get("precision", ""), seconds=float(s))
                 for op, s in zip(self.spec["ops"], seconds)]

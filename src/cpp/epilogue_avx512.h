@@ -1,0 +1,98 @@
+// AVX-512 epilogues: 16 output columns per step, from the accumulator tile to fp32 or requantized
+// u8 (bias, fused residual, clamp, round half to even, saturate) with no scalar pass. Included by
+// ops_impl.h in the avx512 translation unit only; same arithmetic as the portable epilogues.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace mixq {
+namespace {
+
+// Can the vector epilogue write this output? (s8/s32 outputs and weight zero points take the
+// portable path.)
+inline bool vector_epilogue_ok(const Epilogue& e) {
+  return e.type == OutType::u8 || e.type == OutType::f32;
+}
+
+// Adds the residual, clamps and stores 16 (masked) values of row m at columns [n, n+16).
+inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask16 k) {
+  if (e.residual_u8) {
+    const __m128i r8 = _mm_maskz_loadu_epi8(k, e.residual_u8 + m * e.ld_residual + n);
+    const __m512 r = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), _mm512_set1_ps(float(e.residual_zp)));
+    y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_set1_ps(e.residual_scale), r));
+  } else if (e.residual_f32) {
+    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.residual_f32 + m * e.ld_residual + n));
+  }
+  y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(e.lo)), _mm512_set1_ps(e.hi));
+  const int64_t off = m * e.ldo + n;
+  if (e.type == OutType::f32) {
+    _mm512_mask_storeu_ps(static_cast<float*>(e.out) + off, k, y);
+    return;
+  }
+  __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.f / e.out_scale)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  q = _mm512_add_ps(q, _mm512_set1_ps(float(e.out_zp)));
+  q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(255.f));
+  _mm_mask_storeu_epi8(static_cast<uint8_t*>(e.out) + off, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));
+}
+
+inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
+
+// int8 accumulators with symmetric weights: y = (acc - a_zp * colsum) * a_scale * b_scale + bias.
+inline void epilogue_s32_avx512(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
+                                int64_t n0, int64_t nc) {
+  for (int64_t r = 0; r < mr; ++r) {
+    const int64_t m = m0 + r;
+    const int32_t* a = acc + r * ldacc;
+    const __m512i azp = _mm512_set1_epi32(e.a_zp ? e.a_zp[m * e.a_zp_stride] : 0);
+    const __m512 sa = _mm512_set1_ps(e.a_scale[m * e.a_scale_stride]);
+    for (int64_t j = 0; j < nc; j += 16) {
+      const __mmask16 k = tail_mask(nc - j);
+      const int64_t n = n0 + j;
+      __m512i v = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, a + j),
+                                   _mm512_mullo_epi32(azp, _mm512_maskz_loadu_epi32(k, e.colsum + n)));
+      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(sa, _mm512_maskz_loadu_ps(k, e.b_scale + n)));
+      if (e.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n));
+      finish16(e, y, m, n, k);
+    }
+  }
+}
+
+// Low-bit float accumulators: y = a_scale * (acc - a_zp * wsum) + bias.
+inline void epilogue_lowbit_avx512(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
+                                   int64_t n0, int64_t nc) {
+  for (int64_t r = 0; r < mr; ++r) {
+    const int64_t m = m0 + r;
+    const float* a = acc + r * ldacc;
+    const __m512 sa = _mm512_set1_ps(e.a_scale[m * e.a_scale_stride]);
+    const __m512 za = _mm512_set1_ps(float(e.a_zp[m * e.a_zp_stride]));
+    for (int64_t j = 0; j < nc; j += 16) {
+      const __mmask16 k = tail_mask(nc - j);
+      const int64_t n = n0 + j;
+      const __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, a + j), _mm512_mul_ps(za, _mm512_maskz_loadu_ps(k, e.wsum + n)));
+      __m512 y = _mm512_mul_ps(sa, t);
+      if (e.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n));
+      finish16(e, y, m, n, k);
+    }
+  }
+}
+
+// Float accumulators: y = acc + bias.
+inline void epilogue_f32_avx512(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
+                                int64_t n0, int64_t nc) {
+  for (int64_t r = 0; r < mr; ++r) {
+    const float* a = acc + r * ldacc;
+    for (int64_t j = 0; j < nc; j += 16) {
+      const __mmask16 k = tail_mask(nc - j);
+      __m512 y = _mm512_maskz_loadu_ps(k, a + j);
+      if (e.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n0 + j));
+      finish16(e, y, m0 + r, n0 + j, k);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mixq
