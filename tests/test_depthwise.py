@@ -258,5 +258,16 @@ def test_errors():
         _core.dwconv_f32(wf, xf, *args, None, 0, 1, out=np.zeros((1, 5, 5, 9), np.float32))
     with pytest.raises(ValueError, match="out must be"):
         _core.dwconv_f32(wf, xf, *args, None, 0, 1, out=np.zeros((1, 5, 5, 8), np.float64))
+    with pytest.raises(ValueError, match="lo <= hi"):
+        _core.dwconv_f32(wf, xf, *args, None, 2.0, 1.0)
     with pytest.raises(ValueError):
         _core.pack_depthwise_s8(np.zeros((0, 3, 8), np.int8))
+
+
+def test_empty_batch(isa):
+    wf = _core.pack_depthwise_f32(np.ones((3, 3, 8), np.float32))
+    assert _core.dwconv_f32(wf, np.zeros((0, 5, 5, 8), np.float32), (2, 2), (1, 1), (1, 1), None, 0, 1).shape == (0, 3, 3, 8)
+    w8 = _core.pack_depthwise_s8(np.ones((3, 3, 8), np.int8))
+    out = _core.dwconv_u8(w8, np.zeros((0, 5, 5, 8), np.uint8), 0, (1, 1), (1, 1), (1, 1), np.ones(8, np.float32),
+                          None, 0, 1, 1.0, 0, "uint8")
+    assert out.shape == (0, 5, 5, 8) and out.dtype == np.uint8

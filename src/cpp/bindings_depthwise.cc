@@ -41,6 +41,7 @@ template <typename A>
 int64_t pixel_stride(const A& a, const char* what) {
   const int64_t N = int64_t(a.shape(0)), H = int64_t(a.shape(1)), W = int64_t(a.shape(2)), C = int64_t(a.shape(3));
   int64_t ld = C;
+  if (N == 0) return ld;  // nothing is read or written (and empty arrays may report any strides)
   if (W > 1) ld = a.stride(2);
   else if (H > 1) ld = a.stride(1);
   else if (N > 1) ld = a.stride(0);

@@ -32,7 +32,7 @@ struct DwWeights {
   int64_t KH = 0, KW = 0, C = 0;
   bool is_int8 = false;
   // [C_pad/16][KH*KW][16] fp32, zero padded in C. int8 weights are stored as their exact float
-  // values (the SIMD kernels multiply (x - zp) by them in fp32, exact for up to 512 taps).
+  // values (the SIMD kernels accumulate in fp32: exact up to 256 taps, see depthwise_impl.h).
   AlignedBuffer packed;
   // int8 only: the codes as given, [KH*KW][C] (the reference's int32 accumulation reads these).
   std::vector<int8_t> codes;

@@ -6,6 +6,28 @@
 #include "parallel.h"
 
 namespace mixq {
+namespace {
+
+// Short copies (a few channels per tap) as fixed-size moves: a memcpy call per tap of 3-16 bytes
+// costs more than the bytes it moves.
+inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
+  if (n >= 64) {
+    std::memcpy(d, s, size_t(n));
+  } else if (n >= 16) {
+    for (int64_t i = 0; i + 16 <= n; i += 16) std::memcpy(d + i, s + i, 16);
+    std::memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    std::memcpy(d, s, 8);
+    std::memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(d, s, 4);
+    std::memcpy(d + n - 4, s + n - 4, 4);
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+  }
+}
+
+}  // namespace
 
 void im2col(const ConvGeometry& g, int64_t elem_bytes, const void* in, int64_t ld_in, int64_t c0, int64_t cg,
             uint32_t pad_value, void* out, int64_t ld_out) {
@@ -21,7 +43,7 @@ void im2col(const ConvGeometry& g, int64_t elem_bytes, const void* in, int64_t l
     for (int64_t i = 0; i < pad_bytes; i += 4) std::memcpy(pad + i, &pad_value, 4);
 
   auto fill_pad = [&](uint8_t* p, int64_t bytes) {
-    for (int64_t off = 0; off < bytes; off += pad_bytes) std::memcpy(p + off, pad, size_t(std::min(pad_bytes, bytes - off)));
+    for (int64_t off = 0; off < bytes; off += pad_bytes) copy_bytes(p + off, pad, std::min(pad_bytes, bytes - off));
   };
   // With dilation 1 and whole pixels (no channel slice), the in-image taps of a kernel row are
   // contiguous in the input: one copy per kernel row instead of one per tap.
@@ -44,17 +66,17 @@ void im2col(const ConvGeometry& g, int64_t elem_bytes, const void* in, int64_t l
           const int64_t k0 = std::min<int64_t>(g.KW, std::max<int64_t>(0, -ix0));
           const int64_t k1 = std::max<int64_t>(k0, std::min<int64_t>(g.KW, g.W - ix0));
           fill_pad(p, k0 * tap_bytes);
-          std::memcpy(p + k0 * tap_bytes, line + (ix0 + k0) * tap_bytes, size_t((k1 - k0) * tap_bytes));
+          copy_bytes(p + k0 * tap_bytes, line + (ix0 + k0) * tap_bytes, (k1 - k0) * tap_bytes);
           fill_pad(p + k1 * tap_bytes, (g.KW - k1) * tap_bytes);
           continue;
         }
         for (int64_t kx = 0; kx < g.KW; ++kx) {
           const int64_t ix = ix0 + kx * g.DW;
           if (ix < 0 || ix >= g.W) fill_pad(p + kx * tap_bytes, tap_bytes);
-          else std::memcpy(p + kx * tap_bytes, line + ix * ld_in * elem_bytes, size_t(tap_bytes));
+          else copy_bytes(p + kx * tap_bytes, line + ix * ld_in * elem_bytes, tap_bytes);
         }
       }
-      std::memset(row + k_bytes, 0, size_t(row_bytes - k_bytes));
+      for (int64_t b = k_bytes; b < row_bytes; ++b) row[b] = 0;
     }
   });
 }

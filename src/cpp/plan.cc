@@ -241,6 +241,16 @@ void Plan::prepare(int64_t N) {
     for (int t : ops_[i]->inputs)
       if (t != input_ && (first[size_t(t)] < 0 || first[size_t(t)] >= int64_t(i)))
         throw std::invalid_argument("plan op '" + ops_[i]->name + "' reads a tensor that is not computed before it");
+  input_quantize_op_ = -1;
+  int readers = 0;
+  for (size_t i = 0; i < ops_.size(); ++i)
+    for (int t : ops_[i]->inputs)
+      if (t == input_) {
+        ++readers;
+        if (dynamic_cast<ConvertOp*>(ops_[i].get()) && tensors_[size_t(ops_[i]->output)].dtype == DType::u8)
+          input_quantize_op_ = int(i);
+      }
+  if (readers != 1) input_quantize_op_ = -1;
   // First-fit placement by offset among the tensors alive at the same time.
   offset_.assign(n_t, -1);
   std::vector<std::pair<int64_t, int64_t>> placed;          // (offset, bytes) of live tensors
@@ -274,26 +284,59 @@ void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, st
   ctx.scratch = &scratch_;
   ctx.ptr.resize(tensors_.size());
   for (size_t t = 0; t < tensors_.size(); ++t) ctx.ptr[t] = offset_[t] >= 0 ? arena_.as<uint8_t>() + offset_[t] : nullptr;
+  int skip_op = -1;
+  if (op_seconds) op_seconds->assign(ops_.size(), 0.0);
+  const auto t_in = std::chrono::steady_clock::now();
   if (input_nchw) {
+    // NCHW -> NHWC in parallel over rows; when the input's only reader quantizes it, both in one
+    // pass straight into that op's output.
     const TensorInfo& in = tensors_[size_t(input_)];
-    input_nhwc_.resize(size_t(N * in.sample_bytes()));
-    float* dst = input_nhwc_.as<float>();
     const int64_t H = in.H, W = in.W, C = in.C;
+    const bool quantize = input_quantize_op_ >= 0;
+    uint8_t* q = nullptr;
+    float* dst = nullptr;
+    QParams qp;
+    if (quantize) {
+      skip_op = input_quantize_op_;
+      const int out = ops_[size_t(skip_op)]->output;
+      q = ctx.ptr[size_t(out)], qp = tensors_[size_t(out)].q;
+    } else {
+      input_nhwc_.resize(size_t(N * in.sample_bytes()));
+      dst = input_nhwc_.as<float>();
+    }
+    const float inv = 1.f / qp.scale, zp = float(qp.zp);
     parallel_for(N * H, [&](int64_t r, int) {
       const int64_t n = r / H, y = r % H;
       const float* src = input + n * C * H * W + y * W;
-      float* d = dst + r * W * C;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t x = 0; x < W; ++x) d[x * C + c] = src[c * H * W + x];
+      if (!quantize) {
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t x = 0; x < W; ++x) dst[(r * W + x) * C + c] = src[c * H * W + x];
+        return;
+      }
+      // Quantize each channel's row with contiguous (vectorized) loads, then interleave bytes.
+      thread_local std::vector<uint8_t> row;
+      row.resize(size_t(C * W));
+      for (int64_t c = 0; c < C; ++c) {
+        const float* __restrict s = src + c * H * W;
+        uint8_t* __restrict d = row.data() + c * W;
+        const float iv = inv, z = zp;
+        for (int64_t x = 0; x < W; ++x) d[x] = quantize_u8(s[x], iv, z);
+      }
+      uint8_t* __restrict out = q + r * W * C;
+      const uint8_t* __restrict rq = row.data();
+      for (int64_t x = 0; x < W; ++x)
+        for (int64_t c = 0; c < C; ++c) out[x * C + c] = rq[c * W + x];
     });
-    input = dst;
+    if (!quantize) input = dst;
+    if (quantize && op_seconds)  // the fused quantize op is charged with the transposition
+      (*op_seconds)[size_t(skip_op)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_in).count();
   }
   ctx.ptr[size_t(input_)] = reinterpret_cast<uint8_t*>(const_cast<float*>(input));  // read only
   int64_t scratch = 0;
   for (const auto& op : ops_) scratch = std::max(scratch, op->scratch_bytes(ctx));
   scratch_.resize(size_t(std::max<int64_t>(scratch, kAlign)));
-  if (op_seconds) op_seconds->assign(ops_.size(), 0.0);
   for (size_t i = 0; i < ops_.size(); ++i) {
+    if (int(i) == skip_op) continue;  // done with the input transposition
     const auto t0 = std::chrono::steady_clock::now();
     ops_[i]->run(ctx);
     if (op_seconds) (*op_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -124,6 +124,7 @@ class Plan {
   std::vector<std::unique_ptr<Op>> ops_;
   int input_ = -1, output_ = -1;
   int64_t prepared_N_ = 0;
+  int input_quantize_op_ = -1;  // the input's only reader when it quantizes it (fused with NCHW -> NHWC)
   std::vector<int64_t> offset_;
   AlignedBuffer arena_, scratch_, input_nhwc_;
 };

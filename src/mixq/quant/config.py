@@ -50,9 +50,19 @@ class LayerPrecision:
         return self.weight_bits in (2, 4)
 
     def group_for(self, k: int) -> int | None:
-        """Group size used for a layer of depth k: a group deeper than the layer is one group
-        per output channel."""
-        return self.group_size if self.group_size is not None and self.group_size <= k else None
+        """Group size used for a layer of depth k. A group as deep as the layer or deeper is one
+        group per output channel (None). When k is not a multiple of the group, the group is halved
+        (down to 32) until it divides k: conv depths like 9*C_in would otherwise pad their last
+        group with zeros (K=576 at group 128 would store 640 codes per column)."""
+        g = self.group_size
+        if g is None or g >= k:
+            return None
+        if k % g == 0:
+            return g
+        c = g
+        while c > 32 and k % c:
+            c //= 2
+        return c if k % c == 0 else g
 
     def __str__(self) -> str:
         if not self.low_bit:
