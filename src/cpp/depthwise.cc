@@ -127,7 +127,10 @@ void ref_int8(const DwCall& c) {
 void ref_f32(const DwCall& c) {
   const DwShape& s = c.s;
   const int64_t C = s.C;
-  for_each_output_row(c, [&](int64_t n, int64_t oh) {
+  const std::vector<float> zeros(static_cast<size_t>(C), 0.f);
+  const float* bias = c.bias ? c.bias : zeros.data();
+  const float lo = c.lo, hi = c.hi;
+  for_each_output_row(c, [&, bias, lo, hi](int64_t n, int64_t oh) {
     std::vector<float> acc(static_cast<size_t>(C));
     for (int64_t ow = 0; ow < c.OW; ++ow) {
       std::fill(acc.begin(), acc.end(), 0.f);
@@ -148,8 +151,8 @@ void ref_f32(const DwCall& c) {
       }
       float* out = c.out_f32 + ((n * c.OH + oh) * c.OW + ow) * c.ld_out;
       for (int64_t ch = 0; ch < C; ++ch) {
-        const float y = acc[ch] + (c.bias ? c.bias[ch] : 0.f);
-        out[ch] = y < c.lo ? c.lo : (y > c.hi ? c.hi : y);
+        const float y = acc[ch] + bias[ch];
+        out[ch] = y < lo ? lo : (y > hi ? hi : y);
       }
     }
   });
