@@ -193,10 +193,10 @@ NB_MODULE(_core, m) {
     nb::gil_scoped_release rel;
     return measure_peak_gops(kind.c_str(), seconds);
   }, "kind"_a, "seconds"_a = 0.3);
-  m.def("measure_bandwidth", [](double seconds) {
+  m.def("measure_bandwidth", [](double seconds, size_t bytes) {
     nb::gil_scoped_release rel;
-    return measure_read_bandwidth(seconds);
-  }, "seconds"_a = 0.5);
+    return measure_read_bandwidth(seconds, bytes);
+  }, "seconds"_a = 0.5, "bytes"_a = 0);
 
   nb::class_<PackedWeight>(m, "PackedWeight")
       .def_prop_ro("format", [](const PackedWeight& w) { return uint32_t(w.format); })

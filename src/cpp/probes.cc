@@ -66,11 +66,11 @@ double measure_peak_gops(const char* kind_c, double seconds) {
 }
 
 
-double measure_read_bandwidth(double seconds) {
+double measure_read_bandwidth(double seconds, size_t bytes) {
   using clock = std::chrono::steady_clock;
   const IsaOps* ops = active_dispatch().ops;
   // 8x the L3 (at least 256 MiB): the L3 is not strictly LRU, so a smaller buffer partly hits it.
-  const size_t bytes = std::max<size_t>(size_t(256) << 20, size_t(cpu_features().l3_bytes) * 8);
+  if (bytes == 0) bytes = std::max<size_t>(size_t(256) << 20, size_t(cpu_features().l3_bytes) * 8);
   AlignedBuffer buf(bytes);
   const int threads = get_num_threads();
   const size_t slice = bytes / size_t(threads) / 64 * 64;
@@ -78,11 +78,15 @@ double measure_read_bandwidth(double seconds) {
   std::atomic<uint64_t> sink{0};
   double best = 0;
   const auto start = clock::now();
+  // Cache-sized buffers are re-read many times per timing so each sample is long enough to time.
+  const int inner = int(std::max<size_t>(1, (size_t(64) << 20) / bytes));
   for (int rep = 0; rep < 20; ++rep) {
     const auto t0 = clock::now();
-    parallel_for(threads, [&](int64_t t, int) { sink += ops->sum_bytes(buf.as<uint8_t>() + size_t(t) * slice, slice); });
+    parallel_for(threads, [&](int64_t t, int) {
+      for (int i = 0; i < inner; ++i) sink += ops->sum_bytes(buf.as<uint8_t>() + size_t(t) * slice, slice);
+    });
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::max(best, double(slice) * threads / dt / 1e9);
+    best = std::max(best, double(slice) * threads * inner / dt / 1e9);
     if (rep >= 2 && std::chrono::duration<double>(clock::now() - start).count() > seconds) break;
   }
   if (sink.load() == 0) throw std::runtime_error("bandwidth probe read nothing");

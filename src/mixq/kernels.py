@@ -505,7 +505,10 @@ def measure_peak(kind: str, seconds: float = 0.3) -> float:
     return _core.measure_peak(str(kind), float(seconds))
 
 
-def measure_bandwidth(seconds: float = 0.5) -> float:
-    """Measured DRAM read bandwidth at the current thread count, in GB/s: every thread streams
-    its slice of a buffer 8x the L3 (at least 256 MiB); the best of several passes."""
-    return _core.measure_bandwidth(float(seconds))
+def measure_bandwidth(seconds: float = 0.5, nbytes: int | None = None) -> float:
+    """Measured read bandwidth at the current thread count, in GB/s: every thread streams its
+    slice of a buffer; the best of several passes. By default the buffer is 8x the L3 (at least
+    256 MiB), i.e. DRAM; `nbytes` that fit a cache level measure that level."""
+    if nbytes is not None and (not isinstance(nbytes, int) or nbytes < 4096):
+        raise ValueError(f"nbytes must be an int >= 4096, got {nbytes!r}")
+    return _core.measure_bandwidth(float(seconds), int(nbytes or 0))

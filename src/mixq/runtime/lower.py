@@ -164,8 +164,8 @@ class _Lowering:
             op["bias"] = f"{node.name}.bias"
         if node.is_depthwise:
             self.spec.arrays[key] = np.ascontiguousarray(node.weight[:, 0].transpose(1, 2, 0), dtype=np.float32)
-            op.update(kind="depthwise", stride=node.attrs["stride"], padding=node.attrs["padding"],
-                      dilation=node.attrs["dilation"], weight=key)
+            op.update(kind="depthwise", kernel=node.attrs["kernel"], stride=node.attrs["stride"],
+                      padding=node.attrs["padding"], dilation=node.attrs["dilation"], weight=key)
             return op
         src = self.g[node.inputs[0]]
         self.spec.arrays[key] = gemm_weight(node, src.attrs["source_shape"] if src.op == "flatten" else None)

@@ -1,0 +1,115 @@
+"""The layer cost model: FLOPs, bytes, arithmetic intensity and roofline time of every plan op.
+
+Definitions (the AIQ paper's): a conv/linear of output depth N, reduction depth K and M output
+pixels does FLOPs = 2·M·N·K (a multiply-add is two ops, int8 or float alike); its weight bytes
+are codes + scales + zero points + bias at its precision, without packing padding
+(`weight_bytes`); activation bytes are its input and output tensors at their dtype (1 byte for
+uint8, 4 for float32). AI = FLOPs / bytes, reported weight-only and with activations; model AI
+= Σ FLOPs / Σ bytes. Roofline time = max(FLOPs / compute roof(precision), bytes / DRAM bandwidth).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..quant.config import parse_precision
+from .machine import Machine
+
+
+def weight_bytes(n_out: int, k: int, precision: str, bias: bool = True) -> int:
+    """Bytes of an [n_out, k] weight at `precision`: codes, scales, zero points, bias."""
+    p = parse_precision(precision)
+    bits = p.weight_bits
+    meta = 0
+    if bits == 8:
+        meta = 4 * n_out                                  # f32 scale per output channel
+    elif bits in (2, 4):
+        g = p.group_for(k) or k
+        meta = 3 * n_out * math.ceil(k / g)               # bf16 scale + u8 zero point per group
+    return math.ceil(n_out * k * bits / 8) + meta + (4 * n_out if bias else 0)
+
+
+@dataclass
+class OpCost:
+    name: str
+    kind: str
+    precision: str
+    in_shape: tuple
+    out_shape: tuple
+    flops: float
+    weight_bytes: int
+    act_bytes: int            # inputs + output
+    predicted_s: float
+    bound: str                # "compute" | "memory" | "-" (no arithmetic)
+    measured_s: float | None = None
+
+    @property
+    def bytes(self) -> int:
+        return self.weight_bytes + self.act_bytes
+
+    @property
+    def ai_weights(self) -> float:
+        return self.flops / self.weight_bytes if self.weight_bytes else 0.0
+
+    @property
+    def ai(self) -> float:
+        return self.flops / self.bytes if self.bytes else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(bytes=self.bytes, ai_weights=self.ai_weights, ai=self.ai)
+        return d
+
+
+def _tensor_bytes(t: dict, batch: int) -> int:
+    h, w, c = t["shape"]
+    return batch * h * w * c * (1 if t["dtype"] == "uint8" else 4)
+
+
+def op_cost(op: dict, tensors: list[dict], batch: int, machine: Machine | None) -> OpCost:
+    tin = [tensors[i] for i in op["inputs"]]
+    tout = tensors[op["output"]]
+    oh, ow, oc = tout["shape"]
+    ih, iw, ic = tin[0]["shape"]
+    kind, precision = op["kind"], op.get("precision", "fp32" if tout["dtype"] == "float32" else "w8a8")
+    has_bias = "bias" in op
+    flops, wbytes = 0.0, 0
+    if kind == "conv":
+        k = ih * iw * ic if op["flatten_input"] else op["kernel"][0] * op["kernel"][1] * ic // op["groups"]
+        m = batch if op["flatten_input"] else batch * oh * ow
+        flops = 2.0 * m * oc * k
+        n_g = oc // (1 if op["flatten_input"] else op["groups"])
+        wbytes = (1 if op["flatten_input"] else op["groups"]) * weight_bytes(n_g, k, precision, False)
+        wbytes += 4 * oc if has_bias else 0
+        kind = "linear" if op["flatten_input"] else kind
+    elif kind == "depthwise":
+        kh, kw = op["kernel"]
+        flops = 2.0 * batch * oh * ow * oc * kh * kw
+        wbytes = weight_bytes(oc, kh * kw, "w8a8" if precision == "w8a8" else "fp32", has_bias)
+    elif kind in ("add", "pool", "act"):
+        taps = op["kernel"][0] * op["kernel"][1] if kind == "pool" else 1
+        flops = float(batch * oh * ow * oc * taps)
+    act_bytes = sum(_tensor_bytes(t, batch) for t in tin) + _tensor_bytes(tout, batch)
+    predicted, bound = 0.0, "-"
+    if machine is not None:
+        t_mem = (wbytes + act_bytes) / (machine.dram_read_gbs * 1e9)
+        t_cmp = flops / machine.compute_roof(precision) if flops else 0.0
+        predicted = max(t_mem, t_cmp)
+        if kind in ("conv", "linear", "depthwise"):
+            bound = "compute" if t_cmp >= t_mem else "memory"
+    return OpCost(op["name"], kind, precision if kind in ("conv", "linear", "depthwise") else "",
+                  (ih, iw, ic), (oh, ow, oc), flops, wbytes, act_bytes, predicted, bound)
+
+
+def plan_costs(spec: dict, batch: int, machine: Machine | None = None) -> list[OpCost]:
+    """Costs of every op of a plan spec (Plan.spec) for a batch of `batch` samples."""
+    return [op_cost(op, spec["tensors"], batch, machine) for op in spec["ops"]]
+
+
+def model_ai(costs: list[OpCost]) -> dict:
+    """Model arithmetic intensity: Σ FLOPs / Σ weight bytes, and / Σ (weight + activation) bytes."""
+    flops = sum(c.flops for c in costs)
+    wb = sum(c.weight_bytes for c in costs)
+    ab = sum(c.act_bytes for c in costs)
+    return dict(flops=flops, weight_bytes=wb, act_bytes=ab,
+                ai_weights=flops / wb if wb else 0.0, ai=flops / (wb + ab) if wb + ab else 0.0)
