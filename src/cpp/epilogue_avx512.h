@@ -41,9 +41,45 @@ inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask1
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
 
+// Static activations: the per-column affine folded by gemm_s8 (Epilogue::col_scale), one FMA per
+// 16 outputs before rounding.
+inline void epilogue_s32_folded_avx512(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
+                                       int64_t n0, int64_t nc) {
+  const bool u8 = e.type == OutType::u8;
+  const float inv = u8 ? 1.f / e.out_scale : 1.f;
+  const __m512 qlo = _mm512_set1_ps(e.q_lo), qhi = _mm512_set1_ps(e.q_hi), zp = _mm512_set1_ps(float(e.out_zp));
+  const __m512 rs = _mm512_set1_ps(e.residual_scale * inv), rz = _mm512_set1_ps(float(e.residual_zp));
+  for (int64_t r = 0; r < mr; ++r) {
+    const int64_t m = m0 + r;
+    const int32_t* a = acc + r * ldacc;
+    for (int64_t j = 0; j < nc; j += 16) {
+      const __mmask16 k = tail_mask(nc - j);
+      const int64_t n = n0 + j;
+      const __m512i v = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, a + j), _mm512_maskz_loadu_epi32(k, e.col_offset + n));
+      __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_maskz_loadu_ps(k, e.col_scale + n),
+                                 _mm512_maskz_loadu_ps(k, e.col_bias + n));
+      if (e.residual_u8) {
+        const __m128i r8 = _mm_maskz_loadu_epi8(k, e.residual_u8 + m * e.ld_residual + n);
+        y = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), rz), rs, y);
+      } else if (e.residual_f32) {
+        y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, e.residual_f32 + m * e.ld_residual + n), _mm512_set1_ps(inv), y);
+      }
+      const int64_t off = m * e.ldo + n;
+      if (!u8) {
+        _mm512_mask_storeu_ps(static_cast<float*>(e.out) + off, k, _mm512_min_ps(_mm512_max_ps(y, qlo), qhi));
+        continue;
+      }
+      y = _mm512_add_ps(_mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+      y = _mm512_min_ps(_mm512_max_ps(y, qlo), qhi);
+      _mm_mask_storeu_epi8(static_cast<uint8_t*>(e.out) + off, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(y)));
+    }
+  }
+}
+
 // int8 accumulators with symmetric weights: y = (acc - a_zp * colsum) * a_scale * b_scale + bias.
 inline void epilogue_s32_avx512(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
                                 int64_t n0, int64_t nc) {
+  if (e.col_scale) return epilogue_s32_folded_avx512(e, acc, ldacc, m0, mr, n0, nc);
   for (int64_t r = 0; r < mr; ++r) {
     const int64_t m = m0 + r;
     const int32_t* a = acc + r * ldacc;

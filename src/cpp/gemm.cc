@@ -111,6 +111,28 @@ int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
 }
 
 
+// Per-column affine of a static-activation int8 GEMM (see Epilogue::col_scale):
+//   y = (acc - a_zp * colsum) * a_scale * b_scale + bias, then / out_scale for u8 output; the int32
+//   offset a_zp * colsum is subtracted before conversion to float (exact, as in the portable path).
+void fold_column_affine(Epilogue& e, int64_t N, std::vector<float>& scale, std::vector<float>& bias,
+                        std::vector<int32_t>& offset) {
+  const bool u8 = e.type == OutType::u8;
+  const double inv = u8 ? 1.0 / double(e.out_scale) : 1.0, zp = u8 ? double(e.out_zp) : 0.0;
+  const double sa = double(e.a_scale[0]);
+  const uint32_t azp = uint32_t(e.a_zp[0]);
+  scale.resize(size_t(N)), bias.resize(size_t(N)), offset.resize(size_t(N));
+  for (int64_t j = 0; j < N; ++j) {
+    // float(acc - offset) stays exact like the portable epilogue; only the scaling is folded.
+    scale[size_t(j)] = float(sa * double(e.b_scale[j]) * inv);
+    bias[size_t(j)] = float((e.bias ? double(e.bias[j]) : 0.0) * inv);
+    offset[size_t(j)] = int32_t(azp * uint32_t(e.colsum[j]));
+  }
+  // Clamp bounds in output codes: requantization is monotonic, so clamping before or after agrees.
+  // (The zero point is added after rounding: round-half-even of y + zp is not round(y) + zp.)
+  e.q_lo = u8 ? float(std::max(0.0, std::nearbyint(double(e.lo) * inv) + zp)) : e.lo;
+  e.q_hi = u8 ? float(std::min(255.0, std::nearbyint(double(e.hi) * inv) + zp)) : e.hi;
+}
+
 }  // namespace
 
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
@@ -178,6 +200,12 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   e.colsum = w.colsum.data();
   e.b_zp = w.zero_point.empty() ? nullptr : w.zero_point.data();
   e.b_scale = w.scale.data();
+  std::vector<float> col_scale, col_bias;
+  std::vector<int32_t> col_offset;
+  if (!e.b_zp && e.a_zp_stride == 0 && a.scale_stride == 0 && (e.type == OutType::u8 || e.type == OutType::f32)) {
+    fold_column_affine(e, w.N, col_scale, col_bias, col_offset);
+    e.col_scale = col_scale.data(), e.col_bias = col_bias.data(), e.col_offset = col_offset.data();
+  }
   run_blocked<int32_t>(w, M, *d.s8, kPanelN * 4, 1,
                        plain_kernel<uint8_t, int8_t, int32_t>(reinterpret_cast<GemmS8Fn>(d.s8->fn), rows, lda, w),
                        [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {

@@ -30,7 +30,7 @@ inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
 }  // namespace
 
 void im2col(const ConvGeometry& g, int64_t elem_bytes, const void* in, int64_t ld_in, int64_t c0, int64_t cg,
-            uint32_t pad_value, void* out, int64_t ld_out) {
+            uint32_t pad_value, int64_t p0, int64_t p1, void* out, int64_t ld_out) {
   const int64_t row_bytes = ld_out * elem_bytes, tap_bytes = cg * elem_bytes;
   const int64_t k_bytes = g.KH * g.KW * tap_bytes;
   const uint8_t* src = static_cast<const uint8_t*>(in) + c0 * elem_bytes;
@@ -48,10 +48,12 @@ void im2col(const ConvGeometry& g, int64_t elem_bytes, const void* in, int64_t l
   // With dilation 1 and whole pixels (no channel slice), the in-image taps of a kernel row are
   // contiguous in the input: one copy per kernel row instead of one per tap.
   const bool contiguous_row = g.DW == 1 && ld_in == cg;
-  parallel_for(g.N * g.OH, [&](int64_t r, int) {
-    const int64_t n = r / g.OH, oy = r % g.OH;
-    for (int64_t ox = 0; ox < g.OW; ++ox) {
-      uint8_t* row = dst + ((n * g.OH + oy) * g.OW + ox) * row_bytes;
+  constexpr int64_t kPixelsPerTask = 64;
+  parallel_for((p1 - p0 + kPixelsPerTask - 1) / kPixelsPerTask, [&](int64_t task, int) {
+    const int64_t q0 = p0 + task * kPixelsPerTask, q1 = std::min(p1, q0 + kPixelsPerTask);
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t ox = q % g.OW, oy = (q / g.OW) % g.OH, n = q / (g.OW * g.OH);
+      uint8_t* row = dst + (q - p0) * row_bytes;
       uint8_t* p = row;
       const int64_t ix0 = ox * g.SW - g.PW;
       for (int64_t ky = 0; ky < g.KH; ++ky, p += g.KW * tap_bytes) {

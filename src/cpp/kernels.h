@@ -75,6 +75,14 @@ struct Epilogue {
   float residual_scale = 1.f;
   int32_t residual_zp = 0;
   float lo = -__builtin_inff(), hi = __builtin_inff();  // fused activation clamp
+  // Static activations (one scale and zero point for all rows), symmetric weights: the whole
+  // affine folded per column: y = (acc - col_offset) * col_scale + col_bias, already divided by out_scale for u8
+  // outputs (then rounded, plus out_zp); the result clamped to [q_lo, q_hi] (output codes for u8).
+  // Set by gemm_s8; an ISA epilogue may use it instead of the fields above.
+  const float* col_scale = nullptr;
+  const float* col_bias = nullptr;
+  const int32_t* col_offset = nullptr;
+  float q_lo = 0.f, q_hi = 0.f;
   float out_scale = 1.f;            // requantized outputs
   int32_t out_zp = 0;
   void* out = nullptr;

@@ -59,6 +59,7 @@ class ConvOp : public Op {
  private:
   bool direct() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0; }
   int64_t row_stride(const RunContext& ctx) const;  // im2col row length (elements)
+  int64_t chunk_rows(const RunContext& ctx) const;  // output pixels gathered per im2col chunk
 };
 
 class DepthwiseOp : public Op {
