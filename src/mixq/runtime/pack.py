@@ -30,20 +30,33 @@ def depthwise_int8(w_khkwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(codes.T.reshape(kh, kw, c)), np.asarray(scale, dtype=np.float32)
 
 
-def pack_spec_weights(spec, progress=None) -> dict[str, np.ndarray]:
+def pack_op_weights(op: dict, w: np.ndarray) -> dict[str, np.ndarray]:
+    """The stored arrays of one conv/depthwise op's weight (see the module doc)."""
+    key = op["weight"]
+    if op["kind"] == "conv":
+        return {f"{key}.g{g}": np.frombuffer(pack_gemm_weight(w[g], op["precision"]).to_bytes(), dtype=np.uint8)
+                for g in range(w.shape[0])}
+    if op["precision"] == "w8a8":
+        codes, scale = depthwise_int8(w)
+        return {f"{key}.codes": codes, f"{key}.scale": scale}
+    return {key: w}
+
+
+def pack_spec_weights(spec, cache: dict | None = None) -> dict[str, np.ndarray]:
+    """Stored arrays of every op. cache: {(weight key, kind, precision): arrays}, reused across the
+    configs of a search (a layer's packed weights do not depend on the other layers)."""
     stored: dict[str, np.ndarray] = {}
-    ops = [op for op in spec.ops if op["kind"] in ("conv", "depthwise")]
-    for op in (progress(ops) if progress else ops):
-        key = op["weight"]
-        w = spec.arrays[key]
-        if op["kind"] == "conv":
-            for g in range(w.shape[0]):
-                blob = pack_gemm_weight(w[g], op["precision"]).to_bytes()
-                stored[f"{key}.g{g}"] = np.frombuffer(blob, dtype=np.uint8)
-        elif op["precision"] == "w8a8":
-            stored[f"{key}.codes"], stored[f"{key}.scale"] = depthwise_int8(w)
+    for op in spec.ops:
+        if op["kind"] not in ("conv", "depthwise"):
+            continue
+        ck = (op["weight"], op["kind"], op["precision"])
+        if cache is not None and ck in cache:
+            stored.update(cache[ck])
         else:
-            stored[key] = w
+            arrays = pack_op_weights(op, spec.arrays[op["weight"]])
+            if cache is not None:
+                cache[ck] = arrays
+            stored.update(arrays)
         if "bias" in op:
             stored[op["bias"]] = spec.arrays[op["bias"]]
     return stored

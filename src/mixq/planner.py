@@ -1,0 +1,114 @@
+"""The planner: a per-layer precision search on a real model, compiled and measured by mixq.
+
+`search()` ties the pieces together: the runtime compiles the model at a candidate config
+(`ModelCompiler`: capture and calibration once, packed weights cached per layer), the user's
+`evaluate(plan)` gives its accuracy, the cost model gives its arithmetic intensity and
+roofline-predicted latency (or the plan's measured latency), and `mixq.search` algorithms pick
+the configs. Evaluations are cached on disk, keyed by a digest of the model, the candidates,
+the calibration and the evaluation subset: a killed search resumes with nothing lost.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .roofline import Machine, model_ai, plan_costs
+from .runtime.compile import ModelCompiler
+from .search import EvalCache, Evaluation, Objective, Problem, cached, coordinate_descent, greedy
+
+DEFAULT_CANDIDATES = ("fp32", "w8a8", "w4a8-g128")
+
+
+def model_digest(model, extra: str = "") -> str:
+    """A digest of the model's parameters and buffers (plus `extra`): the cache namespace."""
+    h = hashlib.sha256(extra.encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def config_costs(compiler: ModelCompiler, config: dict, machine: Machine | None, batch: int = 1):
+    """Cost-model figures of a config (no packing, no run): per-op costs and model totals."""
+    spec = compiler.spec({"default": "fp32", "layers": config})
+    costs = plan_costs(spec.to_json(), batch, machine)
+    totals = model_ai(costs)
+    totals["predicted_s"] = sum(c.predicted_s for c in costs)
+    return costs, totals
+
+
+def measure_latency(plan, x: np.ndarray, repeats: int = 7) -> float:
+    """Median wall time of plan.run(x) after one warm-up run."""
+    plan.run(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        plan.run(x)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+@dataclass
+class ModelProblem:
+    """A real model as a search Problem; `problem` is what the algorithms take."""
+    compiler: ModelCompiler
+    evaluate_plan: object                  # plan -> accuracy (percent)
+    candidates: tuple[str, ...]
+    machine: Machine | None
+    latency: str = "predicted"             # "predicted" (roofline) or "measured" (plan runs)
+    latency_input: np.ndarray | None = None
+    cache: EvalCache | None = None
+    problem: Problem = field(init=False)
+
+    def __post_init__(self):
+        if self.latency not in ("predicted", "measured"):
+            raise ValueError("latency must be 'predicted' or 'measured'")
+        if self.latency == "measured" and self.latency_input is None:
+            raise ValueError("measured latency needs latency_input (an NCHW batch)")
+        evaluate = self._evaluate if self.cache is None else cached(self._evaluate, self.cache)
+        self.problem = Problem(layers=self.compiler.layer_names(), candidates=list(self.candidates),
+                               evaluate=evaluate)
+
+    def _evaluate(self, config: dict) -> Evaluation:
+        plan = self.compiler.plan({"default": "fp32", "layers": config})
+        _, totals = config_costs(self.compiler, config, self.machine)
+        lat = totals["predicted_s"] if self.latency == "predicted" else measure_latency(plan, self.latency_input)
+        return Evaluation(accuracy=float(self.evaluate_plan(plan)), ai=float(totals["ai"]), latency_s=float(lat))
+
+    def reference(self) -> Evaluation:
+        return self.problem.evaluate({name: self.candidates[0] for name in self.problem.layers})
+
+
+def search(model, example_input, calibration, evaluate, *, candidates=DEFAULT_CANDIDATES, algorithm="greedy",
+           objective="aiq", lam: float = 0.5, max_drop: float | None = 1.0, latency="predicted",
+           latency_input=None, machine: Machine | None = None, cache_path=None, subset_id: str = "",
+           progress: bool = True, **compile_kw):
+    """Search per-layer precisions of `model`.
+
+    evaluate(plan) -> accuracy in percent on the user's validation subset (name it with
+    `subset_id` so cached evaluations are never mixed across subsets). objective: "aiq" (maximize
+    model AI, penalize accuracy loss: L = -lam*AI/AI0 + (1-lam)*max(0, acc0-acc)/1pt) or "latency"
+    (minimize latency under the same penalty). max_drop: hard accuracy floor (points below the
+    reference, all-`candidates[0]`). Returns the algorithm's SearchResult; its `best` is a
+    {layer: precision} map, usable as `mixq.compile(..., config={"default": "fp32", "layers": best})`.
+    """
+    compiler = ModelCompiler(model, example_input, calibration, progress=progress, **compile_kw)
+    cache = None
+    if cache_path is not None:
+        calib_digest = hashlib.sha256(b"".join(np.asarray(b[0] if isinstance(b, (tuple, list)) else b,
+                                                         dtype=np.float32).tobytes() for b in calibration or []))
+        ns = model_digest(model, json.dumps([list(candidates), subset_id, latency, calib_digest.hexdigest()[:16],
+                                             compile_kw.get("observer", "minmax")]))
+        cache = EvalCache(cache_path, ns)
+    mp = ModelProblem(compiler, evaluate, tuple(candidates), machine, latency, latency_input, cache)
+    ref = mp.reference()
+    obj = Objective(lam=lam, acc0=ref.accuracy, ai0=ref.ai, max_drop=max_drop, kind=objective,
+                    lat0=ref.latency_s)
+    run = {"greedy": greedy, "coordinate": coordinate_descent}.get(algorithm)
+    if run is None:
+        raise ValueError(f"algorithm must be 'greedy' or 'coordinate', got {algorithm!r}")
+    return run(mp.problem, obj, progress=progress)
