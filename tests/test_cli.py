@@ -1,12 +1,18 @@
 """Smoke tests of the `mixq` command (python -m mixq)."""
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
+
+_CACHE = tempfile.mkdtemp(prefix="mixq-cli-cache-")  # the machine model cache of these runs
 
 
-def _mixq(*args):
-    return subprocess.run([sys.executable, "-m", "mixq", *args], capture_output=True, text=True, timeout=300)
+def _mixq(*args, cwd=None):
+    env = {**os.environ, "XDG_CACHE_HOME": _CACHE}
+    return subprocess.run([sys.executable, "-m", "mixq", *args], capture_output=True, text=True, timeout=600,
+                          env=env, cwd=cwd)
 
 
 def test_help_lists_subcommands():
