@@ -282,3 +282,13 @@ def test_config_errors():
         mixq.compile(model, x, "w8a8", calibration=[torch.randn(1, 3, 28, 28)], progress=False)
     with pytest.raises(ValueError, match="NaN"):
         mixq.compile(model, x, "w8a8", calibration=[torch.full((1, 1, 28, 28), float("nan"))], progress=False)
+
+
+def test_fp32_depthwise_between_int8_layers():
+    torch.manual_seed(10)
+    model = _randomize_bn(zoo.mobilenet_v2("small"))
+    x = torch.randn(2, 1, 28, 28)
+    config = {"default": "w8a8", "layers": {"features.1.block.0": "fp32", "features.4.block.3": "w4a32-g32"}}
+    plan = _check_quantized(model, x, config)
+    dw = next(op for op in plan.spec["ops"] if op["name"] == "features.1.block.0")
+    assert dw["kind"] == "depthwise" and plan.spec["tensors"][dw["output"]]["dtype"] == "float32"

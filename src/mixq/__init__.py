@@ -4,7 +4,15 @@ Importing mixq selects the best kernel path for this CPU (or the one ``MIXQ_ISA`
 fails with a ValueError if ``MIXQ_ISA`` names a path this CPU cannot run.
 """
 
-from .kernels import (
+import os
+
+# Idle OpenMP threads of torch (or numpy's BLAS) that spin-wait take the cores from mixq's own
+# threads in the same process: measured, plans ran 1.5-2x slower after any multi-threaded torch
+# call, for good. Passive waiting (a default only, and only if mixq is imported before torch)
+# leaves torch's own speed unchanged within noise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .kernels import (  # noqa: E402
     PackedWeight,
     available_isas,
     cpu_info,
@@ -19,7 +27,7 @@ from .kernels import (
     set_num_threads,
 )
 
-from .runtime import Plan, PlanFileError, load_plan
+from .runtime import Plan, PlanFileError, load_plan  # noqa: E402
 
 __version__ = "0.1.0"
 

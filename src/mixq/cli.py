@@ -222,7 +222,7 @@ def cmd_search(args) -> int:
 
     result = search(model, torch.from_numpy(calib[:1]), [calib[i:i + 64] for i in range(0, 256, 64)], accuracy,
                     candidates=tuple(args.candidates.split(",")), algorithm=args.algorithm, objective=args.objective,
-                    lam=args.lam, max_drop=args.max_drop, latency="measured" if args.objective == "latency" else "predicted",
+                    lam=args.lam, max_drop=args.max_drop, latency="kernels" if args.objective == "latency" else "predicted",
                     latency_input=x_val[:1], machine=machine(), cache_path=args.cache,
                     subset_id=f"fmnist-test-seed{args.seed}-n{len(val)}", progress=not args.quiet)
     config = {"default": "fp32", "layers": result.best}
@@ -243,7 +243,7 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     run_demo(args.out, val_size=args.val_size, lam=args.lam, max_drop=args.max_drop, quick=args.quick,
-             progress=not args.quiet)
+             algorithm=args.algorithm, progress=not args.quiet)
     return 0
 
 
@@ -280,9 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(AIQ and latency-aware), compiles and times the plans, and writes a report "
                                    "with plots. Takes a few minutes on 2 cores (--quick: about one).")
     d.add_argument("--out", default="mixq-demo", help="output directory (report, plots, plan, cache)")
-    d.add_argument("--val-size", type=positive_int, default=1000, help="validation images scoring candidates")
+    d.add_argument("--val-size", type=positive_int, default=500, help="validation images scoring candidates")
     d.add_argument("--lam", type=float, default=0.5, help="AIQ trade-off: 1 = only AI, 0 = only accuracy")
     d.add_argument("--max-drop", type=float, default=1.0, help="accuracy floor: max points below fp32")
+    d.add_argument("--algorithm", choices=("coordinate", "greedy"), default="coordinate",
+                   help="AIQ search: coordinate descent (~L*C evaluations a sweep) or greedy (~L^2*C, slower)")
     d.add_argument("--quick", action="store_true", help="smaller validation subset and fewer baselines")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_demo)

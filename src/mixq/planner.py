@@ -59,24 +59,45 @@ class ModelProblem:
     evaluate_plan: object                  # plan -> accuracy (percent)
     candidates: tuple[str, ...]
     machine: Machine | None
-    latency: str = "predicted"             # "predicted" (roofline) or "measured" (plan runs)
+    # "predicted": roofline; "measured": the plan run at each evaluation (noisy for small models:
+    # neighbouring configs differ by microseconds); "kernels": each layer's measured time at each
+    # candidate precision (profiled once, uniform plans) summed, plus roofline time of the other
+    # ops (quantize/dequantize at precision boundaries, at least 2 us each): deterministic.
+    latency: str = "predicted"
     latency_input: np.ndarray | None = None
     cache: EvalCache | None = None
     problem: Problem = field(init=False)
 
     def __post_init__(self):
-        if self.latency not in ("predicted", "measured"):
-            raise ValueError("latency must be 'predicted' or 'measured'")
-        if self.latency == "measured" and self.latency_input is None:
+        if self.latency not in ("predicted", "measured", "kernels"):
+            raise ValueError("latency must be 'predicted', 'measured' or 'kernels'")
+        if self.latency != "predicted" and self.latency_input is None:
             raise ValueError("measured latency needs latency_input (an NCHW batch)")
+        self._kernel_times: dict | None = None
         evaluate = self._evaluate if self.cache is None else cached(self._evaluate, self.cache)
         self.problem = Problem(layers=self.compiler.layer_names(), candidates=list(self.candidates),
                                evaluate=evaluate)
 
+    def kernel_times(self) -> dict[str, dict[str, float]]:
+        """{precision: {op name: seconds}} from profiling the uniform plan of each candidate."""
+        if self._kernel_times is None:
+            self._kernel_times = {}
+            for p in self.candidates:
+                prof = self.compiler.plan(p).profile(self.latency_input, repeats=15)
+                self._kernel_times[p] = {q["name"]: q["seconds"] for q in prof}
+        return self._kernel_times
+
     def _evaluate(self, config: dict) -> Evaluation:
         plan = self.compiler.plan({"default": "fp32", "layers": config})
-        _, totals = config_costs(self.compiler, config, self.machine)
-        lat = totals["predicted_s"] if self.latency == "predicted" else measure_latency(plan, self.latency_input)
+        costs, totals = config_costs(self.compiler, config, self.machine)
+        if self.latency == "predicted":
+            lat = totals["predicted_s"]
+        elif self.latency == "measured":
+            lat = measure_latency(plan, self.latency_input)
+        else:
+            table = self.kernel_times()
+            lat = sum(table[config[c.name]].get(c.name, c.predicted_s) if c.name in config
+                      else max(c.predicted_s, 2e-6) for c in costs)
         return Evaluation(accuracy=float(self.evaluate_plan(plan)), ai=float(totals["ai"]), latency_s=float(lat))
 
     def reference(self) -> Evaluation:

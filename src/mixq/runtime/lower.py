@@ -120,7 +120,9 @@ class _Lowering:
                     continue  # a fused residual is read in either dtype
                 else:
                     wants.append(dtype[r.name])
-            u8 = (node.name != self.g.output and node.op != "input" and readers
+            # The fp32 depthwise kernel writes fp32 only (its uint8 readers get a quantize op).
+            fp32_depthwise = node.is_depthwise and not self.prec[node.name].int8_activations
+            u8 = (node.name != self.g.output and node.op != "input" and readers and not fp32_depthwise
                   and all(w == "uint8" for w in wants) and node.name in self.observers)
             dtype[node.name] = "uint8" if u8 else "float32"
         return dtype
