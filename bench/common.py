@@ -111,15 +111,9 @@ def ort_session(model, threads: int):
 
 # ---------------------------------------------------------------- machine
 def cpu_model_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
+    from mixq.roofline.machine import cpu_name  # one reader of /proc/cpuinfo
+
+    return cpu_name()
 
 
 def numpy_dram_read_gbs(threads: int, mbytes: int = 512, rounds: int = 3) -> float:

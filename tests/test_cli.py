@@ -43,3 +43,58 @@ def test_bad_arguments_fail_cleanly():
     assert r.returncode == 2 and "invalid int value" in r.stderr
     r = _mixq("--threads", "0", "machine")
     assert r.returncode == 2 and "must be >= 1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_compile_run_profile_roundtrip(tmp_path):
+    plan = tmp_path / "r20.mixq"
+    r = _mixq("compile", "--model", "resnet20", "--pretrained", "--config", "w8a8", "--calibration", "64",
+              "--out", str(plan), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert plan.is_file()
+    r = _mixq("run", str(plan), "--fashion-mnist")
+    assert r.returncode == 0, r.stderr
+    top1 = float(r.stdout.split("top-1")[1].split("%")[0])
+    assert top1 > 85.0
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 28, 28), np.float32))
+    r = _mixq("run", str(plan), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"), "--profile")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "y.npy").shape == (2, 10) and "layers.0.conv1" in r.stdout
+    r = _mixq("profile", "--model", "resnet20", "--config", '{"default": "w8a8", "layers": {"fc": "fp32"}}',
+              "--calibration", "32", "--repeats", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "layers.8.conv2" in r.stdout and "compute" in r.stdout and "total" in r.stdout
+    r = _mixq("run", str(tmp_path / "missing.mixq"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr.splitlines()[-1]
+
+
+def test_search_writes_a_config(tmp_path):
+    out = tmp_path / "best.json"
+    r = _mixq("search", "--model", "resnet20", "--algorithm", "coordinate", "--val-size", "100",
+              "--candidates", "fp32,w8a8", "--cache", str(tmp_path / "cache.jsonl"), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    config = json.loads(out.read_text())
+    assert config["default"] == "fp32" and set(config["layers"].values()) <= {"fp32", "w8a8"}
+    lines = (tmp_path / "cache.jsonl").read_text().splitlines()
+    # rerun: every evaluation comes from the cache, nothing is evaluated twice
+    r = _mixq("search", "--model", "resnet20", "--algorithm", "coordinate", "--val-size", "100",
+              "--candidates", "fp32,w8a8", "--cache", str(tmp_path / "cache.jsonl"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cache.jsonl").read_text().splitlines() == lines
+
+
+def test_demo_quick_and_report(tmp_path):
+    out = tmp_path / "demo"
+    r = _mixq("demo", "--out", str(out), "--quick", "--val-size", "100", "--quiet")
+    assert r.returncode == 0, r.stderr
+    for name in ("FP32", "uniform INT8", "uniform INT4", "AIQ", "latency-aware"):
+        assert name in r.stdout
+    for f in ("report.md", "roofline.png", "pareto_ai.png", "precision.png", "resnet20-aiq.mixq", "results.json"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0
+    (out / "report.md").unlink()
+    r = _mixq("report", str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "report.md").is_file()
+    r = _mixq("report", str(tmp_path / "nothing"))
+    assert r.returncode != 0 and "not found" in r.stderr

@@ -12,6 +12,7 @@
 #include "depthwise_impl.h"
 #include "dispatch.h"
 #include "parallel.h"
+#include "window.h"
 
 namespace mixq {
 namespace {
@@ -93,18 +94,12 @@ void ref_int8(const DwCall& c) {
     std::vector<float> y(static_cast<size_t>(C));
     for (int64_t ow = 0; ow < c.OW; ++ow) {
       std::fill(acc.begin(), acc.end(), 0);
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
-        if (ih < 0 || ih >= s.H) continue;
-        for (int64_t kw = 0; kw < s.KW; ++kw) {
-          const int64_t iw = ow * s.SW - s.PW + kw * s.DW;
-          if (iw < 0 || iw >= s.W) continue;
-          const uint8_t* x = c.in_u8 + ((n * s.H + ih) * s.W + iw) * c.ld_in;
-          const int8_t* wt = codes + (kh * s.KW + kw) * C;
-          // |(x - zp) * w| <= 255 * 128 fits int16: 16-bit multiplies, which baseline SIMD has.
-          for (int64_t ch = 0; ch < C; ++ch) acc[ch] += int16_t(int16_t(x[ch] - zp16) * wt[ch]);
-        }
-      }
+      for_each_tap(s, oh, ow, [&](int64_t ih, int64_t iw, int64_t t) {
+        const uint8_t* x = c.in_u8 + ((n * s.H + ih) * s.W + iw) * c.ld_in;
+        const int8_t* wt = codes + t * C;
+        // |(x - zp) * w| <= 255 * 128 fits int16: 16-bit multiplies, which baseline SIMD has.
+        for (int64_t ch = 0; ch < C; ++ch) acc[ch] += int16_t(int16_t(x[ch] - zp16) * wt[ch]);
+      });
       for (int64_t ch = 0; ch < C; ++ch) {
         const float v = float(acc[ch]) * mult[ch] + bias[ch];
         y[ch] = v < lo ? lo : (v > hi ? hi : v);
@@ -134,21 +129,14 @@ void ref_f32(const DwCall& c) {
     std::vector<float> acc(static_cast<size_t>(C));
     for (int64_t ow = 0; ow < c.OW; ++ow) {
       std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
-        if (ih < 0 || ih >= s.H) continue;
-        for (int64_t kw = 0; kw < s.KW; ++kw) {
-          const int64_t iw = ow * s.SW - s.PW + kw * s.DW;
-          if (iw < 0 || iw >= s.W) continue;
-          const float* x = c.in_f32 + ((n * s.H + ih) * s.W + iw) * c.ld_in;
-          const int64_t t = kh * s.KW + kw;
-          for (int64_t cb = 0; cb * kDwBlock < C; ++cb) {  // packed weights: [cb][tap][16]
-            const float* wt = c.w->block(cb) + t * kDwBlock;
-            const int64_t c0 = cb * kDwBlock, nc = std::min(kDwBlock, C - c0);
-            for (int64_t j = 0; j < nc; ++j) acc[c0 + j] += x[c0 + j] * wt[j];
-          }
+      for_each_tap(s, oh, ow, [&](int64_t ih, int64_t iw, int64_t t) {
+        const float* x = c.in_f32 + ((n * s.H + ih) * s.W + iw) * c.ld_in;
+        for (int64_t cb = 0; cb * kDwBlock < C; ++cb) {  // packed weights: [cb][tap][16]
+          const float* wt = c.w->block(cb) + t * kDwBlock;
+          const int64_t c0 = cb * kDwBlock, nc = std::min(kDwBlock, C - c0);
+          for (int64_t j = 0; j < nc; ++j) acc[c0 + j] += x[c0 + j] * wt[j];
         }
-      }
+      });
       float* out = c.out_f32 + ((n * c.OH + oh) * c.OW + ow) * c.ld_out;
       for (int64_t ch = 0; ch < C; ++ch) {
         const float y = acc[ch] + bias[ch];

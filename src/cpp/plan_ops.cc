@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "parallel.h"
+#include "window.h"
 
 namespace mixq {
 namespace {
@@ -116,16 +117,10 @@ void max_pool_impl(const PoolShape& s, const T* in, T* out) {
     T* __restrict dst = out + o * s.C;
     const int64_t C = s.C;
     std::fill(dst, dst + C, std::numeric_limits<T>::lowest());
-    for (int64_t ky = 0; ky < s.KH; ++ky) {
-      const int64_t iy = oy * s.SH - s.PH + ky * s.DH;
-      if (iy < 0 || iy >= s.H) continue;
-      for (int64_t kx = 0; kx < s.KW; ++kx) {
-        const int64_t ix = ox * s.SW - s.PW + kx * s.DW;
-        if (ix < 0 || ix >= s.W) continue;
-        const T* __restrict src = in + ((n * s.H + iy) * s.W + ix) * C;
-        for (int64_t c = 0; c < C; ++c) dst[c] = std::max(dst[c], src[c]);
-      }
-    }
+    for_each_tap(s, oy, ox, [&](int64_t iy, int64_t ix, int64_t) {
+      const T* __restrict src = in + ((n * s.H + iy) * s.W + ix) * C;
+      for (int64_t c = 0; c < C; ++c) dst[c] = std::max(dst[c], src[c]);
+    });
   });
 }
 
@@ -143,23 +138,17 @@ void avg_pool(const PoolShape& s, DType dt, const void* in, QParams qi, void* ou
       const int64_t cn = std::min<int64_t>(256, s.C - c0);
       std::fill(acc, acc + cn, 0.f);
       int64_t taps = 0;
-      for (int64_t ky = 0; ky < s.KH; ++ky) {
-        const int64_t iy = oy * s.SH - s.PH + ky * s.DH;
-        if (iy < 0 || iy >= s.H) continue;
-        for (int64_t kx = 0; kx < s.KW; ++kx) {
-          const int64_t ix = ox * s.SW - s.PW + kx * s.DW;
-          if (ix < 0 || ix >= s.W) continue;
-          const int64_t off = ((n * s.H + iy) * s.W + ix) * s.C + c0;
-          ++taps;
-          if (dt == DType::f32) {
-            const float* src = static_cast<const float*>(in) + off;
-            for (int64_t c = 0; c < cn; ++c) acc[c] += src[c];
-          } else {  // integer sums are exact in float up to 2^24 / 255 taps
-            const uint8_t* src = static_cast<const uint8_t*>(in) + off;
-            for (int64_t c = 0; c < cn; ++c) acc[c] += float(src[c]);
-          }
+      for_each_tap(s, oy, ox, [&](int64_t iy, int64_t ix, int64_t) {
+        const int64_t off = ((n * s.H + iy) * s.W + ix) * s.C + c0;
+        ++taps;
+        if (dt == DType::f32) {
+          const float* src = static_cast<const float*>(in) + off;
+          for (int64_t c = 0; c < cn; ++c) acc[c] += src[c];
+        } else {  // integer sums are exact in float up to 2^24 / 255 taps
+          const uint8_t* src = static_cast<const uint8_t*>(in) + off;
+          for (int64_t c = 0; c < cn; ++c) acc[c] += float(src[c]);
         }
-      }
+      });
       const float div = float(s.count_include_pad ? s.KH * s.KW : std::max<int64_t>(taps, 1));
       if (dt == DType::f32) {
         float* dst = static_cast<float*>(out) + o * s.C + c0;
