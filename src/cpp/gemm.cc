@@ -97,17 +97,8 @@ auto plain_kernel(Fn fn, const AElem* a, int64_t lda, const PackedWeight& w) {
 // Runs fn(r0, rows) over row chunks of about 64 KiB of input, in parallel.
 template <typename Fn>
 void parallel_rows(int64_t M, int64_t row_bytes, Fn fn) {
-  const int64_t rows_per_task = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(row_bytes, 1));
-  parallel_for((M + rows_per_task - 1) / rows_per_task, [&](int64_t t, int) {
-    const int64_t r0 = t * rows_per_task;
-    fn(r0, std::min(rows_per_task, M - r0));
-  });
-}
-
-// Row stride (elements) for a converted copy of A: rows a multiple of 4 KiB apart would all map
-// to the same L1 sets and evict each other while a micro-kernel walks mr of them in step.
-int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
-  return (row_elems * elem_bytes) % 4096 == 0 ? row_elems + 64 / elem_bytes : row_elems;
+  parallel_chunks(M, (int64_t(1) << 16) / std::max<int64_t>(row_bytes, 1),
+                  [&](int64_t r0, int64_t r1) { fn(r0, r1 - r0); });
 }
 
 
@@ -135,6 +126,10 @@ void fold_column_affine(Epilogue& e, int64_t N, std::vector<float>& scale, std::
 
 }  // namespace
 
+int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
+  return (row_elems * elem_bytes) % 4096 == 0 ? row_elems + 64 / elem_bytes : row_elems;
+}
+
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
     throw std::invalid_argument("gemm_s8: weights are not int8 or low-bit");
@@ -144,7 +139,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   note_kernel(kinfo.name);
   if (a.M == 0) return;
   const IsaOps* ops = d.ops;
-  const int64_t M = a.M, K = w.K, K_read = w.k_steps() * 4;  // the kernels read K_read values per row
+  const int64_t M = a.M, K = w.K, K_read = w.padded_k();  // the kernels read K_read values per row
   // The kernels read u8 rows in place; s8 input (shift by 128) or K_read != K (zero padding) is
   // converted first.
   const uint8_t* rows = a.data;
@@ -217,7 +212,7 @@ void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t l
   if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
     throw std::invalid_argument("gemm_dynamic_s8: weights are not int8 or low-bit");
   const IsaOps* ops = active_dispatch().ops;
-  const int64_t K = w.K, K4 = conflict_free_stride(w.k_steps() * 4, 1);
+  const int64_t K = w.K, K4 = conflict_free_stride(w.padded_k(), 1);
   t_quantized.resize(size_t(M * K4));
   uint8_t* q = t_quantized.as<uint8_t>();
   std::vector<float> scale(static_cast<size_t>(M));
@@ -258,7 +253,7 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
   } else if (w.format == WeightFormat::bf16_x32c2) {
     note_kernel(d.bf16->name);
     if (M == 0) return;
-    const int64_t K2 = conflict_free_stride(w.k_steps() * 2, 2);
+    const int64_t K2 = conflict_free_stride(w.padded_k(), 2);
     t_prepared.resize(size_t(M * K2) * sizeof(uint16_t));
     uint16_t* xb = t_prepared.as<uint16_t>();
     parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * K2, K2); });
@@ -275,7 +270,7 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
   note_kernel(kinfo.name);
   if (M == 0) return;
   const IsaOps* ops = d.ops;
-  const int64_t K = w.K, K_read = w.k_steps() * 4;
+  const int64_t K = w.K, K_read = w.padded_k();
   int64_t ld = conflict_free_stride(ldx, 4);
   if ((K_read != K && !padded) || (ld != ldx && M > 1)) {  // zero padding to whole groups, or an aliasing stride
     ld = conflict_free_stride(K_read, 4);

@@ -23,6 +23,10 @@ struct QuantizedRows {
   bool padded = false;
 };
 
+// Row stride (elements) for a copy of A: rows a multiple of 4 KiB apart would all map to the same
+// L1 sets and evict each other while a micro-kernel walks mr of them in step.
+int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes);
+
 // out: e.type, e.out, e.ldo, e.bias, e.lo, e.hi, e.out_scale, e.out_zp are the caller's.
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e);
 // fp32 activations, int8 weights: per-row dynamic u8 quantization inside the core (W8A8 dynamic).

@@ -48,10 +48,8 @@ void im2col(const ConvGeometry& g, int64_t elem_bytes, const void* in, int64_t l
   // With dilation 1 and whole pixels (no channel slice), the in-image taps of a kernel row are
   // contiguous in the input: one copy per kernel row instead of one per tap.
   const bool contiguous_row = g.DW == 1 && ld_in == cg;
-  constexpr int64_t kPixelsPerTask = 64;
-  parallel_for((p1 - p0 + kPixelsPerTask - 1) / kPixelsPerTask, [&](int64_t task, int) {
-    const int64_t q0 = p0 + task * kPixelsPerTask, q1 = std::min(p1, q0 + kPixelsPerTask);
-    for (int64_t q = q0; q < q1; ++q) {
+  parallel_chunks(p1 - p0, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t q = p0 + i0; q < p0 + i1; ++q) {
       const int64_t ox = q % g.OW, oy = (q / g.OW) % g.OH, n = q / (g.OW * g.OH);
       uint8_t* row = dst + (q - p0) * row_bytes;
       uint8_t* p = row;

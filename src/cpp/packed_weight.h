@@ -41,6 +41,8 @@ struct PackedWeight {
   int64_t n_groups() const { return low_bit() ? (K + group_size - 1) / group_size : 1; }
   int64_t n_panels() const { return (N + kPanelN - 1) / kPanelN; }
   int64_t k_steps() const { return low_bit() ? n_groups() * group_size / 4 : (K + kr() - 1) / kr(); }
+  // Values of each activation row the kernels read: K padded to the k step (or whole groups).
+  int64_t padded_k() const { return k_steps() * kr(); }
   // Low-bit: bytes of one group block of a panel (codes, then bf16 scales and u8 zero points).
   int64_t group_block_bytes() const { return group_size / 4 * kPanelN * 4 * bits() / 8 + 3 * kPanelN; }
   // Low-bit: the group block holding k step p0 of the panel of column n.

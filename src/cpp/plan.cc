@@ -19,20 +19,12 @@ void require(bool ok, const Op& op, const std::string& what) {
   if (!ok) throw std::invalid_argument("plan op '" + op.name + "' (" + op.kind + "): " + what);
 }
 
-// Depth the GEMM kernels read per row for these weights: K padded to the k step or whole groups.
-int64_t padded_depth(const PackedWeight& w) { return w.format == WeightFormat::f32_x32 ? w.K : w.k_steps() * w.kr(); }
-
-// Row stride (elements) that does not alias rows in the L1 sets (see gemm.cc).
-int64_t conflict_free(int64_t elems, int64_t elem_bytes) {
-  return (elems * elem_bytes) % 4096 == 0 ? elems + 64 / elem_bytes : elems;
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------ conv
 int64_t ConvOp::row_stride(const RunContext& ctx) const {
   const int64_t eb = ctx.info(inputs[0]).elem_bytes();
-  return conflict_free(align_up(padded_depth(weights[0]), 16), eb);
+  return conflict_free_stride(align_up(weights[0].padded_k(), 16), eb);
 }
 
 // Patch rows gathered per chunk: the chunk stays in L2 while the GEMM reads it (measured: a

@@ -12,18 +12,6 @@
 namespace mixq {
 namespace {
 
-// fn(i0, i1) over [0, n) in chunks of about `grain` items, in parallel.
-template <typename Fn>
-void parallel_chunks(int64_t n, int64_t grain, Fn fn) {
-  grain = std::max<int64_t>(grain, 1);
-  const int64_t tasks = (n + grain - 1) / grain;
-  if (tasks <= 1) {
-    if (n > 0) fn(int64_t(0), n);
-    return;
-  }
-  parallel_for(tasks, [&](int64_t t, int) { fn(t * grain, std::min(n, (t + 1) * grain)); });
-}
-
 constexpr int64_t kGrainBytes = 1 << 15;
 
 }  // namespace
