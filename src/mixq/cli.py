@@ -209,22 +209,15 @@ def cmd_search(args) -> int:
     model, info = _zoo_model(args.model, True)  # accuracy needs trained weights
     if info.dataset != "fashion-mnist":
         raise SystemExit("mixq search needs a model with a dataset to score accuracy (resnet20, mobilenet_v2_small)")
-    from .data import fmnist
+    from .study import accuracy, fashion_mnist_data
 
-    images, labels = fmnist.fashion_mnist("test", allow_subset=True)
-    rng = np.random.default_rng(args.seed)
-    val = rng.choice(len(images), min(args.val_size, len(images)), replace=False)
-    x_val, y_val = fmnist.preprocess(images[val]), labels[val]
-    calib = _model_data(info, 256, seed=args.seed + 1)
-
-    def accuracy(plan):
-        return 100.0 * float((plan.run(x_val).argmax(1) == y_val).mean())
-
-    result = search(model, torch.from_numpy(calib[:1]), [calib[i:i + 64] for i in range(0, 256, 64)], accuracy,
+    data = fashion_mnist_data(args.val_size, args.seed)  # seeded validation subset + calibration
+    result = search(model, torch.from_numpy(data.x_val[:1]), data.calibration,
+                    lambda plan: accuracy(plan, data.x_val, data.y_val),
                     candidates=tuple(args.candidates.split(",")), algorithm=args.algorithm, objective=args.objective,
                     lam=args.lam, max_drop=args.max_drop, latency="kernels" if args.objective == "latency" else "predicted",
-                    latency_input=x_val[:1], machine=machine(), cache_path=args.cache,
-                    subset_id=f"fmnist-test-seed{args.seed}-n{len(val)}", progress=not args.quiet)
+                    latency_input=data.x_latency, machine=machine(), cache_path=args.cache,
+                    subset_id=f"fmnist-test-seed{args.seed}-n{len(data.x_val)}", progress=not args.quiet)
     config = {"default": "fp32", "layers": result.best}
     e = result.best_eval
     print(f"best: accuracy {e.accuracy:.2f} %, model AI {e.ai:.1f}, latency {1e3 * (e.latency_s or 0):.3f} ms "

@@ -11,17 +11,15 @@ from pathlib import Path
 from . import kernels
 from .planner import DEFAULT_CANDIDATES
 from .roofline import machine as get_machine
+from .roofline import profile_plan
+from .runtime.compile import ModelCompiler
 from .study import fashion_mnist_data, final_rows, fronts, layer_rows, print_summary, run_study, say
 
 
-def _profile_step(model, data, mach) -> None:
+def _profile_step(compiler: ModelCompiler, data, mach) -> None:
     """The roofline profile of the model at fp32 and w8a8: totals, and the layers that dominate."""
-    import torch
-
-    from .roofline import profile
-
     for config in ("fp32", "w8a8"):
-        prof = profile(model, torch.from_numpy(data.x_test[:1]), config, data.calibration, machine=mach, repeats=5)
+        prof = profile_plan(compiler.plan(config), data.x_test[:1], mach, repeats=5)
         t = prof.totals
         say(f"profile {config}: {t['flops'] / 1e6:.1f} MFLOP, weights {t['weight_bytes'] / 1e3:.0f} KB, "
             f"activations {t['act_bytes'] / 1e3:.0f} KB, model AI {t['ai_weights']:.1f} (weights only) / "
@@ -34,6 +32,8 @@ def _profile_step(model, data, mach) -> None:
 def run_demo(out_dir="mixq-demo", *, val_size: int = 500, lam: float = 0.5, max_drop: float = 1.0,
              candidates=DEFAULT_CANDIDATES, seed: int = 0, algorithm: str = "coordinate", quick: bool = False,
              progress: bool = True) -> dict:
+    import torch
+
     from .models import registry
     from .report import write_report
 
@@ -48,10 +48,12 @@ def run_demo(out_dir="mixq-demo", *, val_size: int = 500, lam: float = 0.5, max_
     mach = get_machine()
     say(f"  int8 {mach.peak_int8_gops:.0f} GOPS, fp32 {mach.peak_fp32_gflops:.0f} GFLOPS, "
         f"DRAM {mach.dram_read_gbs:.1f} GB/s")
-    _profile_step(model, data, mach)
+    # Captured and calibrated once: the profile, the searches and the final plans share it.
+    compiler = ModelCompiler(model, torch.from_numpy(data.x_val[:1]), data.calibration, progress=progress)
+    _profile_step(compiler, data, mach)
     study = run_study(model, data, mach, out / "evaluations.jsonl", candidates=candidates, lam=lam,
                       max_drop=max_drop, sweeps=1 if quick else 2, n_random=3 if quick else 6, seed=seed,
-                      algorithm=algorithm, progress=progress)
+                      algorithm=algorithm, compiler=compiler, progress=progress)
     say(f"final figures: {len(data.x_test)} test images, measured latency at batch 1")
     summary, plans = final_rows(study, data, mach)
     plans["AIQ"].save(out / "resnet20-aiq.mixq")

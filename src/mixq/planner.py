@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .roofline import Machine, model_ai, plan_costs
+from .roofline import Machine, model_totals, plan_costs
 from .runtime.compile import ModelCompiler
 from .search import EvalCache, Evaluation, Objective, Problem, cached, coordinate_descent, greedy
 
@@ -32,13 +32,11 @@ def model_digest(model, extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def config_costs(compiler: ModelCompiler, config: dict, machine: Machine | None, batch: int = 1):
-    """Cost-model figures of a config (no packing, no run): per-op costs and model totals."""
-    spec = compiler.spec({"default": "fp32", "layers": config})
-    costs = plan_costs(spec.to_json(), batch, machine)
-    totals = model_ai(costs)
-    totals["predicted_s"] = sum(c.predicted_s for c in costs)
-    return costs, totals
+def spec_costs(spec: dict, machine: Machine | None, batch: int = 1):
+    """Cost-model figures of a plan spec (Plan.spec): per-op costs and model totals."""
+    costs = plan_costs(spec, batch, machine)
+    return costs, model_totals(costs)
+
 
 
 def measure_latency(plan, x: np.ndarray, repeats: int = 7) -> float:
@@ -92,7 +90,7 @@ class ModelProblem:
 
     def _evaluate(self, config: dict) -> Evaluation:
         plan = self.compiler.plan({"default": "fp32", "layers": config})
-        costs, totals = config_costs(self.compiler, config, self.machine)
+        costs, totals = spec_costs(plan.spec, self.machine)
         if self.latency == "predicted":
             lat = totals["predicted_s"]
         elif self.latency == "measured":

@@ -4,19 +4,17 @@ Candidates are scored on a seeded validation subset of the test images; final fi
 every test image available. Searches: AIQ (greedy from the reference then coordinate sweeps, or
 coordinate descent alone: about L*C evaluations per sweep instead of greedy's L^2*C) and
 latency-aware (coordinate descent on measured kernel times -- each layer profiled at each
-precision -- from the fastest feasible of the uniform configs and the AIQ config). Baselines: uniform configs and random configs with as
-many lowered layers as the AIQ config.
+precision -- from the fastest feasible of the uniform configs and the AIQ config). Baselines:
+uniform configs and random configs with as many lowered layers as the AIQ config.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .data import fmnist
-from .planner import DEFAULT_CANDIDATES, ModelProblem, config_costs, measure_latency, model_digest
+from .planner import DEFAULT_CANDIDATES, ModelProblem, measure_latency, model_digest, spec_costs
 from .roofline import Machine
 from .runtime.compile import ModelCompiler
 
@@ -69,12 +67,13 @@ class Study:
 
 def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidates=DEFAULT_CANDIDATES,
               lam: float = 0.5, max_drop: float = 1.0, sweeps: int = 2, n_random: int = 6, seed: int = 0,
-              algorithm: str = "greedy", progress: bool = True) -> Study:
+              algorithm: str = "greedy", compiler: ModelCompiler | None = None, progress: bool = True) -> Study:
     import torch
 
     from .search import EvalCache, Objective, coordinate_descent, greedy, random_configs, uniform
 
-    compiler = ModelCompiler(model, torch.from_numpy(data.x_val[:1]), data.calibration, progress=progress)
+    if compiler is None:
+        compiler = ModelCompiler(model, torch.from_numpy(data.x_val[:1]), data.calibration, progress=progress)
     layers = compiler.layer_names()
 
     def problem(latency: str) -> ModelProblem:
@@ -142,7 +141,7 @@ def final_rows(study: Study, data: StudyData, machine: Machine, latency_batches=
     for name, cfg in study.configs.items():
         plan = study.compiler.plan({"default": "fp32", "layers": cfg})
         plans[name] = plan
-        _, totals = config_costs(study.compiler, cfg, machine)
+        _, totals = spec_costs(plan.spec, machine)
         rows.append(dict(config=name, accuracy=accuracy(plan, data.x_test, data.y_test), ai=totals["ai"],
                          weight_mb=plan.weight_bytes / 1e6))
     for b in latency_batches:
@@ -161,8 +160,8 @@ def final_rows(study: Study, data: StudyData, machine: Machine, latency_batches=
 
 def layer_rows(study: Study, plans: dict, data: StudyData, machine: Machine, before="FP32", after="AIQ") -> list[dict]:
     """Per-layer rows of the report: cost model and measured time before and after."""
-    cb_all, _ = config_costs(study.compiler, study.configs[before], machine)
-    ca_all, _ = config_costs(study.compiler, study.configs[after], machine)
+    cb_all, _ = spec_costs(plans[before].spec, machine)
+    ca_all, _ = spec_costs(plans[after].spec, machine)
     t_b = {p["name"]: p["seconds"] for p in plans[before].profile(data.x_latency, repeats=5)}
     t_a = {p["name"]: p["seconds"] for p in plans[after].profile(data.x_latency, repeats=5)}
     after_by_name = {c.name: c for c in ca_all}
@@ -211,9 +210,5 @@ def print_summary(rows: list[dict]) -> None:
               f"{r['speedup']:>8.2f}x{r['weight_mb']:>12.3f}")
 
 
-def elapsed(t0: float) -> str:
-    return f"{time.perf_counter() - t0:.0f} s"
-
-
 __all__ = ["StudyData", "Study", "fashion_mnist_data", "run_study", "final_rows", "layer_rows", "fronts",
-           "print_summary", "accuracy", "say", "Path"]
+           "print_summary", "accuracy", "say"]

@@ -6,38 +6,8 @@ exact semantics of ``mixq.pack_weights``).
 ``observers``: MinMaxObserver, PercentileObserver, MSEObserver, make_observer.
 """
 
-from .observers import (
-    OBSERVERS,
-    MinMaxObserver,
-    MSEObserver,
-    Observer,
-    PercentileObserver,
-    make_observer,
-)
-from .primitives import (
-    QDTYPES,
-    choose_qparams,
-    dequantize,
-    fake_quant,
-    fake_quant_weight,
-    qrange,
-    quantize,
-    quantize_weight,
-)
+from . import observers, primitives
+from .observers import *  # noqa: F401,F403  (names: observers.__all__)
+from .primitives import *  # noqa: F401,F403  (names: primitives.__all__)
 
-__all__ = [
-    "QDTYPES",
-    "qrange",
-    "choose_qparams",
-    "quantize",
-    "dequantize",
-    "fake_quant",
-    "quantize_weight",
-    "fake_quant_weight",
-    "Observer",
-    "MinMaxObserver",
-    "PercentileObserver",
-    "MSEObserver",
-    "OBSERVERS",
-    "make_observer",
-]
+__all__ = primitives.__all__ + observers.__all__

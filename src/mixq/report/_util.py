@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 import re
 
+from ..roofline.machine import roof_field
+
 # Fixed colors per precision family, so every plot of every report reads the same way.
 PRECISION_COLORS = {
     "fp32": "#4c72b0",
@@ -82,14 +84,8 @@ def precision_color(precision) -> str:
 
 
 def compute_roof_gops(machine: dict, precision) -> float | None:
-    """GOPS roof of a precision, the rule of mixq.roofline.Machine.compute_roof: bf16 -> bf16 peak,
-    int8 activations -> int8 peak, anything else (fp32, weight-only) -> fp32 peak."""
-    b = base_precision(precision)
-    if b.startswith("bf16"):
-        return pos(machine.get("peak_bf16_gflops"))
-    if int8_activations(b):
-        return pos(machine.get("peak_int8_gops"))
-    return pos(machine.get("peak_fp32_gflops"))
+    """GOPS roof of a precision from a machine dict, by mixq.roofline's rule (roof_field)."""
+    return pos(machine.get(roof_field(base_precision(precision))))
 
 
 def layer_time(side: dict) -> tuple[float | None, bool]:

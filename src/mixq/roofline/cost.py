@@ -106,6 +106,13 @@ def plan_costs(spec: dict, batch: int, machine: Machine | None = None) -> list[O
     return [op_cost(op, spec["tensors"], batch, machine) for op in spec["ops"]]
 
 
+def model_totals(costs: list[OpCost]) -> dict:
+    """model_ai plus the roofline-predicted time of all ops."""
+    t = model_ai(costs)
+    t["predicted_s"] = sum(c.predicted_s for c in costs)
+    return t
+
+
 def model_ai(costs: list[OpCost]) -> dict:
     """Model arithmetic intensity: Σ FLOPs / Σ weight bytes, and / Σ (weight + activation) bytes."""
     flops = sum(c.flops for c in costs)

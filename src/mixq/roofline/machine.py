@@ -21,6 +21,16 @@ from .. import kernels
 CACHE_VERSION = 1
 
 
+def roof_field(precision: str) -> str:
+    """The Machine field holding the compute roof of a layer at `precision`: bf16 layers use the
+    bf16 peak, layers with int8 activations the int8 peak, the rest (fp32, weight-only) fp32."""
+    if precision.startswith("bf16"):
+        return "peak_bf16_gflops"
+    if "a8" in precision:
+        return "peak_int8_gops"
+    return "peak_fp32_gflops"
+
+
 @dataclass(frozen=True)
 class Machine:
     cpu: str
@@ -38,11 +48,7 @@ class Machine:
 
     def compute_roof(self, precision: str) -> float:
         """Ops/s roof of a layer at `precision` (a mixq.quant.config precision name)."""
-        if precision.startswith("bf16"):
-            return self.peak_bf16_gflops * 1e9
-        if "a8" in precision:
-            return self.peak_int8_gops * 1e9
-        return self.peak_fp32_gflops * 1e9  # fp32 and weight-only (dequantize, FMA in fp32)
+        return getattr(self, roof_field(precision)) * 1e9
 
     @property
     def ridge_int8(self) -> float:

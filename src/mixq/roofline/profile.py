@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cost import OpCost, model_ai, plan_costs
+from .cost import OpCost, model_totals, plan_costs
 from .machine import Machine, machine as get_machine
 
 
@@ -17,8 +17,7 @@ class Profile:
 
     @property
     def totals(self) -> dict:
-        t = model_ai(self.ops)
-        t["predicted_s"] = sum(c.predicted_s for c in self.ops)
+        t = model_totals(self.ops)
         measured = [c.measured_s for c in self.ops]
         t["measured_s"] = sum(measured) if all(m is not None for m in measured) else None
         return t

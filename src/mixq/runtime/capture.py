@@ -26,7 +26,7 @@ def _pair(v) -> tuple[int, int]:
 
 
 class _Capturer:
-    def __init__(self, gm, example):
+    def __init__(self, gm):
         import torch
         import torch.nn as nn
         import torch.nn.functional as F
@@ -68,9 +68,6 @@ class _Capturer:
         where = fx_node.target if fx_node.op == "call_module" else fx_node.name
         self.unsupported.append(f"{where}: {what}")
         self.value[fx_node.name] = None
-
-    def tensor_args(self, fx_node) -> list:
-        return [a for a in fx_node.args if hasattr(a, "op")]
 
     # ------------------------------------------------------------ ops
     def conv(self, fx_node, m) -> None:
@@ -332,4 +329,4 @@ def capture(model, example_input) -> tuple[Graph, object]:
         raise UnsupportedModelError(f"torch.fx could not trace the model: {e}") from e
     with torch.no_grad():
         ShapeProp(gm).propagate(example)
-    return _Capturer(gm, example).run(), gm
+    return _Capturer(gm).run(), gm

@@ -76,6 +76,7 @@ class _Lowering:
         self.tensor_of: dict[str, int] = {}          # graph node -> tensor id
         self.converted: dict[tuple[int, str], int] = {}
         self.fused = self.find_residual_fusions()
+        self.fused_convs = {conv for conv, _ in self.fused.values()}  # emitted at their add
 
     def find_residual_fusions(self) -> dict[str, tuple[str, str]]:
         """add(conv(x), r) -> one conv op that adds r in its epilogue (the add costs no pass over
@@ -153,9 +154,6 @@ class _Lowering:
         return self.converted[key]
 
     # ---------------------------------------------------------------- ops
-    def fused_convs(self) -> set[str]:
-        return {conv for conv, _ in self.fused.values()}
-
     def layer_op(self, node: Node, lo: float, hi: float) -> dict:
         p = self.prec[node.name]
         in_dtype = "uint8" if p.int8_activations else "float32"
@@ -188,7 +186,7 @@ class _Lowering:
             self.tensor_of[node.name] = self.new_tensor(node.name, nhwc(node.shape), "float32")
             self.spec.input = self.tensor_of[node.name]
             return
-        if node.name in self.fused_convs():
+        if node.name in self.fused_convs:
             return  # emitted at its add
         lo, hi = (float(v) for v in node.clamp)
         op = dict(name=node.name, lo=lo, hi=hi)

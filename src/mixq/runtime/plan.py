@@ -25,8 +25,11 @@ def _act_table(kind: int, lo: float, hi: float, qin: tuple[float, int], qout: tu
 
 
 def build_core_plan(spec: dict, stored: dict[str, np.ndarray]):
-    """The core Plan for a spec (its JSON part) and its stored weights (see runtime.pack)."""
+    """The core Plan for a spec (its JSON part) and its stored weights (see runtime.pack), and the
+    bytes of the deployed weights (packed codes, scales, zero points, column sums; other arrays
+    as stored)."""
     plan = _core.Plan()
+    weight_bytes = sum(a.nbytes for key, a in stored.items() if not _PACKED_KEY.search(key))
     tensors = spec["tensors"]
     for t in tensors:
         h, w, c = t["shape"]
@@ -44,7 +47,9 @@ def build_core_plan(spec: dict, stored: dict[str, np.ndarray]):
         if kind == "conv":
             weights, g = [], 0
             while f"{op['weight']}.g{g}" in stored:
-                weights.append(PackedWeight.from_bytes(stored[f"{op['weight']}.g{g}"].tobytes())._core)
+                packed = PackedWeight.from_bytes(stored[f"{op['weight']}.g{g}"].tobytes())
+                weights.append(packed._core)
+                weight_bytes += packed.nbytes
                 g += 1
             plan.add_conv(name, ins[0], out, op["mode"], tuple(op["kernel"]), tuple(op["stride"]),
                           tuple(op["padding"]), tuple(op["dilation"]), op["groups"], op["flatten_input"], weights,
@@ -76,7 +81,7 @@ def build_core_plan(spec: dict, stored: dict[str, np.ndarray]):
         else:
             raise ValueError(f"unknown plan op kind {kind!r} ({name})")
     plan.set_io(spec["input"], spec["output"])
-    return plan
+    return plan, weight_bytes
 
 
 class Plan:
@@ -86,7 +91,7 @@ class Plan:
         self.spec = spec
         self.stored = stored
         self.meta = dict(meta or {})
-        self._core = build_core_plan(spec, stored)
+        self._core, self._weight_bytes = build_core_plan(spec, stored)
 
     # ------------------------------------------------------------ facts
     @property
@@ -97,13 +102,7 @@ class Plan:
     @property
     def weight_bytes(self) -> int:
         """Bytes of the deployed weights: packed codes, scales, zero points, biases."""
-        total = 0
-        for key, a in self.stored.items():
-            if _PACKED_KEY.search(key):
-                total += PackedWeight.from_bytes(a.tobytes()).nbytes
-            else:
-                total += a.nbytes
-        return int(total)
+        return int(self._weight_bytes)
 
     def layers(self) -> list[dict]:
         """name, kind and precision of every conv/linear op, in execution order."""
