@@ -27,16 +27,18 @@ from .kernels import (  # noqa: E402
     set_num_threads,
 )
 
-from .runtime import Plan, PlanFileError, load_plan  # noqa: E402
+from .runtime import EncoderPlan, Plan, PlanFileError, compile_encoder, load_plan  # noqa: E402
 
 __version__ = "0.1.0"
 
 cpu_info()  # validates MIXQ_ISA now rather than at the first matmul
 
 __all__ = [
+    "EncoderPlan",
     "Plan",
     "PlanFileError",
     "compile",
+    "compile_encoder",
     "load_plan",
     "PackedWeight",
     "available_isas",

@@ -2,10 +2,11 @@
 
 Loading and running a saved plan needs numpy and mixq only; compiling needs torch.
 """
+from .encoder import EncoderPlan, compile_encoder
 from .plan import Plan, load_plan
 from .plan_file import PlanFileError
 
-__all__ = ["Plan", "load_plan", "PlanFileError", "compile"]
+__all__ = ["Plan", "EncoderPlan", "load_plan", "PlanFileError", "compile", "compile_encoder"]
 
 
 def __getattr__(name):

@@ -163,9 +163,14 @@ class Plan:
                 f"input {self.input_shape}, weights {self.weight_bytes / 1e6:.2f} MB)")
 
 
-def load_plan(path) -> Plan:
-    """Loads a plan file written by Plan.save (checks its header, version and checksum)."""
+def load_plan(path):
+    """Loads a plan file written by Plan.save or EncoderPlan.save (checks its header, version and
+    checksum); returns a Plan or an EncoderPlan."""
     from .plan_file import read_plan
 
     spec, stored, meta = read_plan(path)
+    if spec.get("kind") == "encoder":
+        from .encoder import EncoderPlan
+
+        return EncoderPlan(spec, stored, meta)
     return Plan(spec, stored, meta)

@@ -1,0 +1,268 @@
+// The transformer encoder executor (see encoder.h). Projections run on the packed GEMM drivers,
+// threaded inside; attention runs one (sequence, head) pair per task, its small GEMMs on the same
+// kernels single-threaded (nested parallel_for calls run serially in the task).
+#include "encoder.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "dispatch.h"
+#include "encoder_ops.h"
+#include "gemm.h"
+#include "parallel.h"
+
+namespace mixq {
+
+#if MIXQ_HAVE_AVX512
+extern const EncoderOps encoder_ops__avx512;
+#endif
+extern const EncoderOps encoder_ops__ref;
+
+const EncoderOps& encoder_ops() {
+#if MIXQ_HAVE_AVX512
+  if (int(active_dispatch().isa) >= int(Isa::avx512)) return encoder_ops__avx512;
+#endif
+  return encoder_ops__ref;
+}
+
+namespace {
+
+template <typename T>
+T* carve(uint8_t*& p, int64_t n) {  // consecutive 64-byte aligned slices of one buffer
+  T* out = reinterpret_cast<T*>(p);
+  p += (n * int64_t(sizeof(T)) + 63) / 64 * 64;
+  return out;
+}
+
+// Rows of keys (or values transposed) as a weight matrix for one head's attention GEMM. int8:
+// symmetric per row with a dynamic scale, times `scale` (the 1/sqrt(d) of the scores).
+PackedWeight pack_rows(const float* rows, int64_t N, int64_t K, bool int8, float scale, std::vector<int8_t>& codes,
+                       std::vector<float>& scales) {
+  if (!int8) return pack_f32(rows, N, K);
+  codes.resize(size_t(N * K)), scales.resize(size_t(N));
+  for (int64_t n = 0; n < N; ++n) {
+    const float* r = rows + n * K;
+    float amax = 0.f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(r[k]));
+    const float s = amax > 0.f ? amax / 127.f : 1.f, inv = 1.f / s;
+    for (int64_t k = 0; k < K; ++k) codes[size_t(n * K + k)] = int8_t(std::nearbyint(r[k] * inv));
+    scales[size_t(n)] = s * scale;
+  }
+  return pack_s8(codes.data(), N, K, scales.data(), nullptr);
+}
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual) const {
+  Epilogue e;
+  e.type = OutType::f32;
+  e.out = y, e.ldo = ldy;
+  e.bias = bias.empty() ? nullptr : bias.data();
+  if (residual) e.residual_f32 = residual, e.ld_residual = ldy;
+  switch (mode) {
+    case Mode::float_weights: gemm_float(w, x, M, ldx, e); break;
+    case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e); break;
+    case Mode::weight_only: gemm_weight_only(w, x, M, ldx, e); break;
+  }
+}
+
+Encoder::Encoder(int64_t hidden, int64_t heads, float eps) : H_(hidden), heads_(heads), eps_(eps) {
+  if (hidden < 1 || heads < 1 || hidden % heads != 0)
+    throw std::invalid_argument("encoder: hidden size must be a positive multiple of the number of heads");
+  if (!(eps > 0.f)) throw std::invalid_argument("encoder: LayerNorm eps must be > 0");
+}
+
+void Encoder::set_word_embeddings_f32(const float* table, int64_t vocab) {
+  vocab_ = vocab;
+  word_f32_.assign(table, table + vocab * H_);
+  word_s8_.clear(), word_scale_.clear();
+}
+
+void Encoder::set_word_embeddings_s8(const int8_t* codes, const float* scale, int64_t vocab) {
+  vocab_ = vocab;
+  word_s8_.assign(codes, codes + vocab * H_);
+  word_scale_.assign(scale, scale + vocab);
+  word_f32_.clear();
+}
+
+void Encoder::set_embeddings(const float* position, int64_t max_positions, const float* token_type, int64_t types,
+                             const float* gamma, const float* beta) {
+  max_pos_ = max_positions, types_ = types;
+  pos_.assign(position, position + max_positions * H_);
+  type_.assign(token_type, token_type + types * H_);
+  emb_gamma_.assign(gamma, gamma + H_);
+  emb_beta_.assign(beta, beta + H_);
+}
+
+void Encoder::add_layer(EncoderLayer layer) {
+  const int64_t I = layer.ffn_in.w.N;
+  auto check = [](const EncoderLinear& l, int64_t N, int64_t K, const char* what) {
+    if (l.w.N != N || l.w.K != K)
+      throw std::invalid_argument(std::string("encoder layer: ") + what + " weight must be [" + std::to_string(N) +
+                                  ", " + std::to_string(K) + "], got [" + std::to_string(l.w.N) + ", " +
+                                  std::to_string(l.w.K) + "]");
+    if (!l.bias.empty() && int64_t(l.bias.size()) != N)
+      throw std::invalid_argument(std::string("encoder layer: ") + what + " bias must have " + std::to_string(N) +
+                                  " values");
+  };
+  if (layer.qkv.size() == 1) {
+    check(layer.qkv[0], 3 * H_, H_, "fused qkv");
+  } else if (layer.qkv.size() == 3) {
+    for (const EncoderLinear& l : layer.qkv) check(l, H_, H_, "query/key/value");
+  } else {
+    throw std::invalid_argument("encoder layer: give one fused qkv projection or three");
+  }
+  check(layer.attn_out, H_, H_, "attention output");
+  check(layer.ffn_in, I, H_, "intermediate");
+  check(layer.ffn_out, H_, I, "output");
+  for (const auto* v : {&layer.ln_attn_gamma, &layer.ln_attn_beta, &layer.ln_ffn_gamma, &layer.ln_ffn_beta})
+    if (int64_t(v->size()) != H_) throw std::invalid_argument("encoder layer: LayerNorm parameters must have hidden values");
+  layers_.push_back(std::move(layer));
+}
+
+int64_t Encoder::weight_bytes() const {
+  auto linear = [](const EncoderLinear& l) { return l.w.nbytes() + int64_t(l.bias.size() * sizeof(float)); };
+  int64_t b = int64_t((word_f32_.size() + word_scale_.size() + pos_.size() + type_.size() + 2 * size_t(H_)) *
+                      sizeof(float)) + int64_t(word_s8_.size());
+  for (const EncoderLayer& l : layers_) {
+    for (const EncoderLinear& p : l.qkv) b += linear(p);
+    b += linear(l.attn_out) + linear(l.ffn_in) + linear(l.ffn_out) + 4 * H_ * int64_t(sizeof(float));
+  }
+  return b;
+}
+
+void Encoder::embed(const int64_t* ids, const int64_t* type_ids, int64_t M, int64_t S, float* x) const {
+  const EncoderOps& ops = encoder_ops();
+  const int64_t H = H_;
+  parallel_chunks(M, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* row = x + t * H;
+      const float* p = pos_.data() + (t % S) * H;
+      const float* ty = type_.data() + (type_ids ? type_ids[t] : 0) * H;
+      if (word_s8_.empty()) {
+        const float* w = word_f32_.data() + ids[t] * H;
+        for (int64_t k = 0; k < H; ++k) row[k] = w[k] + p[k] + ty[k];
+      } else {
+        const int8_t* w = word_s8_.data() + ids[t] * H;
+        const float s = word_scale_[size_t(ids[t])];
+        for (int64_t k = 0; k < H; ++k) row[k] = float(w[k]) * s + p[k] + ty[k];
+      }
+    }
+    ops.layernorm(t1 - t0, H, x + t0 * H, H, emb_gamma_.data(), emb_beta_.data(), eps_, x + t0 * H, H);
+  });
+}
+
+void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float* mask_add, int64_t B, int64_t S,
+                        float* ctx) const {
+  const EncoderOps& ops = encoder_ops();
+  const int64_t H = H_, d = H_ / heads_, ld = 3 * H_;
+  const float scale = 1.f / std::sqrt(float(d));
+  const bool int8 = layer.int8_attention;
+  parallel_for(B * heads_, [&](int64_t task, int) {
+    const int64_t b = task / heads_, h = task % heads_;
+    const float* q = qkv + b * S * ld + h * d;
+    const float* k = q + H;
+    const float* v = q + 2 * H;
+    thread_local std::vector<float> keys, values_t, scores;
+    thread_local std::vector<int8_t> codes;
+    thread_local std::vector<float> code_scales;
+    keys.resize(size_t(S * d)), values_t.resize(size_t(d * S)), scores.resize(size_t(S * S));
+    for (int64_t j = 0; j < S; ++j)
+      for (int64_t c = 0; c < d; ++c) {
+        keys[size_t(j * d + c)] = int8 ? k[j * ld + c] : k[j * ld + c] * scale;  // int8: scale in the pack
+        values_t[size_t(c * S + j)] = v[j * ld + c];
+      }
+    // scores = (q k^T) / sqrt(d) + mask (the mask is a bias per key column), then softmax per query.
+    const PackedWeight wk = pack_rows(keys.data(), S, d, int8, scale, codes, code_scales);
+    Epilogue e;
+    e.type = OutType::f32;
+    e.out = scores.data(), e.ldo = S;
+    e.bias = mask_add + b * S;
+    if (int8) gemm_dynamic_s8(wk, q, S, ld, e);
+    else gemm_float(wk, q, S, ld, e);
+    ops.softmax(S, S, scores.data(), S);
+    // context = P v, written into this head's columns of the context rows.
+    const PackedWeight wv = pack_rows(values_t.data(), d, S, int8, 1.f, codes, code_scales);
+    Epilogue o;
+    o.type = OutType::f32;
+    o.out = ctx + b * S * H + h * d, o.ldo = H;
+    if (int8) gemm_dynamic_s8(wv, scores.data(), S, S, o);
+    else gemm_float(wv, scores.data(), S, S, o);
+  });
+}
+
+void Encoder::run(const int64_t* ids, const int64_t* type_ids, const int64_t* mask, int64_t B, int64_t S, float* out,
+                  std::vector<double>* op_seconds) {
+  if (vocab_ == 0 || max_pos_ == 0) throw std::invalid_argument("encoder: embeddings are not set");
+  if (B < 0 || S < 1) throw std::invalid_argument("encoder: input must be [batch, seq] with seq >= 1");
+  if (S > max_pos_)
+    throw std::invalid_argument("encoder: sequence length " + std::to_string(S) + " exceeds the model's " +
+                                std::to_string(max_pos_) + " positions");
+  const int64_t M = B * S, H = H_;
+  for (int64_t t = 0; t < M; ++t) {
+    if (ids[t] < 0 || ids[t] >= vocab_)
+      throw std::invalid_argument("encoder: token id " + std::to_string(ids[t]) + " outside the vocabulary [0, " +
+                                  std::to_string(vocab_) + ")");
+    if (type_ids && (type_ids[t] < 0 || type_ids[t] >= types_))
+      throw std::invalid_argument("encoder: token type id " + std::to_string(type_ids[t]) + " outside [0, " +
+                                  std::to_string(types_) + ")");
+    if (mask && mask[t] != 0 && mask[t] != 1) throw std::invalid_argument("encoder: attention mask values must be 0 or 1");
+  }
+  if (M == 0) return;
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  int64_t I = 0;
+  for (const EncoderLayer& l : layers_) I = std::max(I, l.ffn_in.w.N);
+  arena_.resize(size_t((6 * M * H + M * std::max<int64_t>(I, 1) + M) * 4 + 6 * 64));
+  uint8_t* p = arena_.as<uint8_t>();
+  float* x = carve<float>(p, M * H);
+  float* qkv = carve<float>(p, 3 * M * H);
+  float* ctx = carve<float>(p, M * H);
+  float* tmp = carve<float>(p, M * H);
+  float* inter = carve<float>(p, M * std::max<int64_t>(I, 1));
+  float* mask_add = carve<float>(p, M);
+  // Masked keys get the lowest float as their score bias: softmax gives them ~0 weight.
+  for (int64_t t = 0; t < M; ++t) mask_add[t] = (mask && mask[t] == 0) ? std::numeric_limits<float>::lowest() : 0.f;
+
+  const EncoderOps& ops = encoder_ops();
+  auto clock = Clock::now();
+  auto lap = [&] {
+    if (!op_seconds) return;
+    const auto now = Clock::now();
+    op_seconds->push_back(std::chrono::duration<double>(now - clock).count());
+    clock = now;
+  };
+  auto layernorm = [&](const float* in, const std::vector<float>& g, const std::vector<float>& b, float* y) {
+    parallel_chunks(M, 16, [&](int64_t r0, int64_t r1) {
+      ops.layernorm(r1 - r0, H, in + r0 * H, H, g.data(), b.data(), eps_, y + r0 * H, H);
+    });
+  };
+  embed(ids, type_ids, M, S, x);
+  lap();
+  for (const EncoderLayer& l : layers_) {
+    if (l.qkv.size() == 1) l.qkv[0].run(x, M, H, qkv, 3 * H);
+    else
+      for (int i = 0; i < 3; ++i) l.qkv[size_t(i)].run(x, M, H, qkv + i * H, 3 * H);
+    lap();
+    attention(l, qkv, mask_add, B, S, ctx);
+    lap();
+    l.attn_out.run(ctx, M, H, tmp, H, x);
+    layernorm(tmp, l.ln_attn_gamma, l.ln_attn_beta, x);
+    lap();
+    const int64_t Il = l.ffn_in.w.N;
+    l.ffn_in.run(x, M, H, inter, Il);
+    parallel_chunks(M, 8, [&](int64_t r0, int64_t r1) { ops.gelu((r1 - r0) * Il, inter + r0 * Il); });
+    lap();
+    l.ffn_out.run(inter, M, Il, tmp, H, x);
+    layernorm(tmp, l.ln_ffn_gamma, l.ln_ffn_beta, x);
+    lap();
+  }
+  std::memcpy(out, x, size_t(M * H) * sizeof(float));
+}
+
+}  // namespace mixq

@@ -1,0 +1,110 @@
+// The encoder's element-wise ops written once (see encoder_ops.h). Reductions keep 16 partial
+// sums so they vectorize without fast-math; exp and erf are branch-free polynomials for the same
+// reason (libm calls would stay scalar). Everything is in an anonymous namespace: copies compiled
+// with different flags must never be merged by the linker.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "encoder_ops.h"
+
+namespace mixq {
+namespace {
+
+constexpr int kLanes = 16;
+
+// e^x: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor polynomial (relative error
+// < 2e-7), 2^n added to the exponent bits. Inputs below -87 give ~1e-38 instead of 0.
+inline float exp_poly(float x) {
+  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+  const float n = std::nearbyint(x * 1.44269504f);
+  const float r = x - n * 0.693145752f - n * 1.42860677e-6f;  // ln2 split in two: r stays exact
+  float p = 1.f / 720.f;
+  p = p * r + 1.f / 120.f;
+  p = p * r + 1.f / 24.f;
+  p = p * r + 1.f / 6.f;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  int32_t bits;
+  std::memcpy(&bits, &p, 4);
+  bits += int32_t(n) * (1 << 23);
+  std::memcpy(&p, &bits, 4);
+  return p;
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), odd symmetry restored.
+inline float erf_poly(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.f / (1.f + 0.3275911f * a);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float y = 1.f - p * t * exp_poly(-a * a);
+  return std::copysign(y, x);
+}
+
+float row_sum(const float* x, int64_t n) {
+  float part[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) part[j] += x[i + j];
+  for (; i < n; ++i) part[0] += x[i];
+  float s = 0.f;
+  for (int j = 0; j < kLanes; ++j) s += part[j];
+  return s;
+}
+
+void layernorm_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gamma, const float* beta,
+                    float eps, float* y, int64_t ldy) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = y + r * ldy;
+    const float mean = row_sum(xr, n) / float(n);
+    float part[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) {
+        const float d = xr[i + j] - mean;
+        part[j] += d * d;
+      }
+    for (; i < n; ++i) part[0] += (xr[i] - mean) * (xr[i] - mean);
+    float var = 0.f;
+    for (int j = 0; j < kLanes; ++j) var += part[j];
+    const float rstd = 1.f / std::sqrt(var / float(n) + eps);
+    for (int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mean) * rstd * gamma[k] + beta[k];
+  }
+}
+
+void gelu_impl(int64_t n, float* x) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + erf_poly(x[i] * 0.70710678f));
+}
+
+void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * ld;
+    float part[kLanes];
+    for (int j = 0; j < kLanes; ++j) part[j] = -__builtin_inff();
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) part[j] = xr[i + j] > part[j] ? xr[i + j] : part[j];
+    for (; i < n; ++i) part[0] = xr[i] > part[0] ? xr[i] : part[0];
+    float mx = part[0];
+    for (int j = 1; j < kLanes; ++j) mx = part[j] > mx ? part[j] : mx;
+    for (int64_t k = 0; k < n; ++k) xr[k] = exp_poly(xr[k] - mx);
+    const float inv = 1.f / row_sum(xr, n);
+    for (int64_t k = 0; k < n; ++k) xr[k] *= inv;
+  }
+}
+
+}  // namespace
+}  // namespace mixq
+
+#define MIXQ_DEFINE_ENCODER_OPS(symbol, label) \
+  namespace mixq {                              \
+  extern const EncoderOps symbol;               \
+  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl}; \
+  }
