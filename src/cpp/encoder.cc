@@ -44,14 +44,7 @@ PackedWeight pack_rows(const float* rows, int64_t N, int64_t K, bool int8, float
                        std::vector<float>& scales) {
   if (!int8) return pack_f32(rows, N, K);
   codes.resize(size_t(N * K)), scales.resize(size_t(N));
-  for (int64_t n = 0; n < N; ++n) {
-    const float* r = rows + n * K;
-    float amax = 0.f;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(r[k]));
-    const float s = amax > 0.f ? amax / 127.f : 1.f, inv = 1.f / s;
-    for (int64_t k = 0; k < K; ++k) codes[size_t(n * K + k)] = int8_t(std::nearbyint(r[k] * inv));
-    scales[size_t(n)] = s * scale;
-  }
+  encoder_ops().quantize_rows_s8(N, K, rows, K, scale, codes.data(), K, scales.data());
   return pack_s8(codes.data(), N, K, scales.data(), nullptr);
 }
 

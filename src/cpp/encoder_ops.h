@@ -15,6 +15,10 @@ struct EncoderOps {
   void (*gelu)(int64_t n, float* x);
   // Each of `rows` rows of n values (stride ld) becomes softmax(row), in place.
   void (*softmax)(int64_t rows, int64_t n, float* x, int64_t ld);
+  // Symmetric int8 per row: scale[r] = max|x[r]| / 127 (1 for an all-zero row), codes rounded to
+  // nearest even; the stored scale is multiplied by scale_mult.
+  void (*quantize_rows_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, float scale_mult, int8_t* q,
+                           int64_t ldq, float* scale);
 };
 
 // The ops of the active ISA level (mixq.set_isa / MIXQ_ISA).

@@ -100,11 +100,43 @@ void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
   }
 }
 
+void quantize_rows_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, float scale_mult, int8_t* q,
+                           int64_t ldq, float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    // max |x| on the bit patterns: for finite floats, integer order of |x|'s bits is float order,
+    // and an integer max vectorizes where a float one (NaN rules) does not.
+    uint32_t part[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) {
+        uint32_t b;
+        std::memcpy(&b, xr + i + j, 4);
+        b &= 0x7fffffffu;
+        part[j] = b > part[j] ? b : part[j];
+      }
+    for (; i < n; ++i) {
+      uint32_t b;
+      std::memcpy(&b, xr + i, 4);
+      b &= 0x7fffffffu;
+      part[0] = b > part[0] ? b : part[0];
+    }
+    uint32_t top = 0;
+    for (int j = 0; j < kLanes; ++j) top = part[j] > top ? part[j] : top;
+    float amax;
+    std::memcpy(&amax, &top, 4);
+    const float s = amax > 0.f ? amax / 127.f : 1.f, inv = 1.f / s;
+    int8_t* qr = q + r * ldq;
+    for (int64_t k = 0; k < n; ++k) qr[k] = int8_t(int32_t(std::nearbyint(xr[k] * inv)));
+    scale[r] = s * scale_mult;
+  }
+}
+
 }  // namespace
 }  // namespace mixq
 
 #define MIXQ_DEFINE_ENCODER_OPS(symbol, label) \
   namespace mixq {                              \
   extern const EncoderOps symbol;               \
-  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl}; \
+  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl, quantize_rows_s8_impl}; \
   }

@@ -12,6 +12,7 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define MIXQ_VECTOR_EPILOGUE 1
 #include "epilogue_avx512.h"
+#include "row_range_avx512.h"
 #endif
 
 namespace mixq {
@@ -77,41 +78,41 @@ void prepare_a_bf16_impl(int64_t rows, int64_t K, const float* a, int64_t lda, u
   }
 }
 
+// lo = min(0, row), hi = max(0, row); false if any value is Inf or NaN. Lane-wise partial
+// results (portable builds; AVX-512 builds use row_range_avx512).
+[[maybe_unused]] bool row_range(const float* row, int64_t K, float& lo, float& hi) {
+  constexpr int L = 16;
+  float mn[L], mx[L];
+  uint32_t bad[L];
+  for (int j = 0; j < L; ++j) mn[j] = 0.f, mx[j] = 0.f, bad[j] = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const int j = int(k % L);
+    const float v = row[k];
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    bad[j] |= (bits & 0x7f800000u) == 0x7f800000u;
+    mn[j] = v < mn[j] ? v : mn[j];
+    mx[j] = v > mx[j] ? v : mx[j];
+  }
+  uint32_t any_bad = 0;
+  for (int j = 0; j < L; ++j) {
+    lo = mn[j] < lo ? mn[j] : lo;
+    hi = mx[j] > hi ? mx[j] : hi;
+    any_bad |= bad[j];
+  }
+  return any_bad == 0;
+}
+
 bool quantize_rows_u8_impl(int64_t M, int64_t K, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
                            float* scale, int32_t* zp) {
-  constexpr int L = 16;  // lane-wise partial min/max so the loop vectorizes without fast-math
   for (int64_t m = 0; m < M; ++m) {
     const float* row = x + m * ldx;
-    float mn[L], mx[L];
-    uint32_t bad[L];
-    for (int j = 0; j < L; ++j) mn[j] = 0.f, mx[j] = 0.f, bad[j] = 0;
-    int64_t k = 0;
-    for (; k + L <= K; k += L) {
-      for (int j = 0; j < L; ++j) {
-        float v = row[k + j];
-        uint32_t bits;
-        std::memcpy(&bits, &v, 4);
-        bad[j] |= (bits & 0x7f800000u) == 0x7f800000u;
-        mn[j] = v < mn[j] ? v : mn[j];
-        mx[j] = v > mx[j] ? v : mx[j];
-      }
-    }
-    for (; k < K; ++k) {
-      float v = row[k];
-      uint32_t bits;
-      std::memcpy(&bits, &v, 4);
-      bad[0] |= (bits & 0x7f800000u) == 0x7f800000u;
-      mn[0] = v < mn[0] ? v : mn[0];
-      mx[0] = v > mx[0] ? v : mx[0];
-    }
     float lo = 0.f, hi = 0.f;
-    uint32_t any_bad = 0;
-    for (int j = 0; j < L; ++j) {
-      lo = mn[j] < lo ? mn[j] : lo;
-      hi = mx[j] > hi ? mx[j] : hi;
-      any_bad |= bad[j];
-    }
-    if (any_bad) return false;
+#ifdef MIXQ_VECTOR_EPILOGUE
+    if (!row_range_avx512(row, K, lo, hi)) return false;
+#else
+    if (!row_range(row, K, lo, hi)) return false;
+#endif
     float s = (hi - lo) / 255.f;
     if (!(s > 0.f) || !std::isfinite(s)) s = s > 0.f ? s : 1.f;
     float inv = 1.f / s;
