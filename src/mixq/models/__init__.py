@@ -1,40 +1,59 @@
-"""mixq model zoo: plain torch.nn networks and shipped Fashion-MNIST checkpoints.
+"""mixq model zoo: plain torch.nn networks, shipped Fashion-MNIST checkpoints, BERT encoders.
 
     >>> from mixq import models
     >>> models.available()
     ['mobilenet_v2', 'mobilenet_v2_small', 'resnet20', 'resnet50']
     >>> net = models.get("resnet20", pretrained=True)   # trained on Fashion-MNIST
+    >>> bert, tok = models.load_minilm()                 # all-MiniLM-L6-v2, real weights
+    >>> emb = bert.embed(**{k: torch.from_numpy(v) for k, v in tok(["Hello world"]).items()})
 
-Imports torch (the zoo is torch modules); nothing else from mixq.
+Names are imported on first use, so the torch-free parts (SentenceTokenizer, minilm_dir,
+the errors) do not pull in torch; the torch modules import it when first touched.
 """
+from importlib import import_module
 
-from .registry import (
-    WEIGHTS_DIR,
-    CheckpointNotFoundError,
-    ModelInfo,
-    available,
-    checkpoint_metadata,
-    get,
-    info,
-    load_checkpoint,
-    read_safetensors,
-)
-from .zoo import MobileNetV2, ResNet20, ResNet50, mobilenet_v2, resnet20, resnet50
+# public name -> submodule that defines it
+_NAMES = {
+    "WEIGHTS_DIR": "registry",
+    "ModelInfo": "registry",
+    "available": "registry",
+    "checkpoint_metadata": "registry",
+    "get": "registry",
+    "info": "registry",
+    "load_checkpoint": "registry",
+    "read_safetensors": "registry",
+    "CheckpointNotFoundError": "errors",
+    "MiniLMNotInstalledError": "errors",
+    "MobileNetV2": "zoo",
+    "ResNet20": "zoo",
+    "ResNet50": "zoo",
+    "mobilenet_v2": "zoo",
+    "resnet20": "zoo",
+    "resnet50": "zoo",
+    "BertConfig": "bert",
+    "BertModel": "bert",
+    "bert_large": "bert",
+    "hf_encoder_state": "bert",
+    "mean_pool": "bert",
+    "load_minilm": "minilm",
+    "minilm_dir": "minilm",
+    "minilm_tokenizer": "minilm",
+    "SentenceTokenizer": "tokenizer",
+}
+_SUBMODULES = {"bert", "errors", "evaluate", "minilm", "registry", "tokenizer", "train", "zoo"}
 
-__all__ = [
-    "WEIGHTS_DIR",
-    "CheckpointNotFoundError",
-    "ModelInfo",
-    "MobileNetV2",
-    "ResNet20",
-    "ResNet50",
-    "available",
-    "checkpoint_metadata",
-    "get",
-    "info",
-    "load_checkpoint",
-    "mobilenet_v2",
-    "read_safetensors",
-    "resnet20",
-    "resnet50",
-]
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES) | _SUBMODULES)

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import zoo
+from .errors import CheckpointNotFoundError
 
 __all__ = [
     "WEIGHTS_DIR",
@@ -27,10 +28,6 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """``pretrained=True`` was asked for a model without a shipped checkpoint."""
 
 
 @dataclass(frozen=True)
