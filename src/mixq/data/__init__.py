@@ -1,4 +1,5 @@
-"""Datasets for mixq: Fashion-MNIST (IDX parsing with numpy; torch only in ``loader``)."""
+"""Datasets for mixq: Fashion-MNIST (IDX parsing with numpy; torch only in ``loader``) and
+real English sentences from Debian's fortunes package (``sentences``)."""
 
 from .fmnist import (
     CLASSES,
@@ -15,9 +16,11 @@ from .fmnist import (
     preprocess,
 )
 from .idx import IDXFormatError, read_idx, write_idx
+from .sentences import FORTUNES_DIR, sentences
 
 __all__ = [
     "CLASSES",
+    "FORTUNES_DIR",
     "MEAN",
     "STD",
     "SPLITS",
@@ -31,5 +34,6 @@ __all__ = [
     "loader",
     "preprocess",
     "read_idx",
+    "sentences",
     "write_idx",
 ]
