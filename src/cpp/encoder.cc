@@ -151,42 +151,43 @@ void Encoder::embed(const int64_t* ids, const int64_t* type_ids, int64_t M, int6
   });
 }
 
-void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float* mask_add, int64_t B, int64_t S,
-                        float* ctx) const {
+void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float* mask_add, const int64_t* keys_len,
+                        int64_t B, int64_t S, float* ctx) const {
   const EncoderOps& ops = encoder_ops();
   const int64_t H = H_, d = H_ / heads_, ld = 3 * H_;
   const float scale = 1.f / std::sqrt(float(d));
   const bool int8 = layer.int8_attention;
   parallel_for(B * heads_, [&](int64_t task, int) {
     const int64_t b = task / heads_, h = task % heads_;
+    const int64_t L = keys_len[b];  // keys after the last unmasked one take no part at all
     const float* q = qkv + b * S * ld + h * d;
     const float* k = q + H;
     const float* v = q + 2 * H;
     thread_local std::vector<float> keys, values_t, scores;
     thread_local std::vector<int8_t> codes;
     thread_local std::vector<float> code_scales;
-    keys.resize(size_t(S * d)), values_t.resize(size_t(d * S)), scores.resize(size_t(S * S));
-    for (int64_t j = 0; j < S; ++j)
+    keys.resize(size_t(L * d)), values_t.resize(size_t(d * L)), scores.resize(size_t(S * L));
+    for (int64_t j = 0; j < L; ++j)
       for (int64_t c = 0; c < d; ++c) {
         keys[size_t(j * d + c)] = int8 ? k[j * ld + c] : k[j * ld + c] * scale;  // int8: scale in the pack
-        values_t[size_t(c * S + j)] = v[j * ld + c];
+        values_t[size_t(c * L + j)] = v[j * ld + c];
       }
     // scores = (q k^T) / sqrt(d) + mask (the mask is a bias per key column), then softmax per query.
-    const PackedWeight wk = pack_rows(keys.data(), S, d, int8, scale, codes, code_scales);
+    const PackedWeight wk = pack_rows(keys.data(), L, d, int8, scale, codes, code_scales);
     Epilogue e;
     e.type = OutType::f32;
-    e.out = scores.data(), e.ldo = S;
+    e.out = scores.data(), e.ldo = L;
     e.bias = mask_add + b * S;
     if (int8) gemm_dynamic_s8(wk, q, S, ld, e);
     else gemm_float(wk, q, S, ld, e);
-    ops.softmax(S, S, scores.data(), S);
+    ops.softmax(S, L, scores.data(), L);
     // context = P v, written into this head's columns of the context rows.
-    const PackedWeight wv = pack_rows(values_t.data(), d, S, int8, 1.f, codes, code_scales);
+    const PackedWeight wv = pack_rows(values_t.data(), d, L, int8, 1.f, codes, code_scales);
     Epilogue o;
     o.type = OutType::f32;
     o.out = ctx + b * S * H + h * d, o.ldo = H;
-    if (int8) gemm_dynamic_s8(wv, scores.data(), S, S, o);
-    else gemm_float(wv, scores.data(), S, S, o);
+    if (int8) gemm_dynamic_s8(wv, scores.data(), S, L, o);
+    else gemm_float(wv, scores.data(), S, L, o);
   });
 }
 
@@ -221,6 +222,15 @@ void Encoder::run(const int64_t* ids, const int64_t* type_ids, const int64_t* ma
   float* mask_add = carve<float>(p, M);
   // Masked keys get the lowest float as their score bias: softmax gives them ~0 weight.
   for (int64_t t = 0; t < M; ++t) mask_add[t] = (mask && mask[t] == 0) ? std::numeric_limits<float>::lowest() : 0.f;
+  // Right padding (the usual batch of sentences) drops out of attention entirely: compute, and
+  // int8 scales of keys and values, then depend on the real tokens alone. A fully masked
+  // sequence keeps all its keys (uniform attention, as in the float reference).
+  std::vector<int64_t> keys_len(size_t(B), S);
+  for (int64_t b = 0; b < B && mask; ++b) {
+    int64_t L = S;
+    while (L > 0 && mask[b * S + L - 1] == 0) --L;
+    keys_len[size_t(b)] = L > 0 ? L : S;
+  }
 
   const EncoderOps& ops = encoder_ops();
   auto clock = Clock::now();
@@ -242,7 +252,7 @@ void Encoder::run(const int64_t* ids, const int64_t* type_ids, const int64_t* ma
     else
       for (int i = 0; i < 3; ++i) l.qkv[size_t(i)].run(x, M, H, qkv + i * H, 3 * H);
     lap();
-    attention(l, qkv, mask_add, B, S, ctx);
+    attention(l, qkv, mask_add, keys_len.data(), B, S, ctx);
     lap();
     l.attn_out.run(ctx, M, H, tmp, H, x);
     layernorm(tmp, l.ln_attn_gamma, l.ln_attn_beta, x);

@@ -55,8 +55,9 @@ class Encoder {
 
  private:
   void embed(const int64_t* ids, const int64_t* type_ids, int64_t M, int64_t S, float* x) const;
-  void attention(const EncoderLayer& layer, const float* qkv, const float* mask_add, int64_t B, int64_t S,
-                 float* ctx) const;
+  // keys_len[b]: keys of sequence b that attention reads (its length without right padding).
+  void attention(const EncoderLayer& layer, const float* qkv, const float* mask_add, const int64_t* keys_len,
+                 int64_t B, int64_t S, float* ctx) const;
   int64_t H_, heads_;
   float eps_;
   int64_t vocab_ = 0, max_pos_ = 0, types_ = 0;

@@ -63,19 +63,28 @@ def simulate_encoder(spec: dict, params: dict[str, np.ndarray], input_ids, atten
         w = T(_weight_as_run(params[f"{name}.weight"], p))
         return v @ w.T + T(params[f"{name}.bias"])
 
-    mask_add = T(np.where(mask == 0, np.finfo(np.float32).min, 0.0))[:, None, None, :]
+    mask_add = T(np.where(mask == 0, np.finfo(np.float32).min, 0.0))
+    # Keys after a sequence's last unmasked token are dropped, as in the core (a fully masked
+    # sequence keeps them all).
+    keys_len = [int(np.flatnonzero(row)[-1]) + 1 if row.any() else S for row in mask]
+
+    def attend(q, k, v, madd, int8):  # one sequence: [heads, S, d] x [heads, L, d]
+        if int8:
+            q = T(_per_row_u8(q.numpy())).reshape(q.shape)
+            k = T(_per_row_s8(k.numpy().reshape(-1, d))).reshape(k.shape)
+            vt = v.transpose(-1, -2)
+            v = T(_per_row_s8(vt.numpy().reshape(-1, vt.shape[-1]))).reshape(vt.shape).transpose(-1, -2)
+        probs = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(d) + madd, dim=-1)
+        if int8:
+            probs = T(_per_row_u8(probs.numpy())).reshape(probs.shape)
+        return probs @ v
+
     for i in range(spec["layers"]):
         p = layer_prefix(i)
         q, k, v = (linear(f"{p}.{n}", x).reshape(B, S, heads, d).transpose(1, 2) for n in LINEARS[:3])
-        if prec[f"{p}.{ATTENTION}"] == "w8a8":
-            q = T(_per_row_u8(q.numpy())).reshape(q.shape)
-            k = T(_per_row_s8(k.numpy().reshape(-1, d))).reshape(k.shape)
-            v = T(_per_row_s8(v.transpose(-1, -2).numpy().reshape(-1, S))).reshape(B, heads, d, S).transpose(-1, -2)
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(d) + mask_add
-        probs = torch.softmax(scores, dim=-1)
-        if prec[f"{p}.{ATTENTION}"] == "w8a8":
-            probs = T(_per_row_u8(probs.numpy())).reshape(probs.shape)
-        ctx = (probs @ v).transpose(1, 2).reshape(B, S, H)
+        int8 = prec[f"{p}.{ATTENTION}"] == "w8a8"
+        ctx = torch.stack([attend(q[b], k[b, :, :L], v[b, :, :L], mask_add[b, :L], int8)
+                           for b, L in enumerate(keys_len)]).transpose(1, 2).reshape(B, S, H)
         x = F.layer_norm(linear(f"{p}.{LINEARS[3]}", ctx) + x, (H,), T(params[f"{p}.attention.output.LayerNorm.weight"]),
                          T(params[f"{p}.attention.output.LayerNorm.bias"]), eps)
         h = F.gelu(linear(f"{p}.{LINEARS[4]}", x))
