@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -62,6 +63,37 @@ def time_fn(fn, repeats: int = 10, warmup: int = 2, min_time: float = 0.0,
     return statistics.median(times), min(times)
 
 
+BUSY = 0.25  # cores other processes used while a row was timed, above which it is marked "*"
+
+
+def cpu_times() -> tuple[float, float] | None:
+    """(CPU seconds all cores were busy, CPU seconds of this process) or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    t = os.times()
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), t.user + t.system
+
+
+def other_cores(before, after, wall: float) -> float:
+    """Cores' worth of CPU other processes used between two cpu_times() snapshots."""
+    if before is None or after is None or wall <= 0:
+        return 0.0
+    return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
+
+
+def time_model(fn, args) -> tuple[float, float, float]:
+    """time_fn with the run's repeats / warm-up / min time, after a short pause that lets the
+    previous library's worker threads go idle. Returns (median_s, min_s, cores other processes
+    used meanwhile)."""
+    time.sleep(0.05)
+    c0, t0 = cpu_times(), time.perf_counter()
+    med, mn = time_fn(fn, args.repeats, args.warmup, args.min_time)
+    return med, mn, other_cores(c0, cpu_times(), time.perf_counter() - t0)
+
+
 # ---------------------------------------------------------------- peers
 _PEERS: dict | None = None
 
@@ -107,6 +139,40 @@ def ort_session(model, threads: int):
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     data = model if isinstance(model, bytes) else model.SerializeToString()
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(model, inputs: tuple, path: str, input_names, output_names, dynamic_axes,
+                opset: int = 17) -> None:
+    """torch.onnx.export with the TorchScript exporter (dynamo=False): the dynamo exporter, the
+    default since torch 2.9, needs the onnxscript package, which the bench extra does not
+    install; the TorchScript one needs nothing beyond torch and onnx."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's DeprecationWarning
+        torch.onnx.export(model, inputs, path, dynamo=False, input_names=list(input_names),
+                          output_names=list(output_names), dynamic_axes=dynamic_axes,
+                          opset_version=opset, do_constant_folding=True)
+
+
+def onnx_initializer_bytes(model) -> dict[str, int]:
+    """{onnx element type name: bytes} over the initializers of an ONNX model."""
+    onnx = peers()["onnx"]
+    from onnx import numpy_helper
+
+    out: dict[str, int] = {}
+    for init in model.graph.initializer:
+        name = onnx.TensorProto.DataType.Name(init.data_type)
+        out[name] = out.get(name, 0) + numpy_helper.to_array(init).nbytes
+    return out
+
+
+class MixqUnavailable(Exception):
+    """mixq's model API is not there (yet): `permanent` when no config can work in this run."""
+
+    def __init__(self, msg: str, permanent: bool = False):
+        super().__init__(msg)
+        self.permanent = permanent
 
 
 # ---------------------------------------------------------------- machine
@@ -250,6 +316,29 @@ def print_table(results: Results, impls=None, title: str | None = None,
                 s = f"{100 * g / peaks[impl]:.0f}%"
             cells.append("  " + s.rjust(w))
         print(case.ljust(wc) + "".join(cells))
+
+
+def ratio(results: Results, case: str, impl: str, base: str) -> float | None:
+    """Speed-up of impl over base on case (base median / impl median), None if either is missing."""
+    a, b = results.get(case, impl), results.get(case, base)
+    return None if a is None or b is None else b["median_s"] / a["median_s"]
+
+
+def print_columns(head: list[str], rows: list, left: int = 2) -> None:
+    """A plain text table: the first `left` columns left-aligned, the rest right-aligned; a row
+    None prints as an empty line (a group separator)."""
+    rows = list(rows)
+    while rows and rows[-1] is None:
+        rows.pop()
+    widths = [max([len(h)] + [len(r[i]) for r in rows if r]) for i, h in enumerate(head)]
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+    print(fmt(head))
+    print("-" * len(fmt(head)))
+    for r in rows:
+        print(fmt(r) if r else "")
 
 
 def write_json(path: str, machine: dict, results: Results) -> None:

@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from common import Results, start, time_fn, write_json
+from common import (BUSY, MixqUnavailable, Results, print_columns, ratio, start, time_model,
+                    write_json)
 from peers_cnn import (ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
                        torch_runner)
 
@@ -58,7 +58,6 @@ IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
 BN_BATCHES = (2, 8)  # images that set the BatchNorm statistics of random-weight models
 CALIBRATION = {False: (8, 4), True: (4, 2)}  # quick -> (batches, images per batch)
 ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # rel err above which a row is marked "!"
-BUSY = 0.25  # cores other processes used while a row was timed, above which it is marked "*"
 
 
 # ---------------------------------------------------------------- arguments
@@ -82,14 +81,6 @@ def models_help() -> str:
 
 
 # ---------------------------------------------------------------- mixq
-class MixqUnavailable(Exception):
-    """mixq's model API is not there (yet): `permanent` when no config can work in this run."""
-
-    def __init__(self, msg: str, permanent: bool = False):
-        super().__init__(msg)
-        self.permanent = permanent
-
-
 def compile_mixq(mixq, model, example, calibration, config):
     """The one call into mixq's model compiler: (runner, weight bytes).
 
@@ -150,24 +141,6 @@ class MixqPlans:
 
 
 # ---------------------------------------------------------------- one model
-def cpu_times() -> tuple[float, float] | None:
-    """(CPU seconds all cores were busy, CPU seconds of this process) or None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return None
-    t = os.times()
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), t.user + t.system
-
-
-def other_cores(before, after, wall: float) -> float:
-    """Cores' worth of CPU other processes used between two cpu_times() snapshots."""
-    if before is None or after is None or wall <= 0:
-        return 0.0
-    return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
-
-
 def quality(out, ref) -> tuple[float, float]:
     out = np.asarray(out, dtype=np.float32)
     err = float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
@@ -222,10 +195,7 @@ def run_model(name, args, p, results, info, mixq_state):
                 log(f"  {impl}: wrong or failed output, not timed: {type(e).__name__}: {e}")
                 continue
             err, top1 = quality(out, ref)
-            time.sleep(0.05)  # let the previous library's worker threads go idle
-            c0, t0 = cpu_times(), time.perf_counter()
-            med, mn = time_fn(lambda: run(x), args.repeats, args.warmup, args.min_time)
-            load = other_cores(c0, cpu_times(), time.perf_counter() - t0)
+            med, mn, load = time_model(lambda: run(x), args)
             results.add(case, impl, med, mn, ops=ops, bytes=wbytes)
             info[(case, impl)] = {"err": err, "top1": top1, "fp32_bytes": fp32_bytes, "model": name,
                                   "bs": bs, "load": load}
@@ -235,11 +205,6 @@ def run_model(name, args, p, results, info, mixq_state):
 
 
 # ---------------------------------------------------------------- report
-def ratio(results, case, impl, base) -> float | None:
-    a, b = results.get(case, impl), results.get(case, base)
-    return None if a is None or b is None else b["median_s"] / a["median_s"]
-
-
 def print_e2e_table(results: Results, info: dict) -> None:
     head = ["case", "impl", "median ms", "img/s", "weights MB", "% fp32", "rel err", "top1",
             "x ort-fp32", "x ort-int8"]
@@ -261,16 +226,10 @@ def print_e2e_table(results: Results, info: dict) -> None:
                 cells.append("-" if v is None or impl == base else f"{v:.2f}x")
             rows.append(cells)
         rows.append(None)
-    widths = [max([len(h)] + [len(rw[i]) for rw in rows if rw]) for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
     print("\nEnd-to-end inference (median of repeated runs; x = speed-up over that ORT row; "
           "rel err / top1 vs torch-fp32 on the same input;\n * = other processes used > "
           f"{BUSY} cores while the row was timed: rerun before trusting it)")
-    print(fmt(head))
-    print("-" * len(fmt(head)))
-    for rw in rows[:-1]:
-        print(fmt(rw) if rw else "")
+    print_columns(head, rows)
 
 
 TARGETS = [  # (label, models, batch sizes or None for all, base impl, min speed-up)

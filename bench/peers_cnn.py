@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from common import ort_session, peers
+from common import export_onnx as export_torchscript_onnx
+from common import onnx_initializer_bytes, ort_session, peers
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
@@ -193,18 +193,6 @@ def model_ops(model: nn.Module, x: np.ndarray) -> int:
     return 2 * sum(macs)
 
 
-def onnx_initializer_bytes(model) -> dict[str, int]:
-    """{onnx element type name: bytes} over the initializers of an ONNX model."""
-    onnx = peers()["onnx"]
-    from onnx import numpy_helper
-
-    out: dict[str, int] = {}
-    for init in model.graph.initializer:
-        name = onnx.TensorProto.DataType.Name(init.data_type)
-        out[name] = out.get(name, 0) + numpy_helper.to_array(init).nbytes
-    return out
-
-
 # ---------------------------------------------------------------- torch
 def torch_runner(model: nn.Module):
     """torch-fp32: numpy NCHW float32 in, numpy out; threads set by common.set_threads."""
@@ -217,12 +205,8 @@ def torch_runner(model: nn.Module):
 # ---------------------------------------------------------------- ONNX Runtime
 def export_onnx(model: nn.Module, example: np.ndarray, path: str) -> None:
     """TorchScript-based export with a dynamic batch axis (see the module docstring)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's DeprecationWarning
-        torch.onnx.export(model, (torch.from_numpy(example),), path, dynamo=False,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=17, do_constant_folding=True)
+    export_torchscript_onnx(model, (torch.from_numpy(example),), path, [INPUT_NAME], [OUTPUT_NAME],
+                            {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
 
 
 def quantize_int8(fp32_path: str, out_path: str, calibration, workdir: str) -> None:
