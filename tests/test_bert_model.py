@@ -305,6 +305,8 @@ def test_sentences_parsing(tmp_path):
         "Too short.\n%\n"
         "   ___\n  |___| ||| <<>> [] -- ## \\\\//\n  /_/_/ ## #### ~~\n%\n"
         "A city is a large community\nwhere people are lonesome together\n%\n"
+        "<knghtbrd> the meek shall inherit the earth, said the log\n%\n"
+        "Read all about this quote at http://example.org/quotes today\n%\n"
         "A FRIEND is a present you give yourself.\n")  # a duplicate up to case
     (tmp_path / "quotes.dat").write_bytes(b"\x00\x00\x00\x02binary index")
     (tmp_path / "off").mkdir()

@@ -3,8 +3,8 @@
 The package installs '%'-separated plain-text files under /usr/share/games/fortunes/ (plus a
 binary ``.dat`` index and a ``.u8`` symlink per file, both skipped, and possibly an ``off/``
 folder of offensive ones, skipped too). Each kept item is one fortune, cleaned: whitespace
-collapsed, attribution lines ("-- Author") removed, non-prose (ASCII art, code, tables)
-dropped, duplicates removed. Most items are one to three sentences.
+collapsed, attribution lines ("-- Author") removed, non-prose (ASCII art, code, tables, IRC
+logs, links) dropped, duplicates removed. Most items are one to three sentences.
 
 The order is fixed by a hash of each text: deterministic for a given package version and
 well mixed across topics, so the first n are a fair sample for any n.
@@ -27,6 +27,7 @@ _SKIP_DIRS = {"off"}  # fortunes-off: offensive quotes
 _SKIP_FILES = {"translate-me"}  # not English
 _ATTRIBUTION = re.compile(r"^\s*--\s*\S")  # "\t\t-- Lazarus Long"
 _MIN_LETTER_SHARE = 0.8  # letters among non-space characters; below that it is not prose
+_CHAT_OR_URL = re.compile(r"<[^<>\s]+>|https?://|www\.")  # IRC logs ("<nick> ..."), links
 
 
 def _fortune_files(root: Path) -> list[Path]:
@@ -46,6 +47,8 @@ def _clean(record: str) -> str | None:
         return None  # overstriking (backspaces), escape sequences, bad bytes: art, not prose
     lines = [ln for ln in record.splitlines() if not _ATTRIBUTION.match(ln)]
     text = " ".join(" ".join(lines).split())
+    if _CHAT_OR_URL.search(text):
+        return None
     chars = text.replace(" ", "")
     if not chars or sum(c.isalpha() for c in chars) < _MIN_LETTER_SHARE * len(chars):
         return None
