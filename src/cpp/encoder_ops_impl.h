@@ -8,6 +8,9 @@
 #include <cstring>
 
 #include "encoder_ops.h"
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 namespace mixq {
 namespace {
@@ -58,6 +61,23 @@ float row_sum(const float* x, int64_t n) {
   return s;
 }
 
+// Largest value of a row. GCC keeps a float max reduction scalar (NaN rules), so AVX-512 builds
+// use intrinsics; the portable loop is for baseline builds.
+float row_max(const float* x, int64_t n) {
+#ifdef __AVX512F__
+  __m512 m = _mm512_set1_ps(-__builtin_inff());
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, k, x + i));  // masked-off lanes keep m
+  }
+  return _mm512_reduce_max_ps(m);
+#else
+  float m = -__builtin_inff();
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+#endif
+}
+
 void layernorm_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gamma, const float* beta,
                     float eps, float* y, int64_t ldy) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -86,14 +106,7 @@ void gelu_impl(int64_t n, float* x) {
 void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
-    float part[kLanes];
-    for (int j = 0; j < kLanes; ++j) part[j] = -__builtin_inff();
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) part[j] = xr[i + j] > part[j] ? xr[i + j] : part[j];
-    for (; i < n; ++i) part[0] = xr[i] > part[0] ? xr[i] : part[0];
-    float mx = part[0];
-    for (int j = 1; j < kLanes; ++j) mx = part[j] > mx ? part[j] : mx;
+    const float mx = row_max(xr, n);
     for (int64_t k = 0; k < n; ++k) xr[k] = exp_poly(xr[k] - mx);
     const float inv = 1.f / row_sum(xr, n);
     for (int64_t k = 0; k < n; ++k) xr[k] *= inv;

@@ -12,7 +12,7 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define MIXQ_VECTOR_EPILOGUE 1
 #include "epilogue_avx512.h"
-#include "row_range_avx512.h"
+#include "dynamic_quant_avx512.h"
 #endif
 
 namespace mixq {
@@ -121,11 +121,15 @@ bool quantize_rows_u8_impl(int64_t M, int64_t K, const float* x, int64_t ldx, ui
     scale[m] = s;
     zp[m] = int32_t(z);
     uint8_t* qrow = q + m * ldq;
+#ifdef MIXQ_VECTOR_EPILOGUE
+    quantize_row_avx512(row, K, inv, z, qrow);
+#else
     for (int64_t j = 0; j < K; ++j) {
       float v = std::nearbyint(row[j] * inv) + z;
       v = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
       qrow[j] = uint8_t(int32_t(v));
     }
+#endif
     for (int64_t j = K; j < ldq; ++j) qrow[j] = 0;
   }
   return true;

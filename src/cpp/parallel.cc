@@ -125,6 +125,8 @@ void set_num_threads(int n) {
   if (g_pool && g_pool->size() != n) g_pool.reset();
 }
 
+bool inside_parallel() { return t_inside_parallel; }
+
 void parallel_for(int64_t n_tasks, const std::function<void(int64_t, int)>& fn) {
   int n_threads = get_num_threads();
   std::unique_lock<std::mutex> lk(g_pool_mu, std::defer_lock);

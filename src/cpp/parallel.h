@@ -14,6 +14,9 @@ void set_num_threads(int n);
 // caller, so the core never runs more threads than asked.
 void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
 
+// True inside a parallel_for task: a nested parallel_for runs serially in this thread.
+bool inside_parallel();
+
 // fn(i0, i1) over [0, n) in chunks of `grain` items (at least 1), in parallel.
 template <typename Fn>
 void parallel_chunks(int64_t n, int64_t grain, Fn fn) {

@@ -90,20 +90,53 @@ def op_cost(op: dict, tensors: list[dict], batch: int, machine: Machine | None) 
         taps = op["kernel"][0] * op["kernel"][1] if kind == "pool" else 1
         flops = float(batch * oh * ow * oc * taps)
     act_bytes = sum(_tensor_bytes(t, batch) for t in tin) + _tensor_bytes(tout, batch)
+    return _priced(op["name"], kind, precision, (ih, iw, ic), (oh, ow, oc), flops, wbytes, act_bytes, machine)
+
+
+def _priced(name, kind, precision, in_shape, out_shape, flops, wbytes, act_bytes, machine) -> OpCost:
+    """An OpCost with its roofline time and bound under `machine` (none without one)."""
     predicted, bound = 0.0, "-"
+    arithmetic = kind in ("conv", "linear", "depthwise", "attention")
     if machine is not None:
         t_mem = (wbytes + act_bytes) / (machine.dram_read_gbs * 1e9)
         t_cmp = flops / machine.compute_roof(precision) if flops else 0.0
         predicted = max(t_mem, t_cmp)
-        if kind in ("conv", "linear", "depthwise"):
+        if arithmetic:
             bound = "compute" if t_cmp >= t_mem else "memory"
-    return OpCost(op["name"], kind, precision if kind in ("conv", "linear", "depthwise") else "",
-                  (ih, iw, ic), (oh, ow, oc), flops, wbytes, act_bytes, predicted, bound)
+    return OpCost(name, kind, precision if arithmetic else "", tuple(in_shape), tuple(out_shape), flops, wbytes,
+                  act_bytes, predicted, bound)
 
 
 def plan_costs(spec: dict, batch: int, machine: Machine | None = None) -> list[OpCost]:
     """Costs of every op of a plan spec (Plan.spec) for a batch of `batch` samples."""
     return [op_cost(op, spec["tensors"], batch, machine) for op in spec["ops"]]
+
+
+def encoder_costs(spec: dict, batch: int, seq: int, machine: Machine | None = None) -> list[OpCost]:
+    """Costs of an encoder plan spec (EncoderPlan.spec) on `batch` sequences of `seq` tokens: each
+    linear layer (int8-activation layers read their input as u8) and each layer's attention
+    matmuls (QK^T and PV; int8 operands when that layer's attention is w8a8). Embeddings,
+    norms and GELU are left out: element-wise, the same at every precision."""
+    hidden, inter, heads = spec["hidden"], spec["intermediate"], spec["heads"]
+    m, prec = batch * seq, spec["precisions"]
+    shapes = {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
+              "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
+              "intermediate.dense": (inter, hidden), "output.dense": (hidden, inter)}
+    costs = []
+    for i in range(spec["layers"]):
+        for local, (n, k) in shapes.items():
+            name = f"encoder.layer.{i}.{local}"
+            p = prec[name]
+            a_in = 1 if parse_precision(p).int8_activations else 4
+            costs.append(_priced(name, "linear", p, (m, k), (m, n), 2.0 * m * n * k, weight_bytes(n, k, p),
+                                 m * k * a_in + m * n * 4, machine))
+        name = f"encoder.layer.{i}.attention.matmul"
+        p = prec[name]
+        a = 1 if p == "w8a8" else 4
+        scores = batch * heads * seq * seq
+        costs.append(_priced(name, "attention", p, (m, 3 * hidden), (m, hidden), 4.0 * scores * (hidden // heads), 0,
+                             3 * m * hidden * a + scores * (4 + a) + m * hidden * 4, machine))
+    return costs
 
 
 def model_totals(costs: list[OpCost]) -> dict:

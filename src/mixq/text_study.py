@@ -1,0 +1,120 @@
+"""Sentence embeddings on real text: how far a quantized encoder plan is from FP32, and the
+per-layer precision search on an encoder (AIQ objective, accuracy = agreement with FP32).
+
+    model, tok = mixq.models.load_minilm()
+    batches = tokenized_batches(tok, mixq.data.sentences(1000))
+    ref = reference_embeddings(model, batches)
+    plan_agreement(mixq.compile_encoder(model, "w8a8"), batches, ref)
+    # {'mean_cosine': 0.99.., 'min_cosine': ..., 'top1_retrieval_agreement': 0.9.., 'n': 1000}
+
+The search's "accuracy" is 100 x the chosen agreement metric (mean cosine, or top-1 retrieval
+agreement) against the FP32 embeddings, so the 1-point drop budget of the AIQ objective means a
+mean cosine >= 0.99.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .roofline import Machine, encoder_costs, model_totals
+from .runtime.encoder import ATTENTION, LINEARS, compile_encoder, layer_prefix
+from .search import EvalCache, Evaluation, Objective, Problem, cached, coordinate_descent, greedy
+from .text_eval import embedding_agreement
+
+METRICS = ("cosine", "retrieval")
+
+
+def tokenized_batches(tokenizer, texts, batch_size: int = 64, max_length: int = 128) -> list[tuple]:
+    """(input_ids, attention_mask) batches, each padded to its longest sentence. Sentences are
+    sorted by length first (less padding); the order is restored by the embedding helpers."""
+    texts = list(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batches = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        enc = tokenizer([texts[i] for i in idx], max_length=max_length)
+        batches.append((np.asarray(idx), enc["input_ids"], enc["attention_mask"]))
+    return batches
+
+
+def _gather(batches, embed) -> np.ndarray:
+    n = sum(len(b[0]) for b in batches)
+    out = None
+    for idx, ids, mask in batches:
+        e = np.asarray(embed(ids, mask), dtype=np.float32)
+        out = np.empty((n, e.shape[1]), np.float32) if out is None else out
+        out[idx] = e
+    return out
+
+
+def reference_embeddings(model, batches) -> np.ndarray:
+    """FP32 sentence embeddings of the torch model, in the texts' order."""
+    import torch
+
+    with torch.no_grad():
+        return _gather(batches, lambda ids, mask: model.embed(torch.from_numpy(ids), torch.from_numpy(mask)).numpy())
+
+
+def plan_embeddings(plan, batches) -> np.ndarray:
+    return _gather(batches, plan.embed)
+
+
+def plan_agreement(plan, batches, reference: np.ndarray) -> dict:
+    return embedding_agreement(reference, plan_embeddings(plan, batches))
+
+
+def _score(agreement: dict, metric: str) -> float:
+    return 100.0 * agreement["mean_cosine" if metric == "cosine" else "top1_retrieval_agreement"]
+
+
+def encoder_layers(n_layers: int, attention: bool = True) -> list[str]:
+    """Names the encoder search sets: every linear layer, and each layer's attention matmuls."""
+    names = []
+    for i in range(n_layers):
+        p = layer_prefix(i)
+        names += [f"{p}.{n}" for n in LINEARS[:3]]
+        names += [f"{p}.{ATTENTION}"] if attention else []
+        names += [f"{p}.{n}" for n in LINEARS[3:]]
+    return names
+
+
+def search_encoder(model, batches, reference: np.ndarray | None = None, *, candidates=("fp32", "w8a8", "w4a8-g128"),
+                   metric: str = "cosine", algorithm: str = "coordinate", objective: str = "aiq", lam: float = 0.5,
+                   max_drop: float | None = 1.0, attention: bool = True, machine: Machine | None = None,
+                   seq: int = 128, cache_path=None, progress: bool = True):
+    """Search per-layer precisions of a BERT-style encoder (mixq.search's algorithms on the
+    encoder's layers). Accuracy: 100 x `metric` agreement with the FP32 `reference` embeddings
+    of `batches` (computed if not given). AI and roofline latency are those of `seq`-token
+    sequences at batch 1. Attention matmuls take fp32 or w8a8 only. The word embeddings follow
+    the config default (fp32 here). Returns the algorithm's SearchResult; `best` is a layer ->
+    precision map for compile_encoder(model, {"default": "fp32", "layers": best})."""
+    from .planner import model_digest
+
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    candidates = tuple(candidates)
+    if reference is None:
+        reference = reference_embeddings(model, batches)
+    layers = encoder_layers(len(model.encoder.layer), attention)
+    attention_ok = [c for c in candidates if c in ("fp32", "w8a8")]
+    allowed = {n: attention_ok for n in layers if n.endswith(ATTENTION)}
+
+    def evaluate(config: dict) -> Evaluation:
+        plan = compile_encoder(model, {"default": "fp32", "layers": config})
+        totals = model_totals(encoder_costs(plan.spec, 1, seq, machine))
+        return Evaluation(accuracy=_score(plan_agreement(plan, batches, reference), metric), ai=float(totals["ai"]),
+                          latency_s=float(totals["predicted_s"]))
+
+    if cache_path is not None:
+        data = hashlib.sha256(b"".join(b[1].tobytes() + b[2].tobytes() for b in batches)).hexdigest()[:16]
+        ns = model_digest(model, json.dumps([list(candidates), metric, seq, attention, data]))
+        evaluate = cached(evaluate, EvalCache(cache_path, ns))
+    problem = Problem(layers=layers, candidates=list(candidates), evaluate=evaluate, allowed=allowed)
+    ref = problem.evaluate(problem.reference_config())
+    obj = Objective(lam=lam, acc0=ref.accuracy, ai0=ref.ai, max_drop=max_drop, kind=objective, lat0=ref.latency_s)
+    run = {"greedy": greedy, "coordinate": coordinate_descent}.get(algorithm)
+    if run is None:
+        raise ValueError(f"algorithm must be 'greedy' or 'coordinate', got {algorithm!r}")
+    return run(problem, obj, progress=progress)
