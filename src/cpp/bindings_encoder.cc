@@ -73,7 +73,8 @@ std::pair<nb::ndarray<nb::numpy, float>, std::vector<double>> run_encoder(Encode
 void bind_encoder(nb::module_& m) {
   nb::class_<EncoderLinear>(m, "EncoderLinear")
       .def("__init__",
-           [](EncoderLinear* l, const PackedWeight& w, const std::string& mode, std::optional<In<float, 1>> bias) {
+           [](EncoderLinear* l, const PackedWeight& w, const std::string& mode, std::optional<In<float, 1>> bias,
+              std::optional<In<float, 1>> smooth) {
              new (l) EncoderLinear();
              l->mode = linear_mode(mode);
              if (l->mode == EncoderLinear::Mode::weight_only && !w.low_bit())
@@ -85,8 +86,15 @@ void bind_encoder(nb::module_& m) {
                throw std::invalid_argument("float linears need fp32 or bf16 weights");
              l->w = copy_packed(w);
              if (bias) l->bias = vec(*bias);
+             if (smooth) {
+               if (l->mode != EncoderLinear::Mode::dynamic_int8)
+                 throw std::invalid_argument("smoothing factors apply to dynamic_int8 linears only");
+               if (int64_t(smooth->shape(0)) != w.K)
+                 throw std::invalid_argument("smoothing factors must have one value per input channel");
+               l->smooth = vec(*smooth);
+             }
            },
-           "weight"_a, "mode"_a, "bias"_a.none());
+           "weight"_a, "mode"_a, "bias"_a.none(), "smooth"_a.none() = nb::none());
 
   nb::class_<Encoder>(m, "Encoder")
       .def(nb::init<int64_t, int64_t, float>(), "hidden"_a, "heads"_a, "eps"_a)
@@ -120,7 +128,7 @@ void bind_encoder(nb::module_& m) {
              EncoderLayer l;
              auto copy = [](const EncoderLinear& s) {
                EncoderLinear d;
-               d.mode = s.mode, d.w = copy_packed(s.w), d.bias = s.bias;
+               d.mode = s.mode, d.w = copy_packed(s.w), d.bias = s.bias, d.smooth = s.smooth;
                return d;
              };
              for (const EncoderLinear* p : qkv) l.qkv.push_back(copy(*p));

@@ -53,6 +53,18 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual) const {
+  if (!smooth.empty()) {
+    thread_local AlignedBuffer t_smoothed;
+    const int64_t K = w.K;
+    t_smoothed.resize(size_t(M * K) * sizeof(float));
+    float* xs = t_smoothed.as<float>();
+    const float* f = smooth.data();
+    parallel_chunks(M, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t k = 0; k < K; ++k) xs[r * K + k] = x[r * ldx + k] * f[k];
+    });
+    x = xs, ldx = K;
+  }
   Epilogue e;
   e.type = OutType::f32;
   e.out = y, e.ldo = ldy;

@@ -19,6 +19,9 @@ struct EncoderLinear {
   Mode mode = Mode::float_weights;
   PackedWeight w;
   std::vector<float> bias;
+  // Per input channel multipliers applied to x before dynamic quantization (SmoothQuant: the
+  // weights were packed multiplied by their inverse), or empty.
+  std::vector<float> smooth;
   // residual: rows of N floats with stride ldy, added before the output is written.
   void run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr) const;
 };

@@ -57,3 +57,48 @@ def capture_encoder(model) -> tuple[dict, dict[str, np.ndarray]]:
                 max_positions=int(params["embeddings.position_embeddings.weight"].shape[0]),
                 model=type(model).__name__)
     return spec, params
+
+
+def _batch_arrays(batch):
+    """(input_ids, attention_mask) of a calibration batch: a dict with those keys, an (ids, mask)
+    pair, or an (index, ids, mask) triple as mixq.text_study.tokenized_batches makes."""
+    if isinstance(batch, dict):
+        return batch["input_ids"], batch.get("attention_mask")
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        return batch[-2], batch[-1]
+    raise TypeError("a calibration batch is a dict with input_ids/attention_mask, (ids, mask) or (index, ids, mask)")
+
+
+def input_ranges(model, calibration) -> dict[str, np.ndarray]:
+    """Per-input-channel max |x| of every linear layer's input over the calibration batches
+    (real tokens only): what SmoothQuant's per-channel factors are made of."""
+    import torch
+
+    ranges: dict[str, torch.Tensor] = {}
+    current_mask: list = [None]
+
+    def hook(name):
+        def record(_module, inputs):
+            x = inputs[0].detach()
+            m = current_mask[0]
+            rows = x.reshape(-1, x.shape[-1]) if m is None else x[m.bool()]
+            amax = rows.abs().amax(0) if len(rows) else torch.zeros(x.shape[-1])
+            ranges[name] = amax if name not in ranges else torch.maximum(ranges[name], amax)
+        return record
+
+    handles = [mod.register_forward_pre_hook(hook(name)) for name, mod in model.named_modules()
+               if isinstance(mod, torch.nn.Linear)]
+    try:
+        with torch.no_grad():
+            for batch in calibration:
+                ids, mask = _batch_arrays(batch)
+                ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+                mask = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.int64))
+                current_mask[0] = mask
+                model(ids, mask)
+    finally:
+        for h in handles:
+            h.remove()
+    if not ranges:
+        raise ValueError("calibration gave no batches")
+    return {k: v.to(torch.float32).numpy() for k, v in ranges.items()}

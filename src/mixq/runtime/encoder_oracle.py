@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..quant import fake_quant, fake_quant_weight
-from .encoder import ATTENTION, LINEARS, WORD_EMBEDDINGS, layer_prefix
+from .encoder import ATTENTION, LINEARS, WORD_EMBEDDINGS, layer_prefix, smoothed_weight
 from .oracle import _weight_as_run
 
 
@@ -35,8 +35,9 @@ def _per_row_s8(x: np.ndarray) -> np.ndarray:
 
 
 def simulate_encoder(spec: dict, params: dict[str, np.ndarray], input_ids, attention_mask=None,
-                     token_type_ids=None) -> np.ndarray:
-    """Last hidden state [B, S, H] (float64) of the lowered encoder `spec` on float `params`."""
+                     token_type_ids=None, stored: dict | None = None) -> np.ndarray:
+    """Last hidden state [B, S, H] (float64) of the lowered encoder `spec` on float `params`;
+    `stored` (EncoderPlan.stored) brings the smoothing factors of a calibrated plan."""
     import torch
     import torch.nn.functional as F
 
@@ -56,11 +57,22 @@ def simulate_encoder(spec: dict, params: dict[str, np.ndarray], input_ids, atten
         T(params["embeddings.token_type_embeddings.weight"][types])
     x = F.layer_norm(x, (H,), T(params["embeddings.LayerNorm.weight"]), T(params["embeddings.LayerNorm.bias"]), eps)
 
+    def smooth_of(name):  # the smoothing factors of a calibrated plan's linear (q, k, v may share one GEMM)
+        if not stored:
+            return None
+        i, local = int(name.split(".")[2]), name.split(".", 3)[3]
+        fused = local in LINEARS[:3] and spec["fused_qkv"][i]
+        return stored.get(f"{layer_prefix(i)}.attention.self.qkv.smooth" if fused else f"{name}.smooth")
+
     def linear(name, v):
         p = prec[name]
+        smooth = smooth_of(name)
         if p.split("-")[0].endswith("a8"):
-            v = T(_per_row_u8(v.numpy())).reshape(v.shape)
-        w = T(_weight_as_run(params[f"{name}.weight"], p))
+            x = v.numpy().astype(np.float32)
+            if smooth is not None:
+                x = (x * smooth).astype(np.float32)
+            v = T(_per_row_u8(x)).reshape(v.shape)
+        w = T(_weight_as_run(smoothed_weight(params[f"{name}.weight"], smooth), p))
         return v @ w.T + T(params[f"{name}.bias"])
 
     mask_add = T(np.where(mask == 0, np.finfo(np.float32).min, 0.0))
