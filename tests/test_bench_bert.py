@@ -22,7 +22,6 @@ from mixq.models import BertConfig, BertModel  # noqa: E402
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 import bert  # noqa: E402
-import common  # noqa: E402
 
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 # vocabulary of MiniLM's tokenizer, so the benchmark's real-text inputs fit the tiny model too
