@@ -20,8 +20,10 @@ Impls (one process, same inputs, same thread count; medians after warm-up):
                   the VNNI u8s8 kernels), per tensor (per_channel=False); it also stores the
                   embedding tables (Gather) in int8
   mixq-fp32, mixq-w8a8, mixq-w4a8-g128
-                  mixq.compile_encoder(model, config).run(input_ids, attention_mask); rows are
-                  skipped with "mixq encoder not available" while that API is missing
+                  mixq.compile_encoder(model, config, calibration=...).run(input_ids,
+                  attention_mask); calibration = 2 batches of 8 other texts (not the timed ones;
+                  passed only if compile_encoder takes it); rows are skipped with "mixq encoder
+                  not available" while that API is missing
 
 Every output is compared with torch-fp32 on the timed input before it is timed. "max rel err" =
 the worst token's ||h - h_torch|| / ||h_torch|| over the last hidden state; "emb cos" = the
@@ -37,6 +39,7 @@ Run:  python bench/bert.py [--quick] [--json PATH] [--threads N] [--repeats R]
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import tempfile
@@ -54,6 +57,7 @@ QUICK_LAYERS = 4
 PEER_IMPLS = ["torch-fp32", "torch-dynint8", "ort-fp32", "ort-int8"]
 MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a8-g128"}
 IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
+CALIBRATION = (2, 8)  # batches, rows per batch: mixq's SmoothQuant input ranges
 ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # max rel err above which a row is marked "!"
 INPUT_NAMES, OUTPUT_NAME = ("input_ids", "attention_mask"), "last_hidden_state"
 
@@ -233,8 +237,8 @@ class OrtEncoder:
 class MixqEncoders:
     """One EncoderPlan per config, compiled on first use and run for every batch size."""
 
-    def __init__(self, mixq, model, unavailable: str | None = None):
-        self.mixq, self.model = mixq, model
+    def __init__(self, mixq, model, calibration=None, unavailable: str | None = None):
+        self.mixq, self.model, self.calibration = mixq, model, calibration
         self.plans: dict[str, tuple] = {}
         self.unavailable = unavailable or (None if mixq is not None else "mixq is not importable")
 
@@ -242,9 +246,12 @@ class MixqEncoders:
         compile_fn = getattr(self.mixq, "compile_encoder", None)
         if compile_fn is None:
             raise MixqUnavailable("mixq.compile_encoder does not exist", permanent=True)
+        kw = {}
+        if self.calibration and "calibration" in inspect.signature(compile_fn).parameters:
+            kw["calibration"] = self.calibration
         try:
             # compile_encoder only reads the parameters: no copy of the peers' model needed
-            plan = compile_fn(self.model, config)
+            plan = compile_fn(self.model, config, **kw)
         except NotImplementedError as e:
             raise MixqUnavailable(f"mixq.compile_encoder(config={config!r}) raised "
                                   f"NotImplementedError: {e}") from None
@@ -283,6 +290,7 @@ def run_model(name, model, description, args, p, results, info, state, batches=N
     t_model = time.perf_counter()
     src = TokenSource(cfg.vocab_size, seed=0)
     inputs = {bs: src.take(bs, seq) for bs in batches}
+    calibration = [src.take(CALIBRATION[1], seq) for _ in range(CALIBRATION[0])]
     fp32_bytes = 4 * sum(q.numel() for q in model.parameters())
     log(f"{label}: {description}; {fp32_bytes / 1e6:.1f} MB fp32 weights; inputs: {src.kind}")
 
@@ -299,7 +307,7 @@ def run_model(name, model, description, args, p, results, info, state, batches=N
         i8, f32 = t.pop("INT8", 0), t.pop("FLOAT", 0)
         log(f"  ort-int8 initializers: int8 {i8 / 1e6:.1f} MB, float {f32 / 1e6:.1f} MB, "
             f"other {sum(t.values()) / 1e6:.2f} MB")
-    mixq = MixqEncoders(p["mixq"], model, state.get("gone"))
+    mixq = MixqEncoders(p["mixq"], model, calibration, state.get("gone"))
     for impl in MIXQ_CONFIGS:
         r = mixq.runner(impl)
         if r is not None:

@@ -99,11 +99,13 @@ def test_mixq_guard(capsys):
 
 
 def _fake_compile_encoder(calls):
-    """compile_encoder stand-in with the API's contract: (torch encoder, config name) -> plan
-    with .run(input_ids, attention_mask) -> numpy last hidden state and .weight_bytes."""
-    def compile_encoder(model, config):
+    """compile_encoder stand-in with the API's contract: (torch encoder, config name, calibration
+    batches) -> plan with .run(input_ids, attention_mask) -> numpy last hidden state and
+    .weight_bytes."""
+    def compile_encoder(model, config, calibration=None):
         assert isinstance(model, BertModel) and not model.training
         assert config in ("fp32", "w8a8", "w4a8-g128")
+        assert len(calibration) == 2 and all(b["input_ids"].shape == (8, 128) for b in calibration)
         calls.append(config)
 
         class Plan:
@@ -154,3 +156,18 @@ def test_ort_missing_is_reported_not_fatal(tmp_path):
     feed = {"input_ids": np.zeros((1, 4), np.int64), "attention_mask": np.ones((1, 4), np.int64)}
     ort = bert.OrtEncoder(tiny_model(), feed, 2, str(tmp_path), {"onnxruntime": None, "onnx": None})
     assert ort.runners == {} and set(ort.skipped) == {"ort-fp32", "ort-int8"}
+
+
+def test_calibration_only_passed_where_accepted():
+    seen = []
+
+    class OldApi:
+        @staticmethod
+        def compile_encoder(model, config):  # the first API: no calibration parameter
+            seen.append(config)
+            return type("Plan", (), {"weight_bytes": 1, "run": staticmethod(lambda ids, mask: ids)})()
+
+    feed = {"input_ids": np.zeros((1, 4), np.int64), "attention_mask": np.ones((1, 4), np.int64)}
+    enc = bert.MixqEncoders(OldApi(), tiny_model(), calibration=[feed])
+    run, nbytes = enc.runner("mixq-w8a8")
+    assert seen == ["w8a8"] and nbytes == 1 and run(feed) is feed["input_ids"]
