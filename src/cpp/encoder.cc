@@ -38,14 +38,34 @@ T* carve(uint8_t*& p, int64_t n) {  // consecutive 64-byte aligned slices of one
   return out;
 }
 
-// Rows of keys (or values transposed) as a weight matrix for one head's attention GEMM. int8:
-// symmetric per row with a dynamic scale, times `scale` (the 1/sqrt(d) of the scores).
-PackedWeight pack_rows(const float* rows, int64_t N, int64_t K, bool int8, float scale, std::vector<int8_t>& codes,
-                       std::vector<float>& scales) {
-  if (!int8) return pack_f32(rows, N, K);
-  codes.resize(size_t(N * K)), scales.resize(size_t(N));
-  encoder_ops().quantize_rows_s8(N, K, rows, K, scale, codes.data(), K, scales.data());
-  return pack_s8(codes.data(), N, K, scales.data(), nullptr);
+// One head's keys [L, d] (rows of stride ld) as the weights of the scores GEMM, times `scale`
+// (the 1/sqrt(d) of the scores): int8 symmetric per key, or fp32.
+PackedWeight pack_keys(const float* k, int64_t L, int64_t d, int64_t ld, bool int8, float scale,
+                       std::vector<int8_t>& codes, std::vector<float>& scales, std::vector<float>& rows) {
+  if (int8) {
+    codes.resize(size_t(L * d)), scales.resize(size_t(L));
+    encoder_ops().quantize_rows_s8(L, d, k, ld, scale, codes.data(), d, scales.data());
+    return pack_s8(codes.data(), L, d, scales.data(), nullptr);
+  }
+  rows.resize(size_t(L * d));
+  for (int64_t j = 0; j < L; ++j)
+    for (int64_t c = 0; c < d; ++c) rows[size_t(j * d + c)] = k[j * ld + c] * scale;
+  return pack_f32(rows.data(), L, d);
+}
+
+// One head's values [L, d] as the weights of the context GEMM: [d, L], int8 symmetric per
+// channel, or fp32.
+PackedWeight pack_values(const float* v, int64_t L, int64_t d, int64_t ld, bool int8, std::vector<int8_t>& codes,
+                         std::vector<float>& scales, std::vector<float>& rows) {
+  if (int8) {
+    codes.resize(size_t(d * L)), scales.resize(size_t(d));
+    encoder_ops().quantize_cols_s8(L, d, v, ld, scales.data(), codes.data(), L);
+    return pack_s8(codes.data(), d, L, scales.data(), nullptr);
+  }
+  rows.resize(size_t(d * L));
+  for (int64_t j = 0; j < L; ++j)
+    for (int64_t c = 0; c < d; ++c) rows[size_t(c * L + j)] = v[j * ld + c];
+  return pack_f32(rows.data(), d, L);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -175,17 +195,11 @@ void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float
     const float* q = qkv + b * S * ld + h * d;
     const float* k = q + H;
     const float* v = q + 2 * H;
-    thread_local std::vector<float> keys, values_t, scores;
+    thread_local std::vector<float> scores, rows, code_scales;
     thread_local std::vector<int8_t> codes;
-    thread_local std::vector<float> code_scales;
-    keys.resize(size_t(L * d)), values_t.resize(size_t(d * L)), scores.resize(size_t(S * L));
-    for (int64_t j = 0; j < L; ++j)
-      for (int64_t c = 0; c < d; ++c) {
-        keys[size_t(j * d + c)] = int8 ? k[j * ld + c] : k[j * ld + c] * scale;  // int8: scale in the pack
-        values_t[size_t(c * L + j)] = v[j * ld + c];
-      }
+    scores.resize(size_t(S * L));
     // scores = (q k^T) / sqrt(d) + mask (the mask is a bias per key column), then softmax per query.
-    const PackedWeight wk = pack_rows(keys.data(), L, d, int8, scale, codes, code_scales);
+    const PackedWeight wk = pack_keys(k, L, d, ld, int8, scale, codes, code_scales, rows);
     Epilogue e;
     e.type = OutType::f32;
     e.out = scores.data(), e.ldo = L;
@@ -194,7 +208,7 @@ void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float
     else gemm_float(wk, q, S, ld, e);
     ops.softmax(S, L, scores.data(), L);
     // context = P v, written into this head's columns of the context rows.
-    const PackedWeight wv = pack_rows(values_t.data(), d, L, int8, 1.f, codes, code_scales);
+    const PackedWeight wv = pack_values(v, L, d, ld, int8, codes, code_scales, rows);
     Epilogue o;
     o.type = OutType::f32;
     o.out = ctx + b * S * H + h * d, o.ldo = H;

@@ -19,6 +19,10 @@ struct EncoderOps {
   // nearest even; the stored scale is multiplied by scale_mult.
   void (*quantize_rows_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, float scale_mult, int8_t* q,
                            int64_t ldq, float* scale);
+  // The same per column of a [rows, n] matrix, written transposed: q[c * ldq + r] is the code of
+  // x[r, c] and scale[c] its column's scale (attention values: one scale per channel).
+  void (*quantize_cols_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, float* scale, int8_t* q,
+                           int64_t ldq);
 };
 
 // The ops of the active ISA level (mixq.set_isa / MIXQ_ISA).

@@ -18,9 +18,11 @@ namespace {
 constexpr int kLanes = 16;
 
 // e^x: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor polynomial (relative error
-// < 2e-7), 2^n added to the exponent bits. Inputs below -87 give ~1e-38 instead of 0.
+// < 2e-7), 2^n added to the exponent bits. Below -86 the result is 0: denormal results (and the
+// slow arithmetic on them in the sums that follow) never appear.
 inline float exp_poly(float x) {
-  x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+  const bool tiny = x < -86.f;
+  x = x < -86.f ? -86.f : (x > 88.f ? 88.f : x);
   const float n = std::nearbyint(x * 1.44269504f);
   const float r = x - n * 0.693145752f - n * 1.42860677e-6f;  // ln2 split in two: r stays exact
   float p = 1.f / 720.f;
@@ -34,7 +36,7 @@ inline float exp_poly(float x) {
   std::memcpy(&bits, &p, 4);
   bits += int32_t(n) * (1 << 23);
   std::memcpy(&p, &bits, 4);
-  return p;
+  return tiny ? 0.f : p;
 }
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), odd symmetry restored.
@@ -145,11 +147,44 @@ void quantize_rows_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx,
   }
 }
 
+void quantize_cols_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, float* scale, int8_t* q,
+                           int64_t ldq) {
+  constexpr int64_t kBlock = 256;  // columns at a time (a head is 32-128 wide)
+  uint32_t top[kBlock];
+  float inv[kBlock];
+  for (int64_t c0 = 0; c0 < n; c0 += kBlock) {
+    const int64_t cn = n - c0 < kBlock ? n - c0 : kBlock;
+    // Column max |x| on the bit patterns (see quantize_rows_s8_impl), row after row: the inner
+    // loop runs along a row and vectorizes.
+    for (int64_t c = 0; c < cn; ++c) top[c] = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * ldx + c0;
+      for (int64_t c = 0; c < cn; ++c) {
+        uint32_t b;
+        std::memcpy(&b, xr + c, 4);
+        b &= 0x7fffffffu;
+        top[c] = b > top[c] ? b : top[c];
+      }
+    }
+    for (int64_t c = 0; c < cn; ++c) {
+      float amax;
+      std::memcpy(&amax, top + c, 4);
+      const float s = amax > 0.f ? amax / 127.f : 1.f;
+      inv[c] = 1.f / s;
+      scale[c0 + c] = s;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cn; ++c)
+        q[(c0 + c) * ldq + r] = int8_t(int32_t(std::nearbyint(x[r * ldx + c0 + c] * inv[c])));
+  }
+}
+
 }  // namespace
 }  // namespace mixq
 
 #define MIXQ_DEFINE_ENCODER_OPS(symbol, label) \
   namespace mixq {                              \
   extern const EncoderOps symbol;               \
-  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl, quantize_rows_s8_impl}; \
+  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl, quantize_rows_s8_impl, \
+                             quantize_cols_s8_impl}; \
   }

@@ -30,10 +30,11 @@ Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b) {
   // Rows per block: the A rows of a block (mc x K) and the accumulator tile stay in L2.
   int64_t mc = std::max<int64_t>(mr, (96 / mr) * mr);
   int64_t nc = 256;
-  const int threads = get_num_threads();
-  // Split N finer until there are enough tasks for an even finish across threads.
+  // Split N finer until there are enough tasks for an even finish across threads (not for a
+  // nested call: it runs serially, and narrow chunks only cost kernel width).
+  const int threads = inside_parallel() ? 1 : get_num_threads();
   int64_t m_blocks = (M + mc - 1) / mc;
-  while (nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < 16 * threads) nc /= 2;
+  while (threads > 1 && nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < 16 * threads) nc /= 2;
   return {mc, nc, kc};
 }
 
