@@ -38,34 +38,47 @@ T* carve(uint8_t*& p, int64_t n) {  // consecutive 64-byte aligned slices of one
   return out;
 }
 
+// Shapes `pw` as int8 x32c4 weights [N, K] with zeroed panels, reusing its buffers.
+void shape_s8(PackedWeight& pw, int64_t N, int64_t K) {
+  pw.format = WeightFormat::s8_x32c4;
+  pw.N = N, pw.K = K;
+  pw.zero_point.clear();
+  pw.data.resize(pw.expected_data_bytes());
+  std::memset(pw.data.as<uint8_t>(), 0, pw.data.size());
+  pw.scale.resize(size_t(N));
+  pw.colsum.assign(size_t(pw.n_pad()), 0);
+}
+
 // One head's keys [L, d] (rows of stride ld) as the weights of the scores GEMM, times `scale`
 // (the 1/sqrt(d) of the scores): int8 symmetric per key, or fp32.
-PackedWeight pack_keys(const float* k, int64_t L, int64_t d, int64_t ld, bool int8, float scale,
-                       std::vector<int8_t>& codes, std::vector<float>& scales, std::vector<float>& rows) {
+void pack_keys(const float* k, int64_t L, int64_t d, int64_t ld, bool int8, float scale, PackedWeight& pw,
+               std::vector<float>& rows) {
   if (int8) {
-    codes.resize(size_t(L * d)), scales.resize(size_t(L));
-    encoder_ops().quantize_rows_s8(L, d, k, ld, scale, codes.data(), d, scales.data());
-    return pack_s8(codes.data(), L, d, scales.data(), nullptr);
+    shape_s8(pw, L, d);
+    encoder_ops().pack_keys_s8(L, d, k, ld, scale, pw.data.as<int8_t>(), pw.panel_bytes(), pw.scale.data(),
+                               pw.colsum.data());
+    return;
   }
   rows.resize(size_t(L * d));
   for (int64_t j = 0; j < L; ++j)
     for (int64_t c = 0; c < d; ++c) rows[size_t(j * d + c)] = k[j * ld + c] * scale;
-  return pack_f32(rows.data(), L, d);
+  pw = pack_f32(rows.data(), L, d);
 }
 
 // One head's values [L, d] as the weights of the context GEMM: [d, L], int8 symmetric per
 // channel, or fp32.
-PackedWeight pack_values(const float* v, int64_t L, int64_t d, int64_t ld, bool int8, std::vector<int8_t>& codes,
-                         std::vector<float>& scales, std::vector<float>& rows) {
+void pack_values(const float* v, int64_t L, int64_t d, int64_t ld, bool int8, PackedWeight& pw,
+                 std::vector<float>& rows) {
   if (int8) {
-    codes.resize(size_t(d * L)), scales.resize(size_t(d));
-    encoder_ops().quantize_cols_s8(L, d, v, ld, scales.data(), codes.data(), L);
-    return pack_s8(codes.data(), d, L, scales.data(), nullptr);
+    shape_s8(pw, d, L);
+    encoder_ops().pack_values_s8(L, d, v, ld, pw.data.as<int8_t>(), pw.panel_bytes(), pw.scale.data(),
+                                 pw.colsum.data());
+    return;
   }
   rows.resize(size_t(d * L));
   for (int64_t j = 0; j < L; ++j)
     for (int64_t c = 0; c < d; ++c) rows[size_t(c * L + j)] = v[j * ld + c];
-  return pack_f32(rows.data(), d, L);
+  pw = pack_f32(rows.data(), d, L);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -195,25 +208,36 @@ void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float
     const float* q = qkv + b * S * ld + h * d;
     const float* k = q + H;
     const float* v = q + 2 * H;
-    thread_local std::vector<float> scores, rows, code_scales;
-    thread_local std::vector<int8_t> codes;
+    thread_local std::vector<float> scores, rows, prob_scales;
+    thread_local std::vector<uint8_t> probs;
+    thread_local PackedWeight wk, wv;  // buffers reused from head to head
     scores.resize(size_t(S * L));
     // scores = (q k^T) / sqrt(d) + mask (the mask is a bias per key column), then softmax per query.
-    const PackedWeight wk = pack_keys(k, L, d, ld, int8, scale, codes, code_scales, rows);
+    pack_keys(k, L, d, ld, int8, scale, wk, rows);
     Epilogue e;
     e.type = OutType::f32;
     e.out = scores.data(), e.ldo = L;
     e.bias = mask_add + b * S;
     if (int8) gemm_dynamic_s8(wk, q, S, ld, e);
     else gemm_float(wk, q, S, ld, e);
-    ops.softmax(S, L, scores.data(), L);
-    // context = P v, written into this head's columns of the context rows.
-    const PackedWeight wv = pack_values(v, L, d, ld, int8, codes, code_scales, rows);
+    // context = P v, written into this head's columns of the context rows. int8: the softmax
+    // writes P as u8 codes with a scale per query row, straight into the GEMM's input.
+    pack_values(v, L, d, ld, int8, wv, rows);
     Epilogue o;
     o.type = OutType::f32;
     o.out = ctx + b * S * H + h * d, o.ldo = H;
-    if (int8) gemm_dynamic_s8(wv, scores.data(), S, L, o);
-    else gemm_float(wv, scores.data(), S, L, o);
+    if (int8) {
+      const int64_t ldp = wv.padded_k();
+      probs.resize(size_t(S * ldp)), prob_scales.resize(size_t(S));
+      ops.softmax_u8(S, L, scores.data(), L, probs.data(), ldp, prob_scales.data());
+      QuantizedRows a;
+      a.data = probs.data(), a.M = S, a.lda = ldp, a.padded = true;
+      a.scale = prob_scales.data(), a.scale_stride = 1;
+      gemm_s8(wv, a, o);
+    } else {
+      ops.softmax(S, L, scores.data(), L);
+      gemm_float(wv, scores.data(), S, L, o);
+    }
   });
 }
 

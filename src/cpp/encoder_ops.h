@@ -15,14 +15,18 @@ struct EncoderOps {
   void (*gelu)(int64_t n, float* x);
   // Each of `rows` rows of n values (stride ld) becomes softmax(row), in place.
   void (*softmax)(int64_t rows, int64_t n, float* x, int64_t ld);
-  // Symmetric int8 per row: scale[r] = max|x[r]| / 127 (1 for an all-zero row), codes rounded to
-  // nearest even; the stored scale is multiplied by scale_mult.
-  void (*quantize_rows_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, float scale_mult, int8_t* q,
-                           int64_t ldq, float* scale);
-  // The same per column of a [rows, n] matrix, written transposed: q[c * ldq + r] is the code of
-  // x[r, c] and scale[c] its column's scale (attention values: one scale per channel).
-  void (*quantize_cols_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, float* scale, int8_t* q,
-                           int64_t ldq);
+  // softmax of each row as uint8 codes with one scale per row, no float probabilities written:
+  // q = round(255 * exp(x - max)) (the largest code is 255), scale = 1 / (255 * sum exp(x - max)),
+  // so q * scale = softmax(x) up to rounding. Codes after n up to ldq are zeroed; x is overwritten.
+  void (*softmax_u8)(int64_t rows, int64_t n, float* x, int64_t ldx, uint8_t* q, int64_t ldq, float* scale);
+  // An attention head as int8 weights in the GEMM's x32c4 panel layout (panels of 32 weight rows,
+  // panel_bytes apart; `panels` zeroed by the caller, padding stays 0), with per weight-row scales
+  // and code sums. Keys: weight row j = x[j, :] (symmetric per key, scale times scale_mult).
+  // Values: weight row c = x[:, c] (symmetric per channel), so no transposed copy is needed.
+  void (*pack_keys_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, float scale_mult, int8_t* panels,
+                       int64_t panel_bytes, float* scale, int32_t* colsum);
+  void (*pack_values_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, int8_t* panels, int64_t panel_bytes,
+                         float* scale, int32_t* colsum);
 };
 
 // The ops of the active ISA level (mixq.set_isa / MIXQ_ISA).

@@ -39,18 +39,49 @@ inline float exp_poly(float x) {
   return tiny ? 0.f : p;
 }
 
-// erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), odd symmetry restored.
+// erf by Abramowitz & Stegun 7.1.28, erf(a) = 1 - (1 + a1 a + ... + a6 a^6)^-16 for a >= 0
+// (absolute error <= 3e-7), odd symmetry restored: a polynomial, four squarings and one division,
+// about half the work of an exp-based formula. Large |x| overflows the power to inf: erf = +-1.
 inline float erf_poly(float x) {
   const float a = std::fabs(x);
-  const float t = 1.f / (1.f + 0.3275911f * a);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
-  p = p * t + 1.421413741f;
-  p = p * t - 0.284496736f;
-  p = p * t + 0.254829592f;
-  const float y = 1.f - p * t * exp_poly(-a * a);
-  return std::copysign(y, x);
+  float p = 0.0000430638f;
+  p = p * a + 0.0002765672f;
+  p = p * a + 0.0001520143f;
+  p = p * a + 0.0092705272f;
+  p = p * a + 0.0422820123f;
+  p = p * a + 0.0705230784f;
+  p = p * a + 1.f;
+  p *= p;  // ^2
+  p *= p;  // ^4
+  p *= p;  // ^8
+  p *= p;  // ^16
+  return std::copysign(1.f - 1.f / p, x);
 }
+
+#ifdef __AVX512F__
+inline __mmask16 lanes(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
+
+// 16 floats times inv, rounded half to even, as int32.
+inline __m512i codes16(__m512 v, __m512 inv) {
+  return _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+// exp_poly on 16 lanes: the same range reduction and polynomial, 2^n by vscalefps.
+inline __m512 exp16(__m512 x) {
+  const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-86.f), _CMP_LT_OQ);
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-86.f)), _mm512_set1_ps(88.f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x));
+  __m512 p = _mm512_set1_ps(1.f / 720.f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_maskz_scalef_ps(_knot_mask16(tiny), p, n);
+}
+#endif
 
 float row_sum(const float* x, int64_t n) {
   float part[kLanes] = {};
@@ -105,78 +136,153 @@ void gelu_impl(int64_t n, float* x) {
   for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + erf_poly(x[i] * 0.70710678f));
 }
 
-void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
+// Each row: x = exp(x - max(row)) in place, the row sum of the results in sums[r].
+void exp_rows(int64_t rows, int64_t n, float* x, int64_t ld, float* sums) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
     const float mx = row_max(xr, n);
+#ifdef __AVX512F__
+    const __m512 vmx = _mm512_set1_ps(mx);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) {
+      const __mmask16 m = lanes(n - k);
+      const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + k), vmx));
+      _mm512_mask_storeu_ps(xr + k, m, e);
+      acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
+    }
+    sums[r] = _mm512_reduce_add_ps(acc);
+#else
     for (int64_t k = 0; k < n; ++k) xr[k] = exp_poly(xr[k] - mx);
-    const float inv = 1.f / row_sum(xr, n);
+    sums[r] = row_sum(xr, n);
+#endif
+  }
+}
+
+void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * ld;
+    float sum;
+    exp_rows(1, n, xr, ld, &sum);
+    const float inv = 1.f / sum;
     for (int64_t k = 0; k < n; ++k) xr[k] *= inv;
   }
 }
 
-void quantize_rows_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, float scale_mult, int8_t* q,
-                           int64_t ldq, float* scale) {
+void softmax_u8_impl(int64_t rows, int64_t n, float* x, int64_t ldx, uint8_t* q, int64_t ldq, float* scale) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * ldx;
-    // max |x| on the bit patterns: for finite floats, integer order of |x|'s bits is float order,
-    // and an integer max vectorizes where a float one (NaN rules) does not.
-    uint32_t part[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-      for (int j = 0; j < kLanes; ++j) {
-        uint32_t b;
-        std::memcpy(&b, xr + i + j, 4);
-        b &= 0x7fffffffu;
-        part[j] = b > part[j] ? b : part[j];
-      }
-    for (; i < n; ++i) {
-      uint32_t b;
-      std::memcpy(&b, xr + i, 4);
-      b &= 0x7fffffffu;
-      part[0] = b > part[0] ? b : part[0];
-    }
-    uint32_t top = 0;
-    for (int j = 0; j < kLanes; ++j) top = part[j] > top ? part[j] : top;
-    float amax;
-    std::memcpy(&amax, &top, 4);
-    const float s = amax > 0.f ? amax / 127.f : 1.f, inv = 1.f / s;
-    int8_t* qr = q + r * ldq;
-    for (int64_t k = 0; k < n; ++k) qr[k] = int8_t(int32_t(std::nearbyint(xr[k] * inv)));
-    scale[r] = s * scale_mult;
+    float* xr = x + r * ldx;
+    uint8_t* qr = q + r * ldq;
+    float sum;
+    exp_rows(1, n, xr, ldx, &sum);
+    scale[r] = 1.f / (255.f * sum);
+    for (int64_t k = 0; k < n; ++k) qr[k] = uint8_t(int32_t(std::nearbyint(xr[k] * 255.f)));
+    for (int64_t k = n; k < ldq; ++k) qr[k] = 0;
   }
 }
 
-void quantize_cols_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, float* scale, int8_t* q,
-                           int64_t ldq) {
-  constexpr int64_t kBlock = 256;  // columns at a time (a head is 32-128 wide)
-  uint32_t top[kBlock];
-  float inv[kBlock];
-  for (int64_t c0 = 0; c0 < n; c0 += kBlock) {
-    const int64_t cn = n - c0 < kBlock ? n - c0 : kBlock;
-    // Column max |x| on the bit patterns (see quantize_rows_s8_impl), row after row: the inner
-    // loop runs along a row and vectorizes.
-    for (int64_t c = 0; c < cn; ++c) top[c] = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * ldx + c0;
-      for (int64_t c = 0; c < cn; ++c) {
-        uint32_t b;
-        std::memcpy(&b, xr + c, 4);
-        b &= 0x7fffffffu;
-        top[c] = b > top[c] ? b : top[c];
-      }
-    }
-    for (int64_t c = 0; c < cn; ++c) {
-      float amax;
-      std::memcpy(&amax, top + c, 4);
-      const float s = amax > 0.f ? amax / 127.f : 1.f;
-      inv[c] = 1.f / s;
-      scale[c0 + c] = s;
-    }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cn; ++c)
-        q[(c0 + c) * ldq + r] = int8_t(int32_t(std::nearbyint(x[r * ldx + c0 + c] * inv[c])));
+// max |x| over n values of stride `step`, on the bit patterns: for finite floats the integer order
+// of |x|'s bits is the float order, and an integer max vectorizes where a float one (NaN rules)
+// does not. Returns the scale max/127 (1 for all zeros).
+float symmetric_scale(const float* x, int64_t n, int64_t step) {
+  uint32_t top = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i * step, 4);
+    b &= 0x7fffffffu;
+    top = b > top ? b : top;
   }
+  float amax;
+  std::memcpy(&amax, &top, 4);
+  return amax > 0.f ? amax / 127.f : 1.f;
+}
+
+inline int8_t code_s8(float v, float inv) { return int8_t(int32_t(std::nearbyint(v * inv))); }
+
+// Panel layout (x32c4): weight row w, depth k -> panels[(w / 32) * panel_bytes + (k / 4) * 128 +
+// (w % 32) * 4 + k % 4].
+inline int64_t panel_offset(int64_t w, int64_t k, int64_t panel_bytes) {
+  return (w / 32) * panel_bytes + (k / 4) * 128 + (w % 32) * 4 + (k % 4);
+}
+
+void pack_keys_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, float scale_mult, int8_t* panels,
+                       int64_t panel_bytes, float* scale, int32_t* colsum) {
+  for (int64_t j = 0; j < rows; ++j) {
+    const float* xr = x + j * ldx;
+    int8_t* base = panels + panel_offset(j, 0, panel_bytes);
+#ifdef __AVX512F__
+    __m512 m = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(n - k), xr + k)));
+    const float amax = _mm512_reduce_max_ps(m), s = amax > 0.f ? amax / 127.f : 1.f;
+    const __m512 inv = _mm512_set1_ps(1.f / s);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t k = 0; k < n; k += 16) {
+      const __m512i q = codes16(_mm512_maskz_loadu_ps(lanes(n - k), xr + k), inv);
+      sum = _mm512_add_epi32(sum, q);
+      alignas(16) int32_t words[4];  // codes k..k+15 as four 4-byte groups, one per k step
+      _mm_store_si128(reinterpret_cast<__m128i*>(words), _mm512_cvtepi32_epi8(q));
+      for (int64_t w = 0; w < 4 && k + 4 * w < n; ++w) std::memcpy(base + (k / 4 + w) * 128, words + w, 4);
+    }
+    scale[j] = s * scale_mult;
+    colsum[j] = _mm512_reduce_add_epi32(sum);
+#else
+    const float s = symmetric_scale(xr, n, 1), inv = 1.f / s;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const int8_t c = code_s8(xr[k], inv);
+      base[(k / 4) * 128 + k % 4] = c;
+      sum += c;
+    }
+    scale[j] = s * scale_mult;
+    colsum[j] = sum;
+#endif
+  }
+}
+
+void pack_values_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, int8_t* panels, int64_t panel_bytes,
+                         float* scale, int32_t* colsum) {
+#ifdef __AVX512F__
+  // 16 channels at a time: their max over the rows, then 4 rows at a time quantized and
+  // interleaved so each channel's 4 codes (one k step) are contiguous: 64 bytes of one panel row.
+  for (int64_t c = 0; c < n; c += 16) {
+    const __mmask16 mc = lanes(n - c);
+    __m512 m = _mm512_setzero_ps();
+    for (int64_t r = 0; r < rows; ++r) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(mc, x + r * ldx + c)));
+    const __m512 s = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_set1_ps(1.f),
+                                          _mm512_div_ps(m, _mm512_set1_ps(127.f)));
+    _mm512_mask_storeu_ps(scale + c, mc, s);
+    const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.f), s);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t r = 0; r < rows; r += 4) {
+      __m128i b[4];
+      for (int t = 0; t < 4; ++t) {
+        const __m512i q = r + t < rows ? codes16(_mm512_maskz_loadu_ps(mc, x + (r + t) * ldx + c), inv)
+                                       : _mm512_setzero_si512();
+        sum = _mm512_add_epi32(sum, q);
+        b[t] = _mm512_cvtepi32_epi8(q);
+      }
+      const __m128i t01l = _mm_unpacklo_epi8(b[0], b[1]), t01h = _mm_unpackhi_epi8(b[0], b[1]);
+      const __m128i t23l = _mm_unpacklo_epi8(b[2], b[3]), t23h = _mm_unpackhi_epi8(b[2], b[3]);
+      __m128i* dst = reinterpret_cast<__m128i*>(panels + panel_offset(c, r, panel_bytes));
+      _mm_storeu_si128(dst + 0, _mm_unpacklo_epi16(t01l, t23l));  // channels c..c+3
+      _mm_storeu_si128(dst + 1, _mm_unpackhi_epi16(t01l, t23l));  // c+4..c+7
+      _mm_storeu_si128(dst + 2, _mm_unpacklo_epi16(t01h, t23h));  // c+8..c+11
+      _mm_storeu_si128(dst + 3, _mm_unpackhi_epi16(t01h, t23h));  // c+12..c+15
+    }
+    _mm512_mask_storeu_epi32(colsum + c, mc, sum);
+  }
+#else
+  for (int64_t c = 0; c < n; ++c) {
+    const float s = symmetric_scale(x + c, rows, ldx), inv = 1.f / s;
+    int32_t sum = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int8_t q = code_s8(x[r * ldx + c], inv);
+      panels[panel_offset(c, r, panel_bytes)] = q;
+      sum += q;
+    }
+    scale[c] = s;
+    colsum[c] = sum;
+  }
+#endif
 }
 
 }  // namespace
@@ -185,6 +291,6 @@ void quantize_cols_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx,
 #define MIXQ_DEFINE_ENCODER_OPS(symbol, label) \
   namespace mixq {                              \
   extern const EncoderOps symbol;               \
-  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl, quantize_rows_s8_impl, \
-                             quantize_cols_s8_impl}; \
+  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl, softmax_u8_impl, pack_keys_s8_impl, \
+                             pack_values_s8_impl}; \
   }
