@@ -158,12 +158,6 @@ void bind_encoder(nb::module_& m) {
     encoder_ops().layernorm(R, N, x.data(), N, gamma.data(), beta.data(), eps, y, N);
     return out;
   });
-  m.def("gelu", [](In<float, 1> x) {
-    auto [out, y] = float_array({x.shape(0)});
-    std::copy(x.data(), x.data() + x.size(), y);
-    encoder_ops().gelu(int64_t(x.size()), y);
-    return out;
-  });
   m.def("softmax_rows", [](In<float, 2> x) {
     auto [out, y] = float_array({x.shape(0), x.shape(1)});
     std::copy(x.data(), x.data() + x.size(), y);

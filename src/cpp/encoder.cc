@@ -85,7 +85,8 @@ using Clock = std::chrono::steady_clock;
 
 }  // namespace
 
-void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual) const {
+void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual,
+                        bool gelu) const {
   if (!smooth.empty()) {
     thread_local AlignedBuffer t_smoothed;
     const int64_t K = w.K;
@@ -103,6 +104,7 @@ void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_
   e.out = y, e.ldo = ldy;
   e.bias = bias.empty() ? nullptr : bias.data();
   if (residual) e.residual_f32 = residual, e.ld_residual = ldy;
+  e.gelu = gelu;
   switch (mode) {
     case Mode::float_weights: gemm_float(w, x, M, ldx, e); break;
     case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e); break;
@@ -308,8 +310,7 @@ void Encoder::run(const int64_t* ids, const int64_t* type_ids, const int64_t* ma
     layernorm(tmp, l.ln_attn_gamma, l.ln_attn_beta, x);
     lap();
     const int64_t Il = l.ffn_in.w.N;
-    l.ffn_in.run(x, M, H, inter, Il);
-    parallel_chunks(M, 8, [&](int64_t r0, int64_t r1) { ops.gelu((r1 - r0) * Il, inter + r0 * Il); });
+    l.ffn_in.run(x, M, H, inter, Il, nullptr, /*gelu=*/true);
     lap();
     l.ffn_out.run(inter, M, Il, tmp, H, x);
     layernorm(tmp, l.ln_ffn_gamma, l.ln_ffn_beta, x);

@@ -22,8 +22,10 @@ struct EncoderLinear {
   // Per input channel multipliers applied to x before dynamic quantization (SmoothQuant: the
   // weights were packed multiplied by their inverse), or empty.
   std::vector<float> smooth;
-  // residual: rows of N floats with stride ldy, added before the output is written.
-  void run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr) const;
+  // residual: rows of N floats with stride ldy, added before the output is written; gelu: GELU
+  // applied in the GEMM epilogue.
+  void run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr,
+           bool gelu = false) const;
 };
 
 struct EncoderLayer {

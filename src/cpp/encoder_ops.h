@@ -1,4 +1,4 @@
-// Transformer element-wise ops (LayerNorm, GELU, masked-row softmax): plain C++ in
+// Transformer element-wise ops (LayerNorm, softmax, attention operand packing): plain C++ in
 // encoder_ops_impl.h, compiled once per ISA level so the compiler vectorizes each. Single-threaded:
 // the encoder splits rows across threads.
 #pragma once
@@ -11,8 +11,6 @@ struct EncoderOps {
   // y[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta over rows of n values (y may be x).
   void (*layernorm)(int64_t rows, int64_t n, const float* x, int64_t ldx, const float* gamma, const float* beta,
                     float eps, float* y, int64_t ldy);
-  // x = x * Phi(x) in place (exact-erf GELU, erf to ~1.5e-7 absolute).
-  void (*gelu)(int64_t n, float* x);
   // Each of `rows` rows of n values (stride ld) becomes softmax(row), in place.
   void (*softmax)(int64_t rows, int64_t n, float* x, int64_t ld);
   // softmax of each row as uint8 codes with one scale per row, no float probabilities written:

@@ -1,5 +1,5 @@
 // The encoder's element-wise ops written once (see encoder_ops.h). Reductions keep 16 partial
-// sums so they vectorize without fast-math; exp and erf are branch-free polynomials for the same
+// sums so they vectorize without fast-math; exp is a branch-free polynomial for the same
 // reason (libm calls would stay scalar). Everything is in an anonymous namespace: copies compiled
 // with different flags must never be merged by the linker.
 #pragma once
@@ -37,25 +37,6 @@ inline float exp_poly(float x) {
   bits += int32_t(n) * (1 << 23);
   std::memcpy(&p, &bits, 4);
   return tiny ? 0.f : p;
-}
-
-// erf by Abramowitz & Stegun 7.1.28, erf(a) = 1 - (1 + a1 a + ... + a6 a^6)^-16 for a >= 0
-// (absolute error <= 3e-7), odd symmetry restored: a polynomial, four squarings and one division,
-// about half the work of an exp-based formula. Large |x| overflows the power to inf: erf = +-1.
-inline float erf_poly(float x) {
-  const float a = std::fabs(x);
-  float p = 0.0000430638f;
-  p = p * a + 0.0002765672f;
-  p = p * a + 0.0001520143f;
-  p = p * a + 0.0092705272f;
-  p = p * a + 0.0422820123f;
-  p = p * a + 0.0705230784f;
-  p = p * a + 1.f;
-  p *= p;  // ^2
-  p *= p;  // ^4
-  p *= p;  // ^8
-  p *= p;  // ^16
-  return std::copysign(1.f - 1.f / p, x);
 }
 
 #ifdef __AVX512F__
@@ -130,10 +111,6 @@ void layernorm_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, const 
     const float rstd = 1.f / std::sqrt(var / float(n) + eps);
     for (int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mean) * rstd * gamma[k] + beta[k];
   }
-}
-
-void gelu_impl(int64_t n, float* x) {
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + erf_poly(x[i] * 0.70710678f));
 }
 
 // Each row: x = exp(x - max(row)) in place, the row sum of the results in sums[r].
@@ -291,6 +268,6 @@ void pack_values_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, i
 #define MIXQ_DEFINE_ENCODER_OPS(symbol, label) \
   namespace mixq {                              \
   extern const EncoderOps symbol;               \
-  const EncoderOps symbol = {label, layernorm_impl, gelu_impl, softmax_impl, softmax_u8_impl, pack_keys_s8_impl, \
+  const EncoderOps symbol = {label, layernorm_impl, softmax_impl, softmax_u8_impl, pack_keys_s8_impl, \
                              pack_values_s8_impl}; \
   }

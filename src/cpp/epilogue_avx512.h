@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "gelu.h"
 #include "kernels.h"
 
 namespace mixq {
@@ -26,6 +27,7 @@ inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask1
   } else if (e.residual_f32) {
     y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.residual_f32 + m * e.ld_residual + n));
   }
+  if (e.gelu) y = gelu16(y);
   y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(e.lo)), _mm512_set1_ps(e.hi));
   const int64_t off = m * e.ldo + n;
   if (e.type == OutType::f32) {

@@ -198,7 +198,9 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   e.b_scale = w.scale.data();
   std::vector<float> col_scale, col_bias;
   std::vector<int32_t> col_offset;
-  if (!e.b_zp && e.a_zp_stride == 0 && a.scale_stride == 0 && (e.type == OutType::u8 || e.type == OutType::f32)) {
+  // (The folded epilogue has no GELU step.)
+  if (!e.b_zp && !e.gelu && e.a_zp_stride == 0 && a.scale_stride == 0 &&
+      (e.type == OutType::u8 || e.type == OutType::f32)) {
     fold_column_affine(e, w.N, col_scale, col_bias, col_offset);
     e.col_scale = col_scale.data(), e.col_bias = col_bias.data(), e.col_offset = col_offset.data();
   }

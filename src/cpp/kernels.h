@@ -74,6 +74,7 @@ struct Epilogue {
   int64_t ld_residual = 0;
   float residual_scale = 1.f;
   int32_t residual_zp = 0;
+  bool gelu = false;  // exact-erf GELU after the residual, before the clamp (f32/u8 outputs)
   float lo = -__builtin_inff(), hi = __builtin_inff();  // fused activation clamp
   // Static activations (one scale and zero point for all rows), symmetric weights: the whole
   // affine folded per column: y = (acc - col_offset) * col_scale + col_bias, already divided by out_scale for u8

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "bf16.h"
+#include "gelu.h"
 #include "kernels.h"
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define MIXQ_VECTOR_EPILOGUE 1
@@ -165,6 +166,8 @@ inline void write_float_row(const Epilogue& e, int64_t m, int64_t n0, int64_t nc
       const float* res = e.residual_f32 + m * e.ld_residual + n0 + c0;
       for (int64_t j = 0; j < cn; ++j) y[j] += res[j];
     }
+    if (e.gelu)
+      for (int64_t j = 0; j < cn; ++j) y[j] = gelu_scalar(y[j]);
     for (int64_t j = 0; j < cn; ++j) y[j] = y[j] < lo ? lo : (y[j] > hi ? hi : y[j]);
     const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
     if (e.type == OutType::u8)
