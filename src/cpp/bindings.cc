@@ -283,7 +283,7 @@ NB_MODULE(_core, m) {
     auto q = new_array<uint8_t>({size_t(M), size_t(K)});  // ldq = K: no padding
     auto scale = new_array<float>({size_t(M)});
     auto zp = new_array<int32_t>({size_t(M)});
-    if (!ops_for(isa)->quantize_rows_u8(M, K, x.data(), K, q.data(), K, scale.data(), zp.data()))
+    if (!ops_for(isa)->quantize_rows_u8(M, K, x.data(), K, q.data(), K, scale.data(), zp.data(), nullptr))
       throw std::invalid_argument("input contains NaN or Inf");
     return nb::make_tuple(q, scale, zp);
   });

@@ -10,14 +10,20 @@
 namespace mixq {
 namespace {
 
+// Row values row[k] * mult[k] (mult may be null: smoothing factors of a SmoothQuant linear).
+inline __m512 load_row16(const float* row, const float* mult, int64_t k, __mmask16 m) {
+  const __m512 v = _mm512_maskz_loadu_ps(m, row + k);
+  return mult ? _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, mult + k)) : v;
+}
+
 // lo = min(0, row), hi = max(0, row); false if any value is Inf or NaN.
-inline bool row_range_avx512(const float* row, int64_t K, float& lo, float& hi) {
+inline bool row_range_avx512(const float* row, int64_t K, const float* mult, float& lo, float& hi) {
   const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
   __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
   __mmask16 bad = 0;
   for (int64_t k = 0; k < K; k += 16) {
     const __mmask16 m = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
-    const __m512 v = _mm512_maskz_loadu_ps(m, row + k);  // masked-off lanes read 0: inside the range
+    const __m512 v = load_row16(row, mult, k, m);  // masked-off lanes read 0: inside the range
     bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), exp_bits), exp_bits);
     mn = _mm512_min_ps(mn, v);
     mx = _mm512_max_ps(mx, v);
@@ -28,12 +34,12 @@ inline bool row_range_avx512(const float* row, int64_t K, float& lo, float& hi) 
 }
 
 // q[k] = clamp(round_half_even(row[k] * inv) + z, 0, 255), as the portable loop computes it.
-inline void quantize_row_avx512(const float* row, int64_t K, float inv, float z, uint8_t* q) {
+inline void quantize_row_avx512(const float* row, int64_t K, const float* mult, float inv, float z, uint8_t* q) {
   const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(z), zero = _mm512_setzero_ps(),
                top = _mm512_set1_ps(255.f);
   for (int64_t k = 0; k < K; k += 16) {
     const __mmask16 m = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
-    __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + k), vinv),
+    __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(load_row16(row, mult, k, m), vinv),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), zero), top);
     _mm_mask_storeu_epi8(q + k, m, _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)));

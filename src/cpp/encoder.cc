@@ -87,18 +87,6 @@ using Clock = std::chrono::steady_clock;
 
 void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual,
                         bool gelu) const {
-  if (!smooth.empty()) {
-    thread_local AlignedBuffer t_smoothed;
-    const int64_t K = w.K;
-    t_smoothed.resize(size_t(M * K) * sizeof(float));
-    float* xs = t_smoothed.as<float>();
-    const float* f = smooth.data();
-    parallel_chunks(M, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t k = 0; k < K; ++k) xs[r * K + k] = x[r * ldx + k] * f[k];
-    });
-    x = xs, ldx = K;
-  }
   Epilogue e;
   e.type = OutType::f32;
   e.out = y, e.ldo = ldy;
@@ -107,7 +95,7 @@ void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_
   e.gelu = gelu;
   switch (mode) {
     case Mode::float_weights: gemm_float(w, x, M, ldx, e); break;
-    case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e); break;
+    case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e, smooth.empty() ? nullptr : smooth.data()); break;
     case Mode::weight_only: gemm_weight_only(w, x, M, ldx, e); break;
   }
 }

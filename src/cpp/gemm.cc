@@ -211,7 +211,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
                        });
 }
 
-void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
+void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, const float* col_mult) {
   if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
     throw std::invalid_argument("gemm_dynamic_s8: weights are not int8 or low-bit");
   const IsaOps* ops = active_dispatch().ops;
@@ -222,7 +222,7 @@ void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t l
   std::vector<int32_t> zp(static_cast<size_t>(M));
   std::atomic<bool> finite{true};
   parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) {
-    if (!ops->quantize_rows_u8(n, K, x + r0 * ldx, ldx, q + r0 * K4, K4, scale.data() + r0, zp.data() + r0))
+    if (!ops->quantize_rows_u8(n, K, x + r0 * ldx, ldx, q + r0 * K4, K4, scale.data() + r0, zp.data() + r0, col_mult))
       finite = false;
   });
   if (!finite) throw std::invalid_argument("input contains NaN or Inf");

@@ -30,8 +30,10 @@ int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes);
 // out: e.type, e.out, e.ldo, e.bias, e.lo, e.hi, e.out_scale, e.out_zp are the caller's.
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e);
 // fp32 activations, int8 weights: per-row dynamic u8 quantization inside the core (W8A8 dynamic).
+// col_mult (optional): x[m, k] * col_mult[k] is what gets quantized (SmoothQuant factors).
 // Throws std::invalid_argument on NaN/Inf input.
-void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
+void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e,
+                     const float* col_mult = nullptr);
 // fp32 activations with fp32 or bf16 weights; float output.
 void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
 

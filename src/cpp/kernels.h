@@ -108,8 +108,9 @@ struct IsaOps {
                         int64_t ld_out);
   // Dynamic per-row asymmetric u8 quantization into rows of ldq bytes (zeros after K).
   // Returns false on a NaN/Inf input.
+  // col_mult (optional): x[m, k] * col_mult[k] is quantized (per-channel smoothing, fused).
   bool (*quantize_rows_u8)(int64_t M, int64_t K, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                           float* scale, int32_t* zp);
+                           float* scale, int32_t* zp, const float* col_mult);
   // Epilogue for an int32 tile of rows [m0, m0+mr) and columns [n0, n0+nc) (acc row stride ldacc).
   void (*epilogue_s32)(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
                        int64_t n0, int64_t nc);

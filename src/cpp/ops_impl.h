@@ -81,14 +81,16 @@ void prepare_a_bf16_impl(int64_t rows, int64_t K, const float* a, int64_t lda, u
 
 // lo = min(0, row), hi = max(0, row); false if any value is Inf or NaN. Lane-wise partial
 // results (portable builds; AVX-512 builds use row_range_avx512).
-[[maybe_unused]] bool row_range(const float* row, int64_t K, float& lo, float& hi) {
+// lo = min(0, row), hi = max(0, row) of row[k] * mult[k] (mult may be null); false if any value
+// is Inf or NaN. Lane-wise partial results (portable builds; AVX-512 builds use row_range_avx512).
+[[maybe_unused]] bool row_range(const float* row, int64_t K, const float* mult, float& lo, float& hi) {
   constexpr int L = 16;
   float mn[L], mx[L];
   uint32_t bad[L];
   for (int j = 0; j < L; ++j) mn[j] = 0.f, mx[j] = 0.f, bad[j] = 0;
   for (int64_t k = 0; k < K; ++k) {
     const int j = int(k % L);
-    const float v = row[k];
+    const float v = mult ? row[k] * mult[k] : row[k];
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
     bad[j] |= (bits & 0x7f800000u) == 0x7f800000u;
@@ -105,14 +107,14 @@ void prepare_a_bf16_impl(int64_t rows, int64_t K, const float* a, int64_t lda, u
 }
 
 bool quantize_rows_u8_impl(int64_t M, int64_t K, const float* x, int64_t ldx, uint8_t* q, int64_t ldq,
-                           float* scale, int32_t* zp) {
+                           float* scale, int32_t* zp, const float* col_mult) {
   for (int64_t m = 0; m < M; ++m) {
     const float* row = x + m * ldx;
     float lo = 0.f, hi = 0.f;
 #ifdef MIXQ_VECTOR_EPILOGUE
-    if (!row_range_avx512(row, K, lo, hi)) return false;
+    if (!row_range_avx512(row, K, col_mult, lo, hi)) return false;
 #else
-    if (!row_range(row, K, lo, hi)) return false;
+    if (!row_range(row, K, col_mult, lo, hi)) return false;
 #endif
     float s = (hi - lo) / 255.f;
     if (!(s > 0.f) || !std::isfinite(s)) s = s > 0.f ? s : 1.f;
@@ -123,10 +125,10 @@ bool quantize_rows_u8_impl(int64_t M, int64_t K, const float* x, int64_t ldx, ui
     zp[m] = int32_t(z);
     uint8_t* qrow = q + m * ldq;
 #ifdef MIXQ_VECTOR_EPILOGUE
-    quantize_row_avx512(row, K, inv, z, qrow);
+    quantize_row_avx512(row, K, col_mult, inv, z, qrow);
 #else
     for (int64_t j = 0; j < K; ++j) {
-      float v = std::nearbyint(row[j] * inv) + z;
+      float v = std::nearbyint((col_mult ? row[j] * col_mult[j] : row[j]) * inv) + z;
       v = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
       qrow[j] = uint8_t(int32_t(v));
     }
