@@ -20,16 +20,19 @@ Impls (one process, same inputs, same thread count; medians after warm-up):
                   the VNNI u8s8 kernels), per tensor (per_channel=False); it also stores the
                   embedding tables (Gather) in int8
   mixq-fp32, mixq-w8a8, mixq-w4a8-g128
-                  mixq.compile_encoder(model, config, calibration=...).run(input_ids,
-                  attention_mask); calibration = 2 batches of 8 other texts (not the timed ones;
-                  passed only if compile_encoder takes it); rows are skipped with "mixq encoder
-                  not available" while that API is missing
+                  mixq.compile_encoder(model, config, calibration).run(input_ids,
+                  attention_mask); calibration = 2 batches of 8 other texts (not the timed ones)
+                  set the SmoothQuant factors
 
 Every output is compared with torch-fp32 on the timed input before it is timed. "max rel err" =
 the worst token's ||h - h_torch|| / ||h_torch|| over the last hidden state; "emb cos" = the
 lowest cosine between its mean-pooled sentence embedding and torch-fp32's. Weight bytes:
 torch-fp32 its parameters (4 bytes each; "% fp32" is against this), torch-dynint8 int8 weights
 + scales + fp32 biases + the float rest, ORT all initializers, mixq plan.weight_bytes.
+MiniLM also embeds 1000 real sentences (200 with --quick) with every impl: mean / min cosine
+and top-1 retrieval agreement with torch-fp32's embeddings (mixq.text_eval). The run ends with
+the targets (BERT-Large w8a8 >= 2.5x ORT fp32 and >= 1.3x ORT int8 at batch 1 and 8, weights
+<= 26 % of fp32; MiniLM w8a8 mean cosine >= 0.99, retrieval agreement >= 95 %), PASS or FAIL.
 JSON rows: ops = 2 x multiply-adds (linear layers and the two attention matmuls), bytes = the
 weight bytes.
 
@@ -39,7 +42,6 @@ Run:  python bench/bert.py [--quick] [--json PATH] [--threads N] [--repeats R]
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import tempfile
@@ -58,6 +60,7 @@ PEER_IMPLS = ["torch-fp32", "torch-dynint8", "ort-fp32", "ort-int8"]
 MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a8-g128"}
 IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
 CALIBRATION = (2, 8)  # batches, rows per batch: mixq's SmoothQuant input ranges
+AGREEMENT_SENTENCES = {False: 1000, True: 200}  # MiniLM embedding agreement (full run, --quick)
 ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # max rel err above which a row is marked "!"
 INPUT_NAMES, OUTPUT_NAME = ("input_ids", "attention_mask"), "last_hidden_state"
 
@@ -237,44 +240,23 @@ class OrtEncoder:
 class MixqEncoders:
     """One EncoderPlan per config, compiled on first use and run for every batch size."""
 
-    def __init__(self, mixq, model, calibration=None, unavailable: str | None = None):
+    def __init__(self, mixq, model, calibration=None):
         self.mixq, self.model, self.calibration = mixq, model, calibration
-        self.plans: dict[str, tuple] = {}
-        self.unavailable = unavailable or (None if mixq is not None else "mixq is not importable")
-
-    def _compile(self, config: str):
-        compile_fn = getattr(self.mixq, "compile_encoder", None)
-        if compile_fn is None:
-            raise MixqUnavailable("mixq.compile_encoder does not exist", permanent=True)
-        kw = {}
-        if self.calibration and "calibration" in inspect.signature(compile_fn).parameters:
-            kw["calibration"] = self.calibration
-        try:
-            # compile_encoder only reads the parameters: no copy of the peers' model needed
-            plan = compile_fn(self.model, config, **kw)
-        except NotImplementedError as e:
-            raise MixqUnavailable(f"mixq.compile_encoder(config={config!r}) raised "
-                                  f"NotImplementedError: {e}") from None
-
-        def run(feed, plan=plan):
-            return plan.run(feed["input_ids"], feed["attention_mask"])
-        return run, int(plan.weight_bytes)
+        self.plans: dict[str, tuple | None] = {}
 
     def runner(self, impl: str):
         """(run, weight_bytes) for impl, or None (the reason was printed)."""
-        if self.unavailable:
+        if self.mixq is None:
             return None
         if impl not in self.plans:
             config = MIXQ_CONFIGS[impl]
             try:
                 t0 = time.perf_counter()
-                self.plans[impl] = self._compile(config)
+                # compile_encoder only reads the parameters: no copy of the peers' model needed
+                plan = self.mixq.compile_encoder(self.model, config, self.calibration)
                 log(f"  {impl}: mixq.compile_encoder(config={config!r}) in {time.perf_counter() - t0:.1f} s")
-            except MixqUnavailable as e:
-                if e.permanent:
-                    self.unavailable = str(e)
-                log(f"  {impl}: mixq encoder not available ({e}); skipping")
-                return None
+                self.plans[impl] = (lambda feed, plan=plan: plan.run(feed["input_ids"], feed["attention_mask"]),
+                                    int(plan.weight_bytes))
             except Exception as e:  # a compiler bug must not stop the peers' rows
                 log(f"  {impl}: mixq.compile_encoder failed: {type(e).__name__}: {e}; skipping")
                 self.plans[impl] = None
@@ -282,8 +264,9 @@ class MixqEncoders:
 
 
 # ---------------------------------------------------------------- one model
-def run_model(name, model, description, args, p, results, info, state, batches=None, seq=SEQ):
-    """Time every impl on `model` for each batch size; rows go to results, quality to info."""
+def run_model(name, model, description, args, p, results, info, batches=None, seq=SEQ):
+    """Time every impl on `model` for each batch size; rows go to results, quality to info.
+    Returns the runners {impl: (run(feed), weight bytes)}."""
     label, default_batches = MODELS.get(name, (name, (1, 8)))
     batches = batches or default_batches
     cfg = model.config
@@ -307,13 +290,11 @@ def run_model(name, model, description, args, p, results, info, state, batches=N
         i8, f32 = t.pop("INT8", 0), t.pop("FLOAT", 0)
         log(f"  ort-int8 initializers: int8 {i8 / 1e6:.1f} MB, float {f32 / 1e6:.1f} MB, "
             f"other {sum(t.values()) / 1e6:.2f} MB")
-    mixq = MixqEncoders(p["mixq"], model, calibration, state.get("gone"))
+    mixq = MixqEncoders(p["mixq"], model, calibration)
     for impl in MIXQ_CONFIGS:
         r = mixq.runner(impl)
         if r is not None:
             runners[impl] = r
-    if mixq.unavailable:
-        state["gone"] = mixq.unavailable
 
     for bs in batches:
         feed = inputs[bs]
@@ -336,6 +317,60 @@ def run_model(name, model, description, args, p, results, info, state, batches=N
             log(f"  {impl:15s} {med * 1e3:9.2f} ms  max rel err {err:.2e}  emb cos {cos:.5f}"
                 + (f"  (other processes used {load:.1f} cores meanwhile)" if load > BUSY else ""))
     log(f"{label}: done in {time.perf_counter() - t_model:.1f} s")
+    return runners
+
+
+# ---------------------------------------------------------------- sentence embeddings
+def sentence_agreement(runners, n: int) -> dict:
+    """Each impl's sentence embeddings of n real sentences (the last n of mixq.data.sentences:
+    none of them is among the timed or calibration texts, which come from the start) against
+    torch-fp32's: mean / min cosine and top-1 retrieval agreement (mixq.text_eval)."""
+    try:
+        from mixq.data import sentences
+        from mixq.models import minilm_tokenizer
+        from mixq.text_eval import embedding_agreement
+        from mixq.text_study import pooled_embeddings, tokenized_batches
+
+        batches = tokenized_batches(minilm_tokenizer(), sentences()[-n:])
+    except Exception as e:
+        log(f"sentence agreement skipped: {type(e).__name__}: {e}")
+        return {}
+    log(f"sentence embeddings of {n} sentences: {', '.join(runners)}")
+    emb = {impl: pooled_embeddings(batches, lambda ids, mask, run=run: run({"input_ids": ids, "attention_mask": mask}))
+           for impl, (run, _) in runners.items()}
+    return {impl: embedding_agreement(emb["torch-fp32"], e) for impl, e in emb.items() if impl != "torch-fp32"}
+
+
+def print_agreement(agreement: dict) -> None:
+    n = next(iter(agreement.values()))["n"]
+    print(f"\nMiniLM sentence embeddings vs torch-fp32 ({n} real sentences, mean-pooled)")
+    print_columns(["impl", "mean cosine", "min cosine", "top-1 retrieval agreement"],
+                  [[impl, f"{a['mean_cosine']:.5f}", f"{a['min_cosine']:.5f}",
+                    f"{100 * a['top1_retrieval_agreement']:.1f}%"] for impl, a in agreement.items()])
+
+
+def print_targets(results: Results, info: dict, agreement: dict) -> None:
+    """The issue's targets, PASS or FAIL, from this run's rows."""
+    lines = []
+    for bs in (1, 8):
+        case = f"bert-large seq{SEQ} bs{bs}"
+        for base, want in (("ort-fp32", 2.5), ("ort-int8", 1.3)):
+            v = ratio(results, case, "mixq-w8a8", base)
+            if v is not None:
+                lines.append((v >= want, f"BERT-Large bs{bs} w8a8 {v:.2f}x {base} (target >= {want}x)"))
+        r = results.get(case, "mixq-w8a8")
+        if r is not None and bs == 1:
+            share = r["bytes"] / info[(case, "mixq-w8a8")]["fp32_bytes"]
+            lines.append((share <= 0.26, f"BERT-Large w8a8 weights {100 * share:.1f}% of fp32 (target <= 26%)"))
+    a = agreement.get("mixq-w8a8")
+    if a is not None:
+        lines.append((a["mean_cosine"] >= 0.99, f"MiniLM w8a8 mean cosine {a['mean_cosine']:.4f} (target >= 0.99)"))
+        lines.append((a["top1_retrieval_agreement"] >= 0.95, f"MiniLM w8a8 top-1 retrieval agreement "
+                      f"{100 * a['top1_retrieval_agreement']:.1f}% (target >= 95%)"))
+    if lines:
+        print("\nTargets (2 threads, this run):")
+        for ok, text in lines:
+            print(f"  {'PASS' if ok else 'FAIL'}  {text}")
 
 
 # ---------------------------------------------------------------- report
@@ -379,14 +414,17 @@ def main(argv=None):
         p["onnxruntime"].set_default_logger_severity(3)  # no per-initializer warnings
     print(f"[bert] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}, "
           f"repeats={args.repeats}{' (quick)' if args.quick else ''}; models: {', '.join(models)}")
-    results, info, state = Results(), {}, {}
+    results, info, agreement = Results(), {}, {}
     for name in models:
         model, description = build_model(name, args.quick)
-        run_model(name, model, description, args, p, results, info, state)
-        del model  # BERT-Large is 1.3 GB in fp32
+        runners = run_model(name, model, description, args, p, results, info)
+        if name == "minilm":
+            agreement = sentence_agreement(runners, AGREEMENT_SENTENCES[args.quick])
+        del model, runners  # BERT-Large is 1.3 GB in fp32
     print_bert_table(results, info)
-    if state.get("gone"):
-        print(f"\n(mixq encoder not available: {state['gone']})")
+    if agreement:
+        print_agreement(agreement)
+    print_targets(results, info, agreement)
     if args.json:
         write_json(args.json, machine, results)
 

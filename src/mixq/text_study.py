@@ -39,11 +39,15 @@ def tokenized_batches(tokenizer, texts, batch_size: int = 64, max_length: int = 
     return batches
 
 
-def _gather(batches, embed) -> np.ndarray:
+def pooled_embeddings(batches, run) -> np.ndarray:
+    """Sentence embeddings in the texts' order: run(ids, mask) -> last hidden state [B, S, H]
+    (any engine), mean-pooled over each sentence's real tokens."""
     n = sum(len(b[0]) for b in batches)
     out = None
     for idx, ids, mask in batches:
-        e = np.asarray(embed(ids, mask), dtype=np.float32)
+        hidden = np.asarray(run(ids, mask), dtype=np.float32)
+        m = mask[..., None].astype(np.float32)
+        e = (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)
         out = np.empty((n, e.shape[1]), np.float32) if out is None else out
         out[idx] = e
     return out
@@ -54,11 +58,11 @@ def reference_embeddings(model, batches) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return _gather(batches, lambda ids, mask: model.embed(torch.from_numpy(ids), torch.from_numpy(mask)).numpy())
+        return pooled_embeddings(batches, lambda ids, mask: model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy())
 
 
 def plan_embeddings(plan, batches) -> np.ndarray:
-    return _gather(batches, plan.embed)
+    return pooled_embeddings(batches, plan.run)
 
 
 def plan_agreement(plan, batches, reference: np.ndarray) -> dict:
