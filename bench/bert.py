@@ -41,16 +41,14 @@ Run:  python bench/bert.py [--quick] [--json PATH] [--threads N] [--repeats R]
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-from common import (BUSY, MixqUnavailable, Results, export_onnx, onnx_initializer_bytes,
-                    ort_session, print_columns, ratio, start, time_model, write_json)
+from common import (BUSY, checked_output, Results, export_onnx, onnx_initializer_bytes, ort_session, print_columns,
+                    ratio, start_with_models, time_model, write_json)
 
 SEQ = 128
 # name: (label, batch sizes); BERT-Large keeps QUICK_LAYERS layers with --quick
@@ -69,19 +67,6 @@ def log(msg: str) -> None:
     print(f"[bert] {msg}", flush=True)
 
 
-# ---------------------------------------------------------------- arguments
-def parse(argv=None):
-    """bench.common's arguments plus --models. Returns (argv for common.start, models)."""
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--models", default=",".join(MODELS))
-    ns, rest = extra.parse_known_args(argv)
-    models = [m for part in ns.models.split(",") for m in part.split() if m]
-    bad = [m for m in models if m not in MODELS]
-    if bad or not models:
-        print(f"bert.py: error: --models: unknown {bad or 'empty list'}; choose from "
-              f"{', '.join(MODELS)}", file=sys.stderr)
-        raise SystemExit(2)
-    return rest, models
 
 
 # ---------------------------------------------------------------- models and inputs
@@ -302,13 +287,8 @@ def run_model(name, model, description, args, p, results, info, batches=None, se
         ref = runners["torch-fp32"][0](feed)
         log(f"{case}: timing {', '.join(runners)}")
         for impl, (run, wbytes) in runners.items():
-            try:
-                out = np.asarray(run(feed))
-                if out.shape != ref.shape or not np.all(np.isfinite(out)):
-                    raise ValueError(f"output {out.dtype} {out.shape}, finite={np.all(np.isfinite(out))}; "
-                                     f"expected {ref.shape}")
-            except Exception as e:
-                log(f"  {impl}: wrong or failed output, not timed: {type(e).__name__}: {e}")
+            out = checked_output(run, feed, ref, impl, log)
+            if out is None:
                 continue
             err, cos = quality(out, ref, feed["attention_mask"])
             med, mn, load = time_model(lambda: run(feed), args)
@@ -400,20 +380,7 @@ def print_bert_table(results: Results, info: dict) -> None:
 
 
 def main(argv=None):
-    rest, models = parse(argv)
-    try:
-        args, p, machine = start(__doc__, rest)
-    except SystemExit as e:
-        if e.code == 0 and any(a in ("-h", "--help") for a in rest):
-            print(f"\nbert options:\n  --models LIST         comma-separated subset of "
-                  f"{','.join(MODELS)} (default: all)")
-        raise
-    if p["torch"] is None:
-        raise SystemExit("bench/bert.py needs torch (the models are torch modules): pip install .[bench]")
-    if p["onnxruntime"] is not None:
-        p["onnxruntime"].set_default_logger_severity(3)  # no per-initializer warnings
-    print(f"[bert] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}, "
-          f"repeats={args.repeats}{' (quick)' if args.quick else ''}; models: {', '.join(models)}")
+    args, p, machine, models = start_with_models(__doc__, argv, "bert.py", MODELS)
     results, info, agreement = Results(), {}, {}
     for name in models:
         model, description = build_model(name, args.quick)

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import statistics
+import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -228,6 +229,55 @@ def start(doc: str, argv=None):
     warn_if_busy()
     return args, p, machine_info(args.threads)
 
+
+
+def checked_output(run, x, ref, impl: str, log):
+    """run(x) as an array shaped like `ref`, all finite, or None (and a log line): a wrong output
+    is not timed."""
+    try:
+        out = np.asarray(run(x))
+        if out.shape != ref.shape or not np.all(np.isfinite(out)):
+            raise ValueError(f"output {out.dtype} {out.shape}, finite={np.all(np.isfinite(out))}; "
+                             f"expected {ref.shape}")
+        return out
+    except Exception as e:
+        log(f"  {impl}: wrong or failed output, not timed: {type(e).__name__}: {e}")
+        return None
+
+
+def parse_models(argv, script: str, models) -> tuple[list, list[str]]:
+    """Splits `--models LIST` (a comma-separated subset of `models`; default all) off argv:
+    (the rest of argv, for start; the chosen models). Unknown names exit with status 2."""
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--models", default=",".join(models))
+    ns, rest = extra.parse_known_args(argv)
+    chosen = [m for part in ns.models.split(",") for m in part.split() if m]
+    bad = [m for m in chosen if m not in models]
+    if bad or not chosen:
+        print(f"{script}: error: --models: unknown {bad or 'empty list'}; choose from {', '.join(models)}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    return rest, chosen
+
+
+def start_with_models(doc: str, argv, script: str, models):
+    """start() for a model benchmark (torch required) with a --models option: prints the run's
+    header line; returns (args, peers, machine, chosen models)."""
+    rest, chosen = parse_models(argv, script, models)
+    try:
+        args, p, machine = start(doc, rest)
+    except SystemExit as e:
+        if e.code == 0 and any(a in ("-h", "--help") for a in rest):
+            print(f"\n{script} options:\n  --models LIST         comma-separated subset of "
+                  f"{','.join(models)} (default: all)")
+        raise
+    if p["torch"] is None:
+        raise SystemExit(f"bench/{script} needs torch (the models are torch modules): pip install .[bench]")
+    if p["onnxruntime"] is not None:
+        p["onnxruntime"].set_default_logger_severity(3)  # no per-initializer warnings
+    print(f"[{script.removesuffix('.py')}] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}, "
+          f"repeats={args.repeats}{' (quick)' if args.quick else ''}; models: {', '.join(chosen)}")
+    return args, p, machine, chosen
 
 def machine_info(threads: int) -> dict:
     """The "machine" dict of the JSON contract; isa and peaks come from mixq (None without it)."""

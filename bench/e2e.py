@@ -33,16 +33,14 @@ Run:  python bench/e2e.py [--quick] [--json PATH] [--threads N] [--repeats R]
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-from common import (BUSY, MixqUnavailable, Results, print_columns, ratio, start, time_model,
-                    write_json)
+from common import (BUSY, checked_output, MixqUnavailable, Results, print_columns, ratio, start_with_models,
+                    time_model, write_json)
 from peers_cnn import (ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
                        torch_runner)
 
@@ -60,24 +58,6 @@ CALIBRATION = {False: (8, 4), True: (4, 2)}  # quick -> (batches, images per bat
 ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # rel err above which a row is marked "!"
 
 
-# ---------------------------------------------------------------- arguments
-def parse(argv=None):
-    """bench.common's arguments plus --models. Returns (argv for common.start, models)."""
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--models", default=",".join(MODELS))
-    ns, rest = extra.parse_known_args(argv)
-    models = [m for part in ns.models.split(",") for m in part.split() if m]
-    bad = [m for m in models if m not in MODELS]
-    if bad or not models:
-        print(f"e2e.py: error: --models: unknown {bad or 'empty list'}; choose from "
-              f"{', '.join(MODELS)}", file=sys.stderr)
-        raise SystemExit(2)
-    return rest, models
-
-
-def models_help() -> str:
-    return ("\ne2e options:\n  --models LIST         comma-separated subset of "
-            f"{','.join(MODELS)} (default: all)")
 
 
 # ---------------------------------------------------------------- mixq
@@ -186,13 +166,8 @@ def run_model(name, args, p, results, info, mixq_state):
         ref = np.asarray(runners["torch-fp32"][0](x))
         log(f"{case}: timing {', '.join(runners)}")
         for impl, (run, wbytes) in runners.items():
-            try:
-                out = np.asarray(run(x))
-                if out.shape != ref.shape or not np.all(np.isfinite(out)):
-                    raise ValueError(f"output {out.dtype} {out.shape}, finite={np.all(np.isfinite(out))}; "
-                                     f"expected {ref.shape}")
-            except Exception as e:
-                log(f"  {impl}: wrong or failed output, not timed: {type(e).__name__}: {e}")
+            out = checked_output(run, x, ref, impl, log)
+            if out is None:
                 continue
             err, top1 = quality(out, ref)
             med, mn, load = time_model(lambda: run(x), args)
@@ -270,20 +245,7 @@ def print_targets(results: Results, info: dict, mixq_note: str | None) -> None:
 
 
 def main(argv=None):
-    rest, models = parse(argv)
-    try:
-        args, p, machine = start(__doc__, rest)
-    except SystemExit as e:
-        if e.code == 0 and any(a in ("-h", "--help") for a in rest):
-            print(models_help())
-        raise
-    missing = [m for m in ("torch",) if p[m] is None]
-    if missing:
-        raise SystemExit("bench/e2e.py needs torch (the models are torch modules): pip install .[bench]")
-    if p["onnxruntime"] is not None:
-        p["onnxruntime"].set_default_logger_severity(3)  # no per-initializer warnings
-    print(f"[e2e] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}, "
-          f"repeats={args.repeats}{' (quick)' if args.quick else ''}; models: {', '.join(models)}")
+    args, p, machine, models = start_with_models(__doc__, argv, "e2e.py", MODELS)
     results, info, mixq_state = Results(), {}, {}
     for name in models:
         run_model(name, args, p, results, info, mixq_state)

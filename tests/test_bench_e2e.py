@@ -20,6 +20,7 @@ from torch import nn  # noqa: E402
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
+import common  # noqa: E402
 import e2e  # noqa: E402
 import peers_cnn  # noqa: E402
 
@@ -36,9 +37,9 @@ def test_help_lists_options():
 
 def test_unknown_model_is_rejected(capsys):
     with pytest.raises(SystemExit) as e:
-        e2e.parse(["--models", "resnet50,vgg"])
+        common.parse_models(["--models", "resnet50,vgg"], "e2e.py", e2e.MODELS)
     assert e.value.code == 2 and "vgg" in capsys.readouterr().err
-    assert e2e.parse(["--quick", "--models", "resnet20"]) == (["--quick"], ["resnet20"])
+    assert common.parse_models(["--quick", "--models", "resnet20"], "e2e.py", e2e.MODELS) == (["--quick"], ["resnet20"])
 
 
 class Tiny(nn.Module):

@@ -159,21 +159,24 @@ class BertSelfAttention(nn.Module):
         return ctx.transpose(1, 2).reshape(b, s, self.num_heads * self.head_dim)
 
 
-class BertSelfOutput(nn.Module):  # HF name: attention.output
-    def __init__(self, cfg: BertConfig):
+class BertDenseNorm(nn.Module):
+    """LayerNorm(dense(x) + residual): HF's attention.output (input: hidden size) and the
+    layer's output (input: the FFN's intermediate size)."""
+
+    def __init__(self, cfg: BertConfig, in_features: int):
         super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dense = nn.Linear(in_features, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 
-    def forward(self, ctx, residual):
-        return self.LayerNorm(self.dense(ctx) + residual)
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dense(x) + residual)
 
 
 class BertAttention(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(cfg)
-        self.output = BertSelfOutput(cfg)
+        self.output = BertDenseNorm(cfg, cfg.hidden_size)
 
     def forward(self, x, additive_mask):
         return self.output(self.self(x, additive_mask), x)
@@ -189,22 +192,12 @@ class BertIntermediate(nn.Module):
         return self.act(self.dense(x))
 
 
-class BertOutput(nn.Module):  # HF name: layer.output (the FFN's second linear + LayerNorm)
-    def __init__(self, cfg: BertConfig):
-        super().__init__()
-        self.dense = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-
-    def forward(self, h, residual):
-        return self.LayerNorm(self.dense(h) + residual)
-
-
 class BertLayer(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.attention = BertAttention(cfg)
         self.intermediate = BertIntermediate(cfg)
-        self.output = BertOutput(cfg)
+        self.output = BertDenseNorm(cfg, cfg.intermediate_size)
 
     def forward(self, x, additive_mask):
         x = self.attention(x, additive_mask)
