@@ -9,7 +9,8 @@ Inputs are token ids of real English text (Debian's fortunes, mixq.data.sentence
 MiniLM's tokenizer; both models share the 30522-token uncased vocabulary): sentences joined
 until every row fills all 128 positions. Without fortunes or tokenizers: seeded random ids.
 
-Impls (one process, same inputs, same thread count; medians after warm-up):
+Impls (one process, same inputs, same thread count; medians after warm-up, timed in interleaved
+rounds: every impl once per round, so a slow spell of the machine hits all of them alike):
   torch-fp32      the eval model under torch.inference_mode
   torch-dynint8   torch.ao.quantization.quantize_dynamic on every nn.Linear, qint8 weights
                   (per tensor), activations quantized per batch at run time
@@ -48,7 +49,7 @@ import time
 import numpy as np
 
 from common import (BUSY, checked_output, Results, export_onnx, onnx_initializer_bytes, ort_session, print_columns,
-                    ratio, start_with_models, time_model, write_json)
+                    ratio, start_with_models, time_interleaved, write_json)
 
 SEQ = 128
 # name: (label, batch sizes); BERT-Large keeps QUICK_LAYERS layers with --quick
@@ -285,13 +286,16 @@ def run_model(name, model, description, args, p, results, info, batches=None, se
         feed = inputs[bs]
         case = f"{name} seq{seq} bs{bs}"
         ref = runners["torch-fp32"][0](feed)
-        log(f"{case}: timing {', '.join(runners)}")
-        for impl, (run, wbytes) in runners.items():
+        checked = {}
+        for impl, (run, _) in runners.items():
             out = checked_output(run, feed, ref, impl, log)
-            if out is None:
-                continue
-            err, cos = quality(out, ref, feed["attention_mask"])
-            med, mn, load = time_model(lambda: run(feed), args)
+            if out is not None:
+                checked[impl] = quality(out, ref, feed["attention_mask"])
+        log(f"{case}: timing {', '.join(checked)} (interleaved rounds)")
+        timed = time_interleaved({impl: (lambda run=runners[impl][0]: run(feed)) for impl in checked}, args)
+        for impl, (med, mn, load) in timed.items():
+            err, cos = checked[impl]
+            wbytes = runners[impl][1]
             results.add(case, impl, med, mn, ops=model_ops(cfg, bs, seq), bytes=wbytes)
             info[(case, impl)] = {"err": err, "cos": cos, "fp32_bytes": fp32_bytes, "load": load}
             log(f"  {impl:15s} {med * 1e3:9.2f} ms  max rel err {err:.2e}  emb cos {cos:.5f}"

@@ -95,6 +95,32 @@ def time_model(fn, args) -> tuple[float, float, float]:
     return med, mn, other_cores(c0, cpu_times(), time.perf_counter() - t0)
 
 
+def time_interleaved(fns: dict, args) -> dict:
+    """Times several implementations of one case in rounds: each round runs every fn once, in
+    an order rotated from round to round. On a machine whose speed drifts for seconds at a time
+    (this VM), every impl then samples the same moments, and their ratios stay fair where
+    timing them one after another would hand one impl the slow spell. Each fn is warmed up
+    first; rounds repeat at least `args.repeats` times and until `args.min_time` seconds.
+    Returns {name: (median_s, min_s, cores other processes used meanwhile)}."""
+    names = list(fns)
+    for name in names:
+        for _ in range(args.warmup):
+            fns[name]()
+    times = {name: [] for name in names}
+    c0, t0 = cpu_times(), time.perf_counter()
+    rounds = 0
+    while rounds < max(args.repeats, 1) or (time.perf_counter() - t0 < args.min_time and rounds < 1000):
+        for i in range(len(names)):
+            name = names[(i + rounds) % len(names)]
+            time.sleep(0.002)  # the previous library's spinning workers go idle, untimed
+            s = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - s)
+        rounds += 1
+    load = other_cores(c0, cpu_times(), time.perf_counter() - t0)
+    return {name: (statistics.median(v), min(v), load) for name, v in times.items()}
+
+
 # ---------------------------------------------------------------- peers
 _PEERS: dict | None = None
 

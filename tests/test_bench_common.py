@@ -1,4 +1,5 @@
 """Tests for bench/common.py (the shared benchmark helpers) and the JSON contract."""
+import time
 import json
 import sys
 from pathlib import Path
@@ -60,3 +61,17 @@ def test_cpu_model_name_and_dram_estimate():
 
 def test_other_load_is_a_core_count():
     assert 0.0 <= common.other_load(0.05) <= (__import__("os").cpu_count() or 1) + 0.01
+
+
+def test_time_interleaved_runs_every_impl_in_rotated_rounds():
+    from types import SimpleNamespace
+
+    calls = []
+    fns = {name: (lambda name=name, d=d: (calls.append(name), time.sleep(d))) for name, d in
+           (("fast", 0.001), ("slow", 0.006), ("mid", 0.003))}
+    out = common.time_interleaved(fns, SimpleNamespace(repeats=4, warmup=1, min_time=0.0))
+    assert calls[:3] == ["fast", "slow", "mid"]                      # warm-up
+    assert calls[3:6] == ["fast", "slow", "mid"] and calls[6:9] == ["slow", "mid", "fast"]  # rotated
+    assert len(calls) == 3 + 3 * 4
+    assert out["fast"][0] < out["mid"][0] < out["slow"][0]
+    assert all(mn <= med for med, mn, _ in out.values())
