@@ -1,7 +1,7 @@
 """Tests for bench/common.py (the shared benchmark helpers) and the JSON contract."""
-import time
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
