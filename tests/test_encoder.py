@@ -111,6 +111,22 @@ def test_smoothed_plan_matches_oracle_and_helps_outlier_channels(isa):
         mixq.compile_encoder(model, "w8a8", calibration, smooth_alpha=1.5)
 
 
+@pytest.mark.parametrize("hidden, heads, seq", [(30, 5, 7), (72, 2, 37)])
+def test_odd_head_sizes_and_lengths(isa, hidden, heads, seq):
+    """Head sizes that are not a multiple of 4 or 16 (6, 36) and key counts that are not a
+    multiple of 4: the tails of the attention packing paths."""
+    model = small_bert(seed=5, hidden_size=hidden, num_heads=heads, intermediate_size=2 * hidden + 6)
+    ids, mask, types = batch(10, s=seq, lengths=(seq, seq - 2, 3))
+    ref = torch_reference(model, ids, mask, types)
+    keep = mask.astype(bool)
+    out = mixq.compile_encoder(model).run(ids, mask, types)
+    assert np.abs(out - ref)[keep].max() <= 1e-4 * np.abs(ref).max()
+    plan = mixq.compile_encoder(model, "w8a8")
+    _, params = capture_encoder(model)
+    expect = simulate_encoder(plan.spec, params, ids, mask, types)
+    assert np.abs(plan.run(ids, mask, types) - expect)[keep].max() <= ORACLE_BOUND * np.abs(expect).max()
+
+
 def test_config_sets_layer_precisions(model):
     plan = mixq.compile_encoder(model, {"default": "w8a8", "layers": {"encoder.layer.0.attention.self.key": "w4a8-g32",
                                                                       "*.attention.matmul": "fp32",
