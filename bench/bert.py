@@ -48,8 +48,8 @@ import time
 
 import numpy as np
 
-from common import (BUSY, checked_output, Results, export_onnx, onnx_initializer_bytes, ort_session, print_columns,
-                    ratio, start_with_models, time_interleaved, write_json)
+from common import (BUSY, Results, check_and_time, export_onnx, onnx_initializer_bytes, ort_session,
+                    print_columns, ratio, start_with_models, write_json)
 
 SEQ = 128
 # name: (label, batch sizes); BERT-Large keeps QUICK_LAYERS layers with --quick
@@ -286,17 +286,10 @@ def run_model(name, model, description, args, p, results, info, batches=None, se
         feed = inputs[bs]
         case = f"{name} seq{seq} bs{bs}"
         ref = runners["torch-fp32"][0](feed)
-        checked = {}
-        for impl, (run, _) in runners.items():
-            out = checked_output(run, feed, ref, impl, log)
-            if out is not None:
-                checked[impl] = quality(out, ref, feed["attention_mask"])
-        log(f"{case}: timing {', '.join(checked)} (interleaved rounds)")
-        timed = time_interleaved({impl: (lambda run=runners[impl][0]: run(feed)) for impl in checked}, args)
-        for impl, (med, mn, load) in timed.items():
-            err, cos = checked[impl]
-            wbytes = runners[impl][1]
-            results.add(case, impl, med, mn, ops=model_ops(cfg, bs, seq), bytes=wbytes)
+        log(f"{case}:")
+        timed = check_and_time(runners, feed, ref, lambda out: quality(out, ref, feed["attention_mask"]), args, log)
+        for impl, (med, mn, load, (err, cos)) in timed.items():
+            results.add(case, impl, med, mn, ops=model_ops(cfg, bs, seq), bytes=runners[impl][1])
             info[(case, impl)] = {"err": err, "cos": cos, "fp32_bytes": fp32_bytes, "load": load}
             log(f"  {impl:15s} {med * 1e3:9.2f} ms  max rel err {err:.2e}  emb cos {cos:.5f}"
                 + (f"  (other processes used {load:.1f} cores meanwhile)" if load > BUSY else ""))

@@ -85,16 +85,6 @@ def other_cores(before, after, wall: float) -> float:
     return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
 
 
-def time_model(fn, args) -> tuple[float, float, float]:
-    """time_fn with the run's repeats / warm-up / min time, after a short pause that lets the
-    previous library's worker threads go idle. Returns (median_s, min_s, cores other processes
-    used meanwhile)."""
-    time.sleep(0.05)
-    c0, t0 = cpu_times(), time.perf_counter()
-    med, mn = time_fn(fn, args.repeats, args.warmup, args.min_time)
-    return med, mn, other_cores(c0, cpu_times(), time.perf_counter() - t0)
-
-
 def time_interleaved(fns: dict, args) -> dict:
     """Times several implementations of one case in rounds: each round runs every fn once, in
     an order rotated from round to round. On a machine whose speed drifts for seconds at a time
@@ -269,6 +259,20 @@ def checked_output(run, x, ref, impl: str, log):
     except Exception as e:
         log(f"  {impl}: wrong or failed output, not timed: {type(e).__name__}: {e}")
         return None
+
+
+def check_and_time(runners: dict, x, ref, quality, args, log) -> dict:
+    """One case: every runner's output on x checked against `ref` (checked_output) and scored by
+    quality(out); the good ones timed together in interleaved rounds (time_interleaved).
+    runners: {impl: (run, anything)}. Returns {impl: (median_s, min_s, other cores, quality)}."""
+    scored = {}
+    for impl, (run, _) in runners.items():
+        out = checked_output(run, x, ref, impl, log)
+        if out is not None:
+            scored[impl] = quality(out)
+    log(f"  timing {', '.join(scored)} in interleaved rounds")
+    timed = time_interleaved({impl: (lambda run=runners[impl][0]: run(x)) for impl in scored}, args)
+    return {impl: (*timed[impl], scored[impl]) for impl in scored}
 
 
 def parse_models(argv, script: str, models) -> tuple[list, list[str]]:

@@ -9,7 +9,8 @@ images, so activation ranges (and therefore quantization) look like a trained ne
 224 px inputs are smooth random images; ResNet-20 gets Fashion-MNIST test images (its registry
 input is 28x28, one channel). Calibration batches (the same for ORT and mixq) are other images.
 
-Impls (one process, same input array, same thread count; medians after warm-up):
+Impls (one process, same input array, same thread count; medians after warm-up, timed in
+interleaved rounds: every impl once per round, so a slow spell of the machine hits all alike):
   torch-fp32       the eval model under torch.inference_mode
   ort-fp32         torch.onnx.export(dynamo=False) -> onnxruntime, all graph optimizations
   ort-int8         quant_pre_process + quantize_static (QDQ, per-channel int8 weights, uint8
@@ -39,8 +40,8 @@ import time
 
 import numpy as np
 
-from common import (BUSY, checked_output, MixqUnavailable, Results, print_columns, ratio, start_with_models,
-                    time_model, write_json)
+from common import (BUSY, MixqUnavailable, Results, check_and_time, print_columns, ratio,
+                    start_with_models, write_json)
 from peers_cnn import (ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
                        torch_runner)
 
@@ -164,14 +165,10 @@ def run_model(name, args, p, results, info, mixq_state):
         if plans.unavailable:
             mixq_state["gone"] = plans.unavailable
         ref = np.asarray(runners["torch-fp32"][0](x))
-        log(f"{case}: timing {', '.join(runners)}")
-        for impl, (run, wbytes) in runners.items():
-            out = checked_output(run, x, ref, impl, log)
-            if out is None:
-                continue
-            err, top1 = quality(out, ref)
-            med, mn, load = time_model(lambda: run(x), args)
-            results.add(case, impl, med, mn, ops=ops, bytes=wbytes)
+        log(f"{case}:")
+        for impl, (med, mn, load, (err, top1)) in check_and_time(runners, x, ref, lambda out: quality(out, ref),
+                                                                   args, log).items():
+            results.add(case, impl, med, mn, ops=ops, bytes=runners[impl][1])
             info[(case, impl)] = {"err": err, "top1": top1, "fp32_bytes": fp32_bytes, "model": name,
                                   "bs": bs, "load": load}
             log(f"  {impl:15s} {med * 1e3:9.2f} ms  rel err {err:.2e}  top1 {100 * top1:.0f}%"
