@@ -85,17 +85,23 @@ def other_cores(before, after, wall: float) -> float:
     return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
 
 
-def time_interleaved(fns: dict, args) -> dict:
-    """Times several implementations of one case in rounds: each round runs every fn once, in
-    an order rotated from round to round. On a machine whose speed drifts for seconds at a time
-    (this VM), every impl then samples the same moments, and their ratios stay fair where
-    timing them one after another would hand one impl the slow spell. Each fn is warmed up
-    first; rounds repeat at least `args.repeats` times and until `args.min_time` seconds.
+def time_interleaved(fns: dict, args, block_s: float = 0.05) -> dict:
+    """Times several implementations of one case in rounds: each round gives every fn a block of
+    calls, in an order rotated from round to round. On a machine whose speed drifts for seconds at
+    a time (this VM), every impl then samples the same moments, and their ratios stay fair where
+    timing them one after another would hand one impl the slow spell. A fast fn's block is about
+    `block_s` long and its first call is not timed, so caches and worker threads are as warm as in
+    back-to-back runs; a call longer than `block_s` is its own block. Rounds repeat at least
+    `args.repeats` times and until `args.min_time` seconds.
     Returns {name: (median_s, min_s, cores other processes used meanwhile)}."""
     names = list(fns)
+    block = {}
     for name in names:
-        for _ in range(args.warmup):
+        for _ in range(max(args.warmup, 1)):
+            s = time.perf_counter()
             fns[name]()
+            took = time.perf_counter() - s
+        block[name] = 1 if took >= block_s else min(50, 2 + int(block_s / max(took, 1e-6)))
     times = {name: [] for name in names}
     c0, t0 = cpu_times(), time.perf_counter()
     rounds = 0
@@ -103,9 +109,11 @@ def time_interleaved(fns: dict, args) -> dict:
         for i in range(len(names)):
             name = names[(i + rounds) % len(names)]
             time.sleep(0.002)  # the previous library's spinning workers go idle, untimed
-            s = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - s)
+            for k in range(block[name]):
+                s = time.perf_counter()
+                fns[name]()
+                if k > 0 or block[name] == 1:
+                    times[name].append(time.perf_counter() - s)
         rounds += 1
     load = other_cores(c0, cpu_times(), time.perf_counter() - t0)
     return {name: (statistics.median(v), min(v), load) for name, v in times.items()}

@@ -68,9 +68,11 @@ def test_time_interleaved_runs_every_impl_in_rotated_rounds():
     calls = []
     fns = {name: (lambda name=name, d=d: (calls.append(name), time.sleep(d))) for name, d in
            (("fast", 0.001), ("slow", 0.006), ("mid", 0.003))}
-    out = common.time_interleaved(fns, SimpleNamespace(repeats=4, warmup=1, min_time=0.0))
+    out = common.time_interleaved(fns, SimpleNamespace(repeats=4, warmup=1, min_time=0.0), block_s=0.005)
     assert calls[:3] == ["fast", "slow", "mid"]                      # warm-up
-    assert calls[3:6] == ["fast", "slow", "mid"] and calls[6:9] == ["slow", "mid", "fast"]  # rotated
-    assert len(calls) == 3 + 3 * 4
+    # blocks: fast ~ 2 + 5 calls, mid ~ 2 + 1, slow (longer than block_s) 1; rotated each round
+    runs = [name for i, name in enumerate(calls[3:]) if i == 0 or calls[3 + i - 1] != name]
+    assert runs[:3] == ["fast", "slow", "mid"] and runs[3:6] == ["slow", "mid", "fast"]
+    assert calls.count("slow") == 1 + 4 and calls.count("fast") > calls.count("mid") > calls.count("slow")
     assert out["fast"][0] < out["mid"][0] < out["slow"][0]
     assert all(mn <= med for med, mn, _ in out.values())

@@ -100,19 +100,19 @@ def lower_encoder(spec: dict, params: dict[str, np.ndarray], config, input_max: 
     for key in ("embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight",
                 "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"):
         stored[key] = params[key]
+    def add_linear(key, names):  # one GEMM for the linears `names` (they share their input)
+        weights = [params[f"{n}.weight"] for n in names]
+        smooth = None
+        if input_max is not None and parse_precision(precision[names[0]]).int8_activations:
+            smooth = smoothing_factors(input_max[names[0]], weights, alpha)
+            stored[f"{key}.smooth"] = smooth
+        stored[f"{key}.weight"] = _pack(smoothed_weight(np.concatenate(weights), smooth), precision[names[0]])
+        stored[f"{key}.bias"] = np.concatenate([params[f"{n}.bias"] for n in names])
+
     fused = []
     for i in range(spec["layers"]):
         p = layer_prefix(i)
         qkv = [f"{p}.{n}" for n in LINEARS[:3]]
-        def add_linear(key, names):  # one GEMM for the linears `names` (they share their input)
-            weights = [params[f"{n}.weight"] for n in names]
-            smooth = None
-            if input_max is not None and parse_precision(precision[names[0]]).int8_activations:
-                smooth = smoothing_factors(input_max[names[0]], weights, alpha)
-                stored[f"{key}.smooth"] = smooth
-            stored[f"{key}.weight"] = _pack(smoothed_weight(np.concatenate(weights), smooth), precision[names[0]])
-            stored[f"{key}.bias"] = np.concatenate([params[f"{n}.bias"] for n in names])
-
         fused.append(len({precision[n] for n in qkv}) == 1)
         if fused[-1]:
             add_linear(f"{p}.attention.self.qkv", qkv)
