@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "tail_mask_avx512.h"
+
 namespace mixq {
 namespace {
 
@@ -22,7 +24,7 @@ inline bool row_range_avx512(const float* row, int64_t K, const float* mult, flo
   __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
   __mmask16 bad = 0;
   for (int64_t k = 0; k < K; k += 16) {
-    const __mmask16 m = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
+    const __mmask16 m = tail_mask(K - k);
     const __m512 v = load_row16(row, mult, k, m);  // masked-off lanes read 0: inside the range
     bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), exp_bits), exp_bits);
     mn = _mm512_min_ps(mn, v);
@@ -38,7 +40,7 @@ inline void quantize_row_avx512(const float* row, int64_t K, const float* mult, 
   const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(z), zero = _mm512_setzero_ps(),
                top = _mm512_set1_ps(255.f);
   for (int64_t k = 0; k < K; k += 16) {
-    const __mmask16 m = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
+    const __mmask16 m = tail_mask(K - k);
     __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(load_row16(row, mult, k, m), vinv),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), zero), top);

@@ -10,6 +10,8 @@
 #include "encoder_ops.h"
 #ifdef __AVX512F__
 #include <immintrin.h>
+
+#include "tail_mask_avx512.h"
 #endif
 
 namespace mixq {
@@ -40,7 +42,6 @@ inline float exp_poly(float x) {
 }
 
 #ifdef __AVX512F__
-inline __mmask16 lanes(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
 
 // 16 floats times inv, rounded half to even, as int32.
 inline __m512i codes16(__m512 v, __m512 inv) {
@@ -81,7 +82,7 @@ float row_max(const float* x, int64_t n) {
 #ifdef __AVX512F__
   __m512 m = _mm512_set1_ps(-__builtin_inff());
   for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 k = tail_mask(n - i);
     m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, k, x + i));  // masked-off lanes keep m
   }
   return _mm512_reduce_max_ps(m);
@@ -113,34 +114,29 @@ void layernorm_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, const 
   }
 }
 
-// Each row: x = exp(x - max(row)) in place, the row sum of the results in sums[r].
-void exp_rows(int64_t rows, int64_t n, float* x, int64_t ld, float* sums) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* xr = x + r * ld;
-    const float mx = row_max(xr, n);
+// x = exp(x - max(x)) in place over a row of n values; returns the sum of the results.
+float exp_row(float* x, int64_t n) {
+  const float mx = row_max(x, n);
 #ifdef __AVX512F__
-    const __m512 vmx = _mm512_set1_ps(mx);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 16) {
-      const __mmask16 m = lanes(n - k);
-      const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + k), vmx));
-      _mm512_mask_storeu_ps(xr + k, m, e);
-      acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
-    }
-    sums[r] = _mm512_reduce_add_ps(acc);
-#else
-    for (int64_t k = 0; k < n; ++k) xr[k] = exp_poly(xr[k] - mx);
-    sums[r] = row_sum(xr, n);
-#endif
+  const __m512 vmx = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t k = 0; k < n; k += 16) {
+    const __mmask16 m = tail_mask(n - k);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), vmx));
+    _mm512_mask_storeu_ps(x + k, m, e);
+    acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
   }
+  return _mm512_reduce_add_ps(acc);
+#else
+  for (int64_t k = 0; k < n; ++k) x[k] = exp_poly(x[k] - mx);
+  return row_sum(x, n);
+#endif
 }
 
 void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
-    float sum;
-    exp_rows(1, n, xr, ld, &sum);
-    const float inv = 1.f / sum;
+    const float inv = 1.f / exp_row(xr, n);
     for (int64_t k = 0; k < n; ++k) xr[k] *= inv;
   }
 }
@@ -149,9 +145,7 @@ void softmax_u8_impl(int64_t rows, int64_t n, float* x, int64_t ldx, uint8_t* q,
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ldx;
     uint8_t* qr = q + r * ldq;
-    float sum;
-    exp_rows(1, n, xr, ldx, &sum);
-    scale[r] = 1.f / (255.f * sum);
+    scale[r] = 1.f / (255.f * exp_row(xr, n));
     for (int64_t k = 0; k < n; ++k) qr[k] = uint8_t(int32_t(std::nearbyint(xr[k] * 255.f)));
     for (int64_t k = n; k < ldq; ++k) qr[k] = 0;
   }
@@ -188,12 +182,12 @@ void pack_keys_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, flo
     int8_t* base = panels + panel_offset(j, 0, panel_bytes);
 #ifdef __AVX512F__
     __m512 m = _mm512_setzero_ps();
-    for (int64_t k = 0; k < n; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes(n - k), xr + k)));
+    for (int64_t k = 0; k < n; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(n - k), xr + k)));
     const float amax = _mm512_reduce_max_ps(m), s = amax > 0.f ? amax / 127.f : 1.f;
     const __m512 inv = _mm512_set1_ps(1.f / s);
     __m512i sum = _mm512_setzero_si512();
     for (int64_t k = 0; k < n; k += 16) {
-      const __m512i q = codes16(_mm512_maskz_loadu_ps(lanes(n - k), xr + k), inv);
+      const __m512i q = codes16(_mm512_maskz_loadu_ps(tail_mask(n - k), xr + k), inv);
       sum = _mm512_add_epi32(sum, q);
       alignas(16) int32_t words[4];  // codes k..k+15 as four 4-byte groups, one per k step
       _mm_store_si128(reinterpret_cast<__m128i*>(words), _mm512_cvtepi32_epi8(q));
@@ -221,7 +215,7 @@ void pack_values_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, i
   // 16 channels at a time: their max over the rows, then 4 rows at a time quantized and
   // interleaved so each channel's 4 codes (one k step) are contiguous: 64 bytes of one panel row.
   for (int64_t c = 0; c < n; c += 16) {
-    const __mmask16 mc = lanes(n - c);
+    const __mmask16 mc = tail_mask(n - c);
     __m512 m = _mm512_setzero_ps();
     for (int64_t r = 0; r < rows; ++r) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(mc, x + r * ldx + c)));
     const __m512 s = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_set1_ps(1.f),

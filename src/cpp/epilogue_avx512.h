@@ -8,6 +8,7 @@
 
 #include "gelu.h"
 #include "kernels.h"
+#include "tail_mask_avx512.h"
 
 namespace mixq {
 namespace {
@@ -40,8 +41,6 @@ inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask1
   q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(255.f));
   _mm_mask_storeu_epi8(static_cast<uint8_t*>(e.out) + off, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));
 }
-
-inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
 
 // Static activations: the per-column affine folded by gemm_s8 (Epilogue::col_scale), one FMA per
 // 16 outputs before rounding.

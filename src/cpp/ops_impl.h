@@ -79,24 +79,26 @@ void prepare_a_bf16_impl(int64_t rows, int64_t K, const float* a, int64_t lda, u
   }
 }
 
-// lo = min(0, row), hi = max(0, row); false if any value is Inf or NaN. Lane-wise partial
-// results (portable builds; AVX-512 builds use row_range_avx512).
 // lo = min(0, row), hi = max(0, row) of row[k] * mult[k] (mult may be null); false if any value
-// is Inf or NaN. Lane-wise partial results (portable builds; AVX-512 builds use row_range_avx512).
+// is Inf or NaN. Lane-wise partial results in whole 16-value steps, so the loop vectorizes
+// without fast-math where it can (portable and AVX2 builds; AVX-512 builds use row_range_avx512).
 [[maybe_unused]] bool row_range(const float* row, int64_t K, const float* mult, float& lo, float& hi) {
   constexpr int L = 16;
   float mn[L], mx[L];
   uint32_t bad[L];
   for (int j = 0; j < L; ++j) mn[j] = 0.f, mx[j] = 0.f, bad[j] = 0;
-  for (int64_t k = 0; k < K; ++k) {
-    const int j = int(k % L);
+  auto take = [&](int j, int64_t k) {
     const float v = mult ? row[k] * mult[k] : row[k];
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
     bad[j] |= (bits & 0x7f800000u) == 0x7f800000u;
     mn[j] = v < mn[j] ? v : mn[j];
     mx[j] = v > mx[j] ? v : mx[j];
-  }
+  };
+  int64_t k = 0;
+  for (; k + L <= K; k += L)
+    for (int j = 0; j < L; ++j) take(j, k + j);
+  for (; k < K; ++k) take(0, k);
   uint32_t any_bad = 0;
   for (int j = 0; j < L; ++j) {
     lo = mn[j] < lo ? mn[j] : lo;
