@@ -278,3 +278,19 @@ def test_minilm_w8a8_embeddings_agree_with_fp32_on_real_sentences():
     agreement = plan_agreement(plan, batches, reference)
     assert agreement["mean_cosine"] >= 0.995 and agreement["min_cosine"] >= 0.98
     assert agreement["top1_retrieval_agreement"] >= 0.85
+
+
+def test_a_linear_serves_one_layer():
+    """add_layer takes over the linears' weights (no second copy): reusing one is refused."""
+    from mixq import _core
+
+    def linear(n_out, n_in):
+        return _core.EncoderLinear(mixq.pack_weights(np.ones((n_out, n_in), np.float32), bits=32)._core, "float", None)
+
+    enc = _core.Encoder(8, 2, 1e-5)
+    ones, zeros = np.ones(8, np.float32), np.zeros(8, np.float32)
+    parts = ([linear(8, 8) for _ in range(3)], linear(8, 8), linear(16, 8), linear(8, 16))
+    enc.add_layer(*parts, ones, zeros, ones, zeros, False)
+    with pytest.raises(ValueError, match="already given to a layer"):
+        enc.add_layer(*parts, ones, zeros, ones, zeros, False)
+    assert enc.layers == 1

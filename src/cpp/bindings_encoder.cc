@@ -121,18 +121,19 @@ void bind_encoder(nb::module_& m) {
                               int64_t(token_type.shape(0)), gamma.data(), beta.data());
            },
            "position"_a, "token_type"_a, "gamma"_a, "beta"_a)
+      // The layer takes over the linears' weights (no second copy of a large model): each
+      // EncoderLinear serves one add_layer call.
       .def("add_layer",
-           [](Encoder& e, const std::vector<const EncoderLinear*>& qkv, const EncoderLinear& attn_out,
-              const EncoderLinear& ffn_in, const EncoderLinear& ffn_out, In<float, 1> ln_attn_gamma,
-              In<float, 1> ln_attn_beta, In<float, 1> ln_ffn_gamma, In<float, 1> ln_ffn_beta, bool int8_attention) {
-             EncoderLayer l;
-             auto copy = [](const EncoderLinear& s) {
-               EncoderLinear d;
-               d.mode = s.mode, d.w = copy_packed(s.w), d.bias = s.bias, d.smooth = s.smooth;
-               return d;
+           [](Encoder& e, const std::vector<EncoderLinear*>& qkv, EncoderLinear& attn_out, EncoderLinear& ffn_in,
+              EncoderLinear& ffn_out, In<float, 1> ln_attn_gamma, In<float, 1> ln_attn_beta, In<float, 1> ln_ffn_gamma,
+              In<float, 1> ln_ffn_beta, bool int8_attention) {
+             auto take = [](EncoderLinear& s) {
+               if (s.w.data.size() == 0) throw std::invalid_argument("encoder: this EncoderLinear was already given to a layer");
+               return std::move(s);
              };
-             for (const EncoderLinear* p : qkv) l.qkv.push_back(copy(*p));
-             l.attn_out = copy(attn_out), l.ffn_in = copy(ffn_in), l.ffn_out = copy(ffn_out);
+             EncoderLayer l;
+             for (EncoderLinear* p : qkv) l.qkv.push_back(take(*p));
+             l.attn_out = take(attn_out), l.ffn_in = take(ffn_in), l.ffn_out = take(ffn_out);
              l.ln_attn_gamma = vec(ln_attn_gamma), l.ln_attn_beta = vec(ln_attn_beta);
              l.ln_ffn_gamma = vec(ln_ffn_gamma), l.ln_ffn_beta = vec(ln_ffn_beta);
              l.int8_attention = int8_attention;
