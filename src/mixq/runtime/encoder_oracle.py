@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..quant import fake_quant, fake_quant_weight
+from ..quant import choose_qparams, fake_quant, fake_quant_weight
 from .encoder import ATTENTION, LINEARS, WORD_EMBEDDINGS, layer_prefix, smoothed_weight
 from .oracle import _weight_as_run
 
@@ -21,12 +21,8 @@ from .oracle import _weight_as_run
 def _per_row_u8(x: np.ndarray) -> np.ndarray:
     """Dynamic per-row asymmetric u8 fake quantization, as the core's quantize_rows_u8."""
     x = np.asarray(x, dtype=np.float32).reshape(-1, x.shape[-1])
-    lo = np.minimum(x.min(axis=1), 0).astype(np.float32)
-    hi = np.maximum(x.max(axis=1), 0).astype(np.float32)
-    s = ((hi - lo) / np.float32(255)).astype(np.float32)
-    s[~(s > 0)] = 1
-    z = np.clip(np.rint(-lo * (np.float32(1) / s)), 0, 255).astype(np.int32)
-    return fake_quant(x, s, z, "uint8", axis=0)
+    scale, zp = choose_qparams(x.min(axis=1), x.max(axis=1), "uint8")
+    return fake_quant(x, scale, zp, "uint8", axis=0)
 
 
 def _per_row_s8(x: np.ndarray) -> np.ndarray:
