@@ -48,8 +48,8 @@ import time
 
 import numpy as np
 
-from common import (BUSY, Results, check_and_time, export_onnx, onnx_initializer_bytes, ort_session,
-                    print_columns, ratio, start_with_models, write_json)
+from common import (BUSY, Results, check_and_time, export_onnx, model_table_rows, onnx_initializer_bytes,
+                    ort_session, print_columns, ratio, start_with_models, write_json)
 
 SEQ = 128
 # name: (label, batch sizes); BERT-Large keeps QUICK_LAYERS layers with --quick
@@ -60,7 +60,6 @@ MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a
 IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
 CALIBRATION = (2, 8)  # batches, rows per batch: mixq's SmoothQuant input ranges
 AGREEMENT_SENTENCES = {False: 1000, True: 200}  # MiniLM embedding agreement (full run, --quick)
-ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # max rel err above which a row is marked "!"
 INPUT_NAMES, OUTPUT_NAME = ("input_ids", "attention_mask"), "last_hidden_state"
 
 
@@ -354,22 +353,8 @@ def print_targets(results: Results, info: dict, agreement: dict) -> None:
 def print_bert_table(results: Results, info: dict) -> None:
     head = ["case", "impl", "median ms", "x ort-fp32", "x ort-int8", "weights MB", "% fp32",
             "max rel err", "emb cos"]
-    rows = []
-    for case in dict.fromkeys(r["case"] for r in results.rows):
-        for impl in IMPLS:
-            r = results.get(case, impl)
-            if r is None:
-                continue
-            q = info[(case, impl)]
-            flag = ERR_FLAG["fp32" if impl.endswith("fp32") else "int"]
-            cells = [case, impl, f"{r['median_s'] * 1e3:.2f}" + ("*" if q["load"] > BUSY else "")]
-            for base in ("ort-fp32", "ort-int8"):
-                v = ratio(results, case, impl, base)
-                cells.append("-" if v is None or impl == base else f"{v:.2f}x")
-            cells += [f"{r['bytes'] / 1e6:.1f}", f"{100 * r['bytes'] / q['fp32_bytes']:.1f}%",
-                      f"{q['err']:.1e}" + ("!" if q["err"] > flag else ""), f"{q['cos']:.5f}"]
-            rows.append(cells)
-        rows.append(None)
+    rows = model_table_rows(results, info, IMPLS, lambda r, q, err_cell: [
+        f"{r['bytes'] / 1e6:.1f}", f"{100 * r['bytes'] / q['fp32_bytes']:.1f}%", err_cell(q["err"]), f"{q['cos']:.5f}"])
     print("\nTransformer encoders (median of repeated runs; x = speed-up over that ORT row; errors "
           "vs torch-fp32 on the same input;\n * = other processes used > "
           f"{BUSY} cores while the row was timed: rerun before trusting it)")

@@ -412,6 +412,33 @@ def ratio(results: Results, case: str, impl: str, base: str) -> float | None:
     return None if a is None or b is None else b["median_s"] / a["median_s"]
 
 
+ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # rel err vs torch-fp32 above which a row is marked "!"
+
+
+def model_table_rows(results: Results, info: dict, impls, cells, ratios_last: bool = False) -> list:
+    """Rows of a model benchmark's table, cases in run order, a None between cases: for every
+    timed (case, impl), [case, impl, median ms (* when other processes were busy)], the
+    speed-ups over ort-fp32 and ort-int8 and cells(result, info, err_cell) (speed-ups last with
+    ratios_last) -- err_cell(err) is the error with "!" past ERR_FLAG for that impl."""
+    rows = []
+    for case in dict.fromkeys(r["case"] for r in results.rows):
+        for impl in impls:
+            r = results.get(case, impl)
+            if r is None:
+                continue
+            q = info[(case, impl)]
+            flag = ERR_FLAG["fp32" if impl.endswith("fp32") else "int"]
+            speedups = []
+            for base in ("ort-fp32", "ort-int8"):
+                v = ratio(results, case, impl, base)
+                speedups.append("-" if v is None or impl == base else f"{v:.2f}x")
+            rest = cells(r, q, lambda err: f"{err:.1e}" + ("!" if err > flag else ""))
+            rows.append([case, impl, f"{r['median_s'] * 1e3:.2f}" + ("*" if q["load"] > BUSY else "")]
+                        + (rest + speedups if ratios_last else speedups + rest))
+        rows.append(None)
+    return rows
+
+
 def print_columns(head: list[str], rows: list, left: int = 2) -> None:
     """A plain text table: the first `left` columns left-aligned, the rest right-aligned; a row
     None prints as an empty line (a group separator)."""

@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from common import (BUSY, MixqUnavailable, Results, check_and_time, print_columns, ratio,
+from common import (BUSY, MixqUnavailable, Results, check_and_time, model_table_rows, print_columns, ratio,
                     start_with_models, write_json)
 from peers_cnn import (ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
                        torch_runner)
@@ -56,7 +56,6 @@ MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a
 IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
 BN_BATCHES = (2, 8)  # images that set the BatchNorm statistics of random-weight models
 CALIBRATION = {False: (8, 4), True: (4, 2)}  # quick -> (batches, images per batch)
-ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # rel err above which a row is marked "!"
 
 
 
@@ -180,24 +179,9 @@ def run_model(name, args, p, results, info, mixq_state):
 def print_e2e_table(results: Results, info: dict) -> None:
     head = ["case", "impl", "median ms", "img/s", "weights MB", "% fp32", "rel err", "top1",
             "x ort-fp32", "x ort-int8"]
-    rows = []
-    cases = list(dict.fromkeys(r["case"] for r in results.rows))
-    for case in cases:
-        for impl in IMPLS:
-            r = results.get(case, impl)
-            if r is None:
-                continue
-            q = info[(case, impl)]
-            flag = ERR_FLAG["fp32" if impl.endswith("fp32") else "int"]
-            busy = "*" if q["load"] > BUSY else ""
-            cells = [case, impl, f"{r['median_s'] * 1e3:.2f}{busy}",
-                     f"{q['bs'] / r['median_s']:.1f}", f"{r['bytes'] / 1e6:.2f}", f"{100 * r['bytes'] / q['fp32_bytes']:.1f}%",
-                     f"{q['err']:.1e}" + ("!" if q["err"] > flag else ""), f"{100 * q['top1']:.0f}%"]
-            for base in ("ort-fp32", "ort-int8"):
-                v = ratio(results, case, impl, base)
-                cells.append("-" if v is None or impl == base else f"{v:.2f}x")
-            rows.append(cells)
-        rows.append(None)
+    rows = model_table_rows(results, info, IMPLS, lambda r, q, err_cell: [
+        f"{q['bs'] / r['median_s']:.1f}", f"{r['bytes'] / 1e6:.2f}", f"{100 * r['bytes'] / q['fp32_bytes']:.1f}%",
+        err_cell(q["err"]), f"{100 * q['top1']:.0f}%"], ratios_last=True)
     print("\nEnd-to-end inference (median of repeated runs; x = speed-up over that ORT row; "
           "rel err / top1 vs torch-fp32 on the same input;\n * = other processes used > "
           f"{BUSY} cores while the row was timed: rerun before trusting it)")
