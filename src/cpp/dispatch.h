@@ -16,6 +16,7 @@ struct Dispatch {
   const GemmKernelInfo* u2;
   const GemmKernelInfo* f32u4;
   const GemmKernelInfo* f32u2;
+  const GemmKernelInfo* s8g;  // nullptr where the level has no groupwise kernel
   const IsaOps* ops;
 };
 

@@ -42,6 +42,7 @@ Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b) {
 thread_local AlignedBuffer t_acc;        // accumulator tile of a task
 thread_local AlignedBuffer t_prepared;   // converted activations of a call
 thread_local AlignedBuffer t_quantized;  // dynamically quantized activations of a call
+thread_local AlignedBuffer t_unpacked;   // low-bit B panels of a block, unpacked to s8 (groupwise path)
 
 // The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
 // C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
@@ -50,9 +51,15 @@ thread_local AlignedBuffer t_quantized;  // dynamically quantized activations of
 //     [n, n + 32*np), k steps [p0, p0+steps)
 //   epilogue(tile, ldtile, m0, rows, n0, cols): output of a finished micro-tile
 // kc_granule: kc slices are a multiple of it (low-bit groups must not straddle two slices).
-template <typename Acc, typename Kernel, typename Epi>
+//   prepare_b(p0, steps, n, np): called before the rows of each B micro-panel are swept (the
+//     groupwise path unpacks the panels there, once per block).
+struct NoPrepare {
+  void operator()(int64_t, int64_t, int64_t, int) const {}
+};
+
+template <typename Acc, typename Kernel, typename Epi, typename Prepare = NoPrepare>
 void run_blocked(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, int64_t b_step_bytes,
-                 int64_t kc_granule, Kernel kernel, Epi epilogue) {
+                 int64_t kc_granule, Kernel kernel, Epi epilogue, Prepare prepare_b = {}) {
   // Decode (1-2 rows): up to 4 panels per kernel call stream side by side, more DRAM requests in
   // flight per core. Otherwise the kernel's own tile width, so a B micro-panel stays in L1.
   const int mr_max = kinfo.mr, np_max = M <= 2 ? std::max(4, kinfo.nr / kPanelN) : kinfo.nr / kPanelN;
@@ -72,6 +79,7 @@ void run_blocked(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, 
       const int64_t steps = std::min(blk.kc_steps, ks - p0);
       for (int64_t j = 0; j < n_panels; j += np_max) {
         const int np = int(std::min<int64_t>(np_max, n_panels - j));
+        prepare_b(p0, steps, n0 + j * kPanelN, np);
         for (int64_t r = 0; r < mc; r += mr_max) {
           const int mr = int(std::min<int64_t>(mr_max, mc - r));
           Acc* tile = acc + r * ldacc + j * kPanelN;
@@ -135,12 +143,20 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
     throw std::invalid_argument("gemm_s8: weights are not int8 or low-bit");
   const Dispatch d = active_dispatch();
-  const GemmKernelInfo& kinfo =
-      w.format == WeightFormat::u4_x32c4 ? *d.u4 : w.format == WeightFormat::u2_x32c4 ? *d.u2 : *d.s8;
+  // Low-bit weights for a full row block or more: unpacked once per block and reused by all its
+  // rows (groupwise). Below that the codes are unpacked in registers (measured faster up to 64
+  // rows at K = N = 4096, and for decode, where they stream from DRAM).
+  constexpr int64_t kGroupwiseMinRows = 96;
+  const bool groupwise = w.low_bit() && d.s8g && a.M >= kGroupwiseMinRows;
+  const GemmKernelInfo& kinfo = groupwise                             ? *d.s8g
+                                : w.format == WeightFormat::u4_x32c4 ? *d.u4
+                                : w.format == WeightFormat::u2_x32c4 ? *d.u2
+                                                                     : *d.s8;
   note_kernel(kinfo.name);
   if (a.M == 0) return;
   const IsaOps* ops = d.ops;
-  const int64_t M = a.M, K = w.K, K_read = w.padded_k();  // the kernels read K_read values per row
+  // The kernels read K_read values per row (groupwise: K to the k step, it skips group padding).
+  const int64_t M = a.M, K = w.K, K_read = groupwise ? (K + 3) / 4 * 4 : w.padded_k();
   // The kernels read u8 rows in place; s8 input (shift by 128) or K_read != K (zero padding) is
   // converted first.
   const uint8_t* rows = a.data;
@@ -164,6 +180,30 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   e.a_scale = a.scale;
   e.a_scale_stride = a.scale_stride;
 
+  if (groupwise) {
+    e.wsum = w.wsum.data();
+    const auto fn = reinterpret_cast<GemmGroupwiseFn>(kinfo.fn);
+    const int64_t group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128, k4 = (K + 3) / 4;
+    run_blocked<float>(
+        w, M, kinfo, group_bytes / group_steps, group_steps,
+        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t, float* tile, int64_t ldt, bool accumulate) {
+          // Only the k steps that hold K: the padding of a last partial group is skipped.
+          const int64_t stride = conflict_free_stride(steps / group_steps * group_bytes, 1);
+          fn(mr, np, std::min(steps, k4 - p0), rows + m * lda + p0 * 4, lda, t_unpacked.as<int8_t>(), stride,
+             group_steps, tile, ldt, accumulate);
+        },
+        [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+          ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
+        },
+        [&](int64_t p0, int64_t steps, int64_t n, int np) {
+          const int64_t groups = steps / group_steps, slice = conflict_free_stride(groups * group_bytes, 1);
+          t_unpacked.resize(size_t(np * slice));
+          for (int j = 0; j < np; ++j)
+            ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(n + j * kPanelN, p0), group_steps, groups,
+                                  t_unpacked.as<int8_t>() + j * slice);
+        });
+    return;
+  }
   if (w.low_bit()) {
     // Per-group activation row sums fold the weight zero points (LowBitArgs).
     const int64_t G = w.n_groups();

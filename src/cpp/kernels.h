@@ -40,7 +40,14 @@ using GemmLowBitFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a,
 using GemmWeightOnlyFn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b,
                                   int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate);
 
-enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2 };
+// Groupwise int8 (the W4A8 / W2A8 path for more than a few rows): low-bit panels unpacked once per
+// block into s8 codes minus zero points (IsaOps::unpack_lowbit_s8), so the kernel is vpdpbusd
+// alone, with the fold into fp32 at each group end:  c += scale[g][n] * sum_g a * (q - z).
+// b: per group, group_steps x [32][4] s8 codes, then 32 fp32 scales; b_stride: bytes between panels.
+using GemmGroupwiseFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
+                                 int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate);
+
+enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2, s8g };
 
 struct GemmKernelInfo {
   const char* name;
@@ -123,6 +130,8 @@ struct IsaOps {
                        int64_t n0, int64_t nc);
   // A streaming read of n bytes (the bandwidth probe); returns their 8-byte-word sum.
   uint64_t (*sum_bytes)(const uint8_t* p, size_t n);
+  // n_groups low-bit group blocks of one panel -> the groupwise kernels' s8 layout (GemmGroupwiseFn).
+  void (*unpack_lowbit_s8)(int bits, const uint8_t* blocks, int64_t group_steps, int64_t n_groups, int8_t* dst);
 };
 
 // Element types of each kernel kind, so the one list can declare typed functions.
@@ -138,8 +147,11 @@ struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
             int64_t, bool);
 #define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)                                    \
   void name(int, int, int64_t, const float*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t, bool);
+#define MIXQ_GROUPWISE_KERNEL(name, isa, mr, nr, guard)                                            \
+  void name(int, int, int64_t, const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, float*, int64_t, bool);
 #define MIXQ_ISA_OPS(name, isa, guard) extern const IsaOps name;
 #include "kernels.inc"
+#undef MIXQ_GROUPWISE_KERNEL
 #undef MIXQ_LOWBIT_KERNEL
 #undef MIXQ_WEIGHT_ONLY_KERNEL
 #undef MIXQ_GEMM_KERNEL

@@ -14,6 +14,7 @@
 #define MIXQ_VECTOR_EPILOGUE 1
 #include "epilogue_avx512.h"
 #include "dynamic_quant_avx512.h"
+#include "unpack_lowbit_avx512.h"
 #endif
 
 namespace mixq {
@@ -68,6 +69,47 @@ void group_sums_u8_impl(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, 
       out[r * ld_out + g] = float(s);
     }
   }
+}
+
+// Low-bit group blocks of one panel (u4_x32c4 / u2_x32c4) -> the layout of the groupwise
+// kernels: per group, its k steps of [32][4] s8 codes minus their zero points (exact: |q - z| < 16),
+// then the group's 32 scales as fp32.
+template <int BITS>
+void unpack_lowbit_s8_bits(const uint8_t* blocks, int64_t group_steps, int64_t n_groups, int8_t* dst) {
+  constexpr int U = 8 / BITS;
+  constexpr uint8_t mask = (1 << BITS) - 1;
+  const int64_t code_bytes = group_steps / U * 128;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* tail = blocks + code_bytes;  // 32 bf16 scales, then 32 u8 zero points
+    uint8_t zb[128];                             // the zero point of each byte's column
+    for (int i = 0; i < 128; ++i) zb[i] = tail[64 + i / 4];
+    for (int64_t unit = 0; unit < group_steps / U; ++unit) {
+      const uint8_t* src = blocks + unit * 128;
+      for (int s = 0; s < U; ++s) {
+        int8_t* out = dst + (unit * U + s) * 128;
+        for (int i = 0; i < 128; ++i) out[i] = int8_t(uint8_t(((src[i] >> (s * BITS)) & mask) - zb[i]));
+      }
+    }
+    float* scales = reinterpret_cast<float*>(dst + group_steps * 128);
+    for (int n = 0; n < 32; ++n) {
+      uint16_t h;
+      std::memcpy(&h, tail + 2 * n, 2);
+      scales[n] = bf16_to_float(h);
+    }
+    blocks += code_bytes + 96;
+    dst += group_steps * 128 + 128;
+  }
+}
+
+void unpack_lowbit_s8_impl(int bits, const uint8_t* blocks, int64_t group_steps, int64_t n_groups, int8_t* dst) {
+#ifdef MIXQ_VECTOR_EPILOGUE
+  if (bits == 4) return unpack_lowbit_s8_avx512<4>(blocks, group_steps, n_groups, dst);
+  return unpack_lowbit_s8_avx512<2>(blocks, group_steps, n_groups, dst);
+#endif
+  if (bits == 4)
+    unpack_lowbit_s8_bits<4>(blocks, group_steps, n_groups, dst);
+  else
+    unpack_lowbit_s8_bits<2>(blocks, group_steps, n_groups, dst);
 }
 
 void prepare_a_bf16_impl(int64_t rows, int64_t K, const float* a, int64_t lda, uint16_t* dst, int64_t ldd) {
@@ -269,5 +311,5 @@ void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64
   const IsaOps name = {#name,                 isa_level,             prepare_a_u8_impl,            \
                        row_sums_u8_impl,      prepare_a_bf16_impl,   group_sums_u8_impl,           \
                        quantize_rows_u8_impl, epilogue_s32_impl,     epilogue_lowbit_impl,         \
-                       epilogue_f32_impl,     sum_bytes_impl};                                     \
+                       epilogue_f32_impl,     sum_bytes_impl,        unpack_lowbit_s8_impl};                                     \
   }
