@@ -106,6 +106,27 @@ def test_weight_only_fp32_activations(isa, rng, bits, group, m, n, k):
     assert mixq.last_kernel().startswith(f"f32u{bits}f32_")
 
 
+@pytest.mark.parametrize("bits,group", FORMATS, ids=str)
+@pytest.mark.parametrize("m,n,k", [(1, 33, 128), (2, 130, 64), (6, 64, 100), (11, 40, 257)])
+def test_weight_only_bf16_activations(isa, rng, bits, group, m, n, k):
+    """W4A16 / W2A16: x rounded to bf16, weights exact; bf16 x code products are exact in fp32,
+    so only the fp32 sums round."""
+    codes, scale, zp, g = _codes(rng, n, k, bits, group)
+    p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    got = mixq.matmul(x, p, bias, activation="relu", act="bf16")
+    xb = mixq.kernels._round_bf16(x).astype(np.float64)
+    wd = _dequantize(codes, scale, zp, g)
+    expect = np.maximum(xb @ wd.T + bias, 0)
+    mag = np.abs(xb) @ np.abs(wd).T + 1
+    assert np.all(np.abs(got - expect) <= 1e-5 * mag)
+    kernel = mixq.last_kernel()
+    assert kernel.startswith(f"bf16u{bits}f32_")
+    if isa.startswith("avx512") and mixq.cpu_info()["features"]["avx512bf16"]:
+        assert kernel.endswith("__avx512bf16")
+
+
 @pytest.mark.parametrize("bits", [4, 2])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_quantizer_error_bound_and_clip_search(rng, bits, symmetric):

@@ -100,8 +100,9 @@ nb::object matmul_s8(const PackedWeight& w, nb::ndarray<nb::ndim<2>, nb::c_conti
   return out;
 }
 
+// act: "int8" (dynamic u8 activations for integer weights), "fp32" or "bf16" (weight-only low-bit).
 nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional<In1<float>> bias, float lo, float hi,
-                              bool weight_only) {
+                              const std::string& act) {
   const int64_t M = int64_t(x.shape(0));
   check_k(int64_t(x.shape(1)), w);
   Epilogue e;
@@ -111,7 +112,8 @@ nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional
   nb::object out = make_output(e.type, M, w.N, &e.out);
   {
     nb::gil_scoped_release rel;
-    if (weight_only) gemm_weight_only(w, x.data(), M, int64_t(x.shape(1)), e);
+    if (act == "fp32") gemm_weight_only(w, x.data(), M, int64_t(x.shape(1)), e);
+    else if (act == "bf16") gemm_weight_only_bf16(w, x.data(), M, int64_t(x.shape(1)), e);
     else if (w.format == WeightFormat::s8_x32c4 || w.low_bit()) gemm_dynamic_s8(w, x.data(), M, int64_t(x.shape(1)), e);
     else gemm_float(w, x.data(), M, int64_t(x.shape(1)), e);
   }
@@ -144,6 +146,7 @@ nb::dict cpu_info() {
   kernels["u4"] = d.u4->name, kernels["u2"] = d.u2->name, kernels["f32u4"] = d.f32u4->name;
   kernels["f32u2"] = d.f32u2->name, kernels["ops"] = d.ops->name;
   kernels["s8g"] = d.s8g ? d.s8g->name : "none";
+  kernels["bf16u4"] = d.bf16u4->name, kernels["bf16u2"] = d.bf16u2->name;
   out["kernels"] = kernels;
   out["l1d_bytes"] = f.l1d_bytes, out["l2_bytes"] = f.l2_bytes, out["l3_bytes"] = f.l3_bytes;
   out["physical_cores"] = f.physical_cores;
@@ -184,7 +187,7 @@ NB_MODULE(_core, m) {
     for (const auto& k : gemm_kernels()) {
       nb::dict d;
       d["name"] = k.name, d["isa"] = isa_name(k.isa);
-      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "s8g"};
+      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "s8g", "bf16u4", "bf16u2"};
       d["kind"] = kinds[int(k.kind)];
       d["mr"] = k.mr, d["nr"] = k.nr, d["kr"] = k.kr, d["needs_bf16"] = k.needs_bf16;
       out.append(d);
@@ -261,7 +264,7 @@ NB_MODULE(_core, m) {
   m.def("matmul_s8", &matmul_s8, "w"_a, "x"_a, "x_scale"_a, "x_zero_point"_a, "out_dtype"_a, "bias"_a.none(),
         "lo"_a, "hi"_a, "out_scale"_a, "out_zero_point"_a);
   m.def("matmul_float_input", &matmul_float_input, "w"_a, "x"_a, "bias"_a.none(), "lo"_a, "hi"_a,
-        "weight_only"_a = false);
+        "act"_a = "int8");
 
   // Per-ISA helpers exposed for the tests (SIMD packing must equal reference packing).
   m.def("prepare_a_u8", [](const std::string& isa, In2<uint8_t> x, bool flip_sign) {

@@ -32,7 +32,7 @@ const GemmKernelInfo* pick(KernelKind kind, Isa isa) {
 Dispatch make_dispatch(Isa isa) {
   Dispatch d{isa, pick(KernelKind::s8, isa), pick(KernelKind::f32, isa), pick(KernelKind::bf16, isa),
              pick(KernelKind::u4, isa), pick(KernelKind::u2, isa), pick(KernelKind::f32u4, isa),
-             pick(KernelKind::f32u2, isa), pick(KernelKind::s8g, isa), nullptr};
+             pick(KernelKind::f32u2, isa), pick(KernelKind::s8g, isa), pick(KernelKind::bf16u4, isa), pick(KernelKind::bf16u2, isa), nullptr};
   for (const auto* ops : isa_ops_list())
     if (int(ops->isa) <= int(isa) && (!d.ops || int(ops->isa) > int(d.ops->isa))) d.ops = ops;
   return d;

@@ -17,6 +17,8 @@ struct Dispatch {
   const GemmKernelInfo* f32u4;
   const GemmKernelInfo* f32u2;
   const GemmKernelInfo* s8g;  // nullptr where the level has no groupwise kernel
+  const GemmKernelInfo* bf16u4;
+  const GemmKernelInfo* bf16u2;
   const IsaOps* ops;
 };
 

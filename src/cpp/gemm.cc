@@ -340,4 +340,28 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
       });
 }
 
+void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
+  if (!w.low_bit()) throw std::invalid_argument("weight-only matmul needs int4 or int2 weights");
+  const Dispatch d = active_dispatch();
+  const GemmKernelInfo& kinfo = w.format == WeightFormat::u4_x32c4 ? *d.bf16u4 : *d.bf16u2;
+  note_kernel(kinfo.name);
+  if (M == 0) return;
+  const IsaOps* ops = d.ops;
+  const int64_t K = w.K, ld = conflict_free_stride(w.padded_k(), 2);  // bf16 rows, zeros to whole groups
+  t_prepared.resize(size_t(M * ld) * sizeof(uint16_t));
+  uint16_t* xb = t_prepared.as<uint16_t>();
+  parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * ld, ld); });
+  const auto fn = reinterpret_cast<GemmWeightOnlyBf16Fn>(kinfo.fn);
+  const int64_t group_steps = w.group_size / 4;
+  run_blocked<float>(
+      w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
+      [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+        fn(mr, np, steps, xb + m * ld + p0 * 4, ld, w.lowbit_block(n, p0), w.panel_bytes(), group_steps, tile, ldt,
+           accumulate);
+      },
+      [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+        ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
+      });
+}
+
 }  // namespace mixq

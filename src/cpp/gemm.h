@@ -40,5 +40,7 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
 // fp32 activations with int4/int2 weights dequantized in registers (W4A32 / W2A32); float output.
 // padded: rows already hold K rounded up to whole groups, zeros after K (see QuantizedRows).
 void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, bool padded = false);
+// The same with the activations rounded to bf16 first (W4A16 / W2A16); float output.
+void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e);
 
 }  // namespace mixq

@@ -18,12 +18,16 @@ const std::vector<GemmKernelInfo>& gemm_kernels() {
 #define MIXQ_GROUPWISE_KERNEL(name, isa, mr, nr, guard)                                            \
   MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, KernelKind::s8g, mr, nr, 4, reinterpret_cast<const void*>(&name), \
                                   false}, )
+#define MIXQ_WEIGHT_ONLY_BF16_KERNEL(name, isa, bits, mr, nr, guard)                             \
+  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::bf16u4 : KernelKind::bf16u2, mr, nr, \
+                                  4, reinterpret_cast<const void*>(&name), Isa::isa != Isa::ref}, )
 #define MIXQ_ISA_OPS(name, isa, guard)
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL
 #undef MIXQ_LOWBIT_KERNEL
 #undef MIXQ_WEIGHT_ONLY_KERNEL
 #undef MIXQ_GROUPWISE_KERNEL
+#undef MIXQ_WEIGHT_ONLY_BF16_KERNEL
 #undef MIXQ_ISA_OPS
   };
   return table;
@@ -35,12 +39,14 @@ std::vector<const IsaOps*> isa_ops_list() {
 #define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)
 #define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)
 #define MIXQ_GROUPWISE_KERNEL(name, isa, mr, nr, guard)
+#define MIXQ_WEIGHT_ONLY_BF16_KERNEL(name, isa, bits, mr, nr, guard)
 #define MIXQ_ISA_OPS(name, isa, guard) MIXQ_WHEN(guard, &name, )
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL
 #undef MIXQ_LOWBIT_KERNEL
 #undef MIXQ_WEIGHT_ONLY_KERNEL
 #undef MIXQ_GROUPWISE_KERNEL
+#undef MIXQ_WEIGHT_ONLY_BF16_KERNEL
 #undef MIXQ_ISA_OPS
   };
 }

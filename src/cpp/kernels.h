@@ -39,6 +39,11 @@ using GemmLowBitFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a,
 // (scale * (code - zero point)) and multiplied in fp32. a: fp32 rows read in place.
 using GemmWeightOnlyFn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b,
                                   int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate);
+// The same with bf16 activations (W4A16 / W2A16): a: bf16 rows; the weights stay exact (bf16 holds
+// code - zero point exactly, the scales apply per group in fp32).
+using GemmWeightOnlyBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda,
+                                      const uint8_t* b, int64_t b_stride, int64_t group_steps, float* c, int64_t ldc,
+                                      bool accumulate);
 
 // Groupwise int8 (the W4A8 / W2A8 path for more than a few rows): low-bit panels unpacked once per
 // block into s8 codes minus zero points (IsaOps::unpack_lowbit_s8), so the kernel is vpdpbusd
@@ -47,7 +52,7 @@ using GemmWeightOnlyFn = void (*)(int mr, int np, int64_t k_steps, const float* 
 using GemmGroupwiseFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                  int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate);
 
-enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2, s8g };
+enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2, s8g, bf16u4, bf16u2 };
 
 struct GemmKernelInfo {
   const char* name;
@@ -149,9 +154,12 @@ struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
   void name(int, int, int64_t, const float*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t, bool);
 #define MIXQ_GROUPWISE_KERNEL(name, isa, mr, nr, guard)                                            \
   void name(int, int, int64_t, const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, float*, int64_t, bool);
+#define MIXQ_WEIGHT_ONLY_BF16_KERNEL(name, isa, bits, mr, nr, guard)                               \
+  void name(int, int, int64_t, const uint16_t*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t, bool);
 #define MIXQ_ISA_OPS(name, isa, guard) extern const IsaOps name;
 #include "kernels.inc"
 #undef MIXQ_GROUPWISE_KERNEL
+#undef MIXQ_WEIGHT_ONLY_BF16_KERNEL
 #undef MIXQ_LOWBIT_KERNEL
 #undef MIXQ_WEIGHT_ONLY_KERNEL
 #undef MIXQ_GEMM_KERNEL

@@ -86,8 +86,13 @@ void lowbit_ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, 
     }
 }
 
-template <int BITS>
-void weight_only_ref(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b, int64_t b_stride,
+inline float act_value(float x) { return x; }
+inline float act_value(uint16_t x) { return bf16_to_float(x); }
+
+// fp32 activations: dequantized weights; bf16 activations: per group sum of a * (code - zero
+// point), then times the scale, as the W4A16 kernels do.
+template <int BITS, typename A>
+void weight_only_ref(int mr, int np, int64_t k_steps, const A* a, int64_t lda, const uint8_t* b, int64_t b_stride,
                      int64_t G, float* c, int64_t ldc, bool accumulate) {
   constexpr int U = 8 / BITS;
   const int64_t block = G / U * 128 + 96;
@@ -100,9 +105,17 @@ void weight_only_ref(int mr, int np, int64_t k_steps, const float* a, int64_t ld
         const uint8_t* codes = panel + g * block;
         const GroupTail tail = group_tail(codes, G / U * 128, col);
         const float s = tail.scale, sz = s * tail.zero_point;
+        float dot = 0.f;
         for (int64_t p = 0; p < G; ++p)
-          for (int q = 0; q < 4; ++q)
-            f += a[r * lda + 4 * (g * G + p) + q] * (float(group_code<BITS>(codes, p, col, q)) * s - sz);
+          for (int q = 0; q < 4; ++q) {
+            const float x = act_value(a[r * lda + 4 * (g * G + p) + q]);
+            const int code = group_code<BITS>(codes, p, col, q);
+            if constexpr (sizeof(A) == 4)
+              f += x * (float(code) * s - sz);
+            else
+              dot += x * float(code - int(tail.zero_point));
+          }
+        f += s * dot;
       }
       c[r * ldc + n] = f;
     }
@@ -117,6 +130,16 @@ void f32u4f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const float* a, in
 
 void f32u2f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b,
                              int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
+  weight_only_ref<2>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate);
+}
+
+void bf16u4f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint8_t* b,
+                              int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
+  weight_only_ref<4>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate);
+}
+
+void bf16u2f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint8_t* b,
+                              int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
   weight_only_ref<2>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate);
 }
 

@@ -389,10 +389,12 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
     - float32 x, fp32 or bf16 W: float32 out.
     - float32 x, int4/int2 W, ``act="fp32"``: weight-only (W4A32 / W2A32): codes dequantized
       in registers, fp32 multiply; for activations that do not tolerate int8.
+    - float32 x, int4/int2 W, ``act="bf16"``: weight-only with x rounded to bfloat16 (W4A16 /
+      W2A16): exact weights, fp32 sums (vdpbf16ps where the CPU has AVX512-BF16).
     ``activation``: None, "relu", "relu6" or ("clamp", lo, hi), fused in the epilogue.
     """
-    if act not in ("int8", "fp32"):
-        raise ValueError(f"act must be 'int8' (quantize activations) or 'fp32' (weight-only), got {act!r}")
+    if act not in ("int8", "fp32", "bf16"):
+        raise ValueError(f"act must be 'int8' (quantize activations), 'fp32' or 'bf16' (weight-only), got {act!r}")
     if not isinstance(packed, PackedWeight):
         raise TypeError(f"packed must be a PackedWeight from mixq.pack_weights(), got {type(packed).__name__}")
     if not isinstance(x, np.ndarray):
@@ -418,15 +420,15 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
             raise ValueError("x_scale/x_zero_point are for uint8/int8 x; float32 x is quantized dynamically")
         if out_dtype is not None and np.dtype(out_dtype) != np.float32:
             raise ValueError("float32 x gives float32 output")
-        weight_only = act == "fp32"
+        weight_only = act != "int8"
         if weight_only and packed.bits not in (2, 4):
-            raise ValueError("act='fp32' (weight-only) needs int4 or int2 weights")
+            raise ValueError(f"act={act!r} (weight-only) needs int4 or int2 weights")
         if packed.bits not in (2, 4, 8) or weight_only:
             _check_finite(x2, "x")  # the quantizing paths check inside the core
-        out = _core.matmul_float_input(packed._core, x2, b, lo, hi, weight_only)
+        out = _core.matmul_float_input(packed._core, x2, b, lo, hi, act)
     elif x.dtype in (np.uint8, np.int8):
         if act != "int8":
-            raise ValueError("act='fp32' applies to float32 x")
+            raise ValueError(f"act={act!r} applies to float32 x")
         if packed.bits not in (2, 4, 8):
             raise TypeError(f"{x.dtype} x needs integer weights (bits 8, 4 or 2), the weight has bits={packed.bits}")
         if x_scale is None or x_zero_point is None:
