@@ -35,7 +35,8 @@ Impls (names per ARCHITECTURE.md "Benchmarks: the contract"):
   ort-fp32              ONNX MatMul with W.T as initializer
   ort-matmulnbits-4b-b32/-b128   com.microsoft MatMulNBits, bits=4, block 32/128,
                         accuracy_level=4 (int8 activations), symmetric: no zero points
-  mixq-fp32, mixq-w8a8, mixq-w4a8-g32, mixq-w4a8-g128, mixq-w4a32-g128, mixq-w2a8-g64
+  mixq-fp32, mixq-w8a8, mixq-w4a8-g32, mixq-w4a8-g128, mixq-w4a32-g128 / mixq-w4a16-g128
+                        (weight-only, fp32 / bf16 activations), mixq-w2a8-g64
 ORT runs one session per weight matrix, made by bench/common.ort_session (idle intra-op
 threads do not spin). Checked for this benchmark: spinning on was slower (each session's
 pool spins while the next session runs), a global thread pool was no faster.
@@ -81,13 +82,14 @@ CACHE_MULTIPLE_QUICK = 4  # >= 4x (the contract's minimum) with --quick, where p
 DEFAULT_L3 = 32 << 20
 
 # (impl, pack_weights kwargs, matmul kwargs); consecutive impls with the same pack kwargs
-# share one set of packed weights (w4a32-g128 reads the w4-g128 packs).
+# share one set of packed weights (w4a32-g128 and w4a16-g128 read the w4-g128 packs).
 MIXQ_IMPLS = [
     ("mixq-fp32", {"bits": 32}, {}),
     ("mixq-w8a8", {"bits": 8, "symmetric": True}, {}),
     ("mixq-w4a8-g32", {"bits": 4, "group_size": 32, "symmetric": True}, {}),
     ("mixq-w4a8-g128", {"bits": 4, "group_size": 128, "symmetric": True}, {}),
     ("mixq-w4a32-g128", {"bits": 4, "group_size": 128, "symmetric": True}, {"act": "fp32"}),
+    ("mixq-w4a16-g128", {"bits": 4, "group_size": 128, "symmetric": True}, {"act": "bf16"}),
     ("mixq-w2a8-g64", {"bits": 2, "group_size": 64, "symmetric": True}, {}),
 ]
 PEER_IMPLS = ["torch-fp32", "torch-dynint8", "ort-fp32",
