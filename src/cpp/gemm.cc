@@ -143,6 +143,23 @@ void fold_column_affine(Epilogue& e, int64_t N, std::vector<float>& scale, std::
   e.q_hi = u8 ? float(std::min(255.0, std::nearbyint(double(e.hi) * inv) + zp)) : e.hi;
 }
 
+// The weight-only kernels (fp32 or bf16 rows a of stride lda, zero padded to whole groups) over
+// the blocked loop, float epilogue.
+template <typename Fn, typename AElem>
+void run_weight_only(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, Fn fn, const AElem* a,
+                     int64_t lda, const IsaOps& ops, const Epilogue& e) {
+  const int64_t group_steps = w.group_size / 4;
+  run_blocked<float>(
+      w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
+      [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+        fn(mr, np, steps, a + m * lda + p0 * 4, lda, w.lowbit_block(n, p0), w.panel_bytes(), group_steps, tile, ldt,
+           accumulate);
+      },
+      [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+        ops.epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
+      });
+}
+
 }  // namespace
 
 int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
@@ -337,17 +354,7 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
     });
     x = dst, ldx = ld;
   }
-  const auto fn = reinterpret_cast<GemmWeightOnlyFn>(kinfo.fn);
-  const int64_t group_steps = w.group_size / 4;
-  run_blocked<float>(
-      w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
-      [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
-        fn(mr, np, steps, x + m * ldx + p0 * 4, ldx, w.lowbit_block(n, p0), w.panel_bytes(), group_steps, tile, ldt,
-           accumulate);
-      },
-      [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
-        ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
-      });
+  run_weight_only(w, M, kinfo, reinterpret_cast<GemmWeightOnlyFn>(kinfo.fn), x, ldx, *ops, e);
 }
 
 void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
@@ -361,17 +368,7 @@ void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int
   t_prepared.resize(size_t(M * ld) * sizeof(uint16_t));
   uint16_t* xb = t_prepared.as<uint16_t>();
   parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * ld, ld); });
-  const auto fn = reinterpret_cast<GemmWeightOnlyBf16Fn>(kinfo.fn);
-  const int64_t group_steps = w.group_size / 4;
-  run_blocked<float>(
-      w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
-      [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
-        fn(mr, np, steps, xb + m * ld + p0 * 4, ld, w.lowbit_block(n, p0), w.panel_bytes(), group_steps, tile, ldt,
-           accumulate);
-      },
-      [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
-        ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
-      });
+  run_weight_only(w, M, kinfo, reinterpret_cast<GemmWeightOnlyBf16Fn>(kinfo.fn), xb, ld, *ops, e);
 }
 
 }  // namespace mixq

@@ -38,6 +38,14 @@ inline __m512 scales_x2(const uint8_t* p) {
   return _mm512_castsi512_ps(_mm512_or_si512(_mm512_slli_epi64(h, 16), _mm512_slli_epi64(h, 48)));
 }
 
+template <int MR>
+inline void zero_tile(__m512 (&t)[MR][4]) {
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) t[i][v] = _mm512_setzero_ps();
+}
+
 template <int BITS, int MR>
 void gemm_w_bf16(int64_t k_steps, const uint16_t* a, int64_t lda, const uint8_t* b, int64_t G, float* c,
                  int64_t ldc, bool accumulate) {
@@ -45,21 +53,14 @@ void gemm_w_bf16(int64_t k_steps, const uint16_t* a, int64_t lda, const uint8_t*
   static const SignedNibbleTable kTable;
   const __m512i table = _mm512_loadu_si512(kTable.v), mask = _mm512_set1_epi16((1 << BITS) - 1);
   const int64_t code_bytes = G / U * 128;
-  __m512 f[MR][4];
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) f[i][v] = _mm512_setzero_ps();
+  __m512 f[MR][4], acc[MR][4];
+  zero_tile<MR>(f);
   for (int64_t g0 = 0; g0 < k_steps; g0 += G) {
     const uint8_t* tail = b + code_bytes;  // 32 bf16 scales, then 32 u8 zero points
     __m512i zw[4];
 #pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) zw[v] = words_x4(tail + 64 + 8 * v);
-    __m512 acc[MR][4];
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();
+    zero_tile<MR>(acc);
     for (int64_t p = 0; p < G; p += U) {
       __m512i ai[MR][U];
 #pragma GCC unroll 4
