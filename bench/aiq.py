@@ -12,7 +12,10 @@ fp32 (same process, same threads). Claims checked (printed PASS/FAIL):
   - MobileNetV2-small: the AIQ config within 1 pp runs >= 1.66x faster than mixq fp32 and than
     ORT fp32 at batch 1 and 128;
   - the latency-aware config is at least as fast as the AIQ config (5 % noise allowance) at
-    accuracy no lower than 0.1 pp below it.
+    accuracy no lower than 0.1 pp below it (its search is held to the AIQ config's validation
+    accuracy).
+The searches keep a 0.5 pt floor on the validation subset (SEARCH_FLOOR) so that the 1 pp claims
+hold on the full test set.
 Results follow the JSON contract of ARCHITECTURE.md ("impl": mixq-fp32, mixq-aiq, mixq-latency,
 mixq-w8a8, mixq-w4a8-g128, ort-fp32).
 """
@@ -32,6 +35,11 @@ CANDIDATES = {"resnet20": ("fp32", "w8a8", "w4a8-g128", "w2a8-g64"),
               "mobilenet_v2_small": ("fp32", "w8a8", "w4a8-g128")}
 # Greedy evaluates ~L^2*C configs: fine for ResNet-20's 22 layers, ~45 min for MobileNetV2's 53.
 ALGORITHM = {"resnet20": "greedy", "mobilenet_v2_small": "coordinate"}
+# The searches' floor on the validation subset: the claims ask for 1 pp on the full test set, so
+# the searches keep 0.5 pt spare. (That alone does not stop selection bias: ResNet-20's greedy
+# search evaluates ~700 configs on the same 1 000 images, and its pick matches fp32 there while
+# losing 1.25 pt on the test set, with a 1.0 or a 0.5 pt floor alike.)
+SEARCH_FLOOR = 0.5
 IMPL = {"FP32": "mixq-fp32", "uniform INT8 (w8a8)": "mixq-w8a8", "uniform INT4 (w4a8-g128)": "mixq-w4a8-g128",
         "AIQ": "mixq-aiq", "latency-aware": "mixq-latency"}
 
@@ -72,7 +80,7 @@ def main() -> int:
         say(f"== {name}")
         model = registry.get(name, pretrained=True)
         study = run_study(model, data, mach, os.path.join(cache_dir, f"{name}.jsonl"), candidates=candidates,
-                          lam=0.5, max_drop=1.0, sweeps=1 if args.quick else 2, n_random=4 if args.quick else 8,
+                          lam=0.5, max_drop=SEARCH_FLOOR, sweeps=1 if args.quick else 2, n_random=4 if args.quick else 8,
                           algorithm="coordinate" if args.quick else ALGORITHM[name], progress=False)
         rows, _ = final_rows(study, data, mach, latency_batches=(1, batch))
         print_summary(rows)

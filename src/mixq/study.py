@@ -104,13 +104,19 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
     else:
         raise ValueError(f"algorithm must be 'greedy' or 'coordinate', got {algorithm!r}")
 
-    say("latency-aware search: coordinate descent on measured kernel times")
+    # The latency-aware search answers "how fast at the AIQ config's accuracy?": its floor is the
+    # AIQ config's validation accuracy (never below the user's floor), so the two are compared at
+    # equal accuracy and the AIQ config itself is always a feasible start.
+    aiq_drop = ref.accuracy - aiq_problem.problem.evaluate(aiq.best).accuracy
+    lat_drop = min(max_drop, max(0.0, aiq_drop))
+    say(f"latency-aware search: coordinate descent on measured kernel times, floor -{lat_drop:.2f} pt "
+        "(the AIQ config's accuracy)")
     # Lowering one layer of an fp32 model adds quantize/dequantize passes, so every greedy step
     # from fp32 looks slower: start from the fastest feasible of the uniform configs and the AIQ
     # config instead, and move layers up or down from there.
     lat_problem = problem("kernels")
     lat_ref = lat_problem.reference()
-    lat_obj = Objective(lam=1.0, acc0=lat_ref.accuracy, ai0=lat_ref.ai, max_drop=max_drop, kind="latency",
+    lat_obj = Objective(lam=1.0, acc0=lat_ref.accuracy, ai0=lat_ref.ai, max_drop=lat_drop, kind="latency",
                         lat0=lat_ref.latency_s)
     scored = [(c, lat_problem.problem.evaluate(c))
               for c in [uniform(lat_problem.problem, p) for p in candidates[1:]] + [aiq.best]]
