@@ -547,3 +547,20 @@ def test_hutchinson_trace_tiny_model():
         hutchinson_trace(model, ["nope"], batches, loss_fn)
     with pytest.raises(ValueError, match="no float weight"):
         hutchinson_trace(model, ["1"], batches, loss_fn)
+
+
+def test_last_confirmed_steps_back_to_a_config_that_holds_on_held_out_images():
+    """mixq.study confirms the AIQ pick on held-out images: the last accepted step within the floor
+    there, walking back from the end; the start when none holds."""
+    from types import SimpleNamespace
+
+    from mixq.study import last_confirmed
+
+    steps = [SimpleNamespace(config={"a": p}) for p in ("fp32", "w8a8", "w4a8", "w2a8")]
+    drop = {"fp32": 0.0, "w8a8": 0.2, "w4a8": 0.6, "w2a8": 1.4}
+    entry, back = last_confirmed(steps, lambda c: drop[c["a"]], 1.0)
+    assert entry.config == {"a": "w4a8"} and back == 1
+    entry, back = last_confirmed(steps, lambda c: drop[c["a"]], 2.0)
+    assert entry.config == {"a": "w2a8"} and back == 0
+    entry, back = last_confirmed(steps, lambda c: 5.0, 1.0)
+    assert entry is steps[0] and back == 3

@@ -1,7 +1,10 @@
 """A precision study of one model: the searches and baselines `mixq demo` and bench/aiq.py run.
 
 Candidates are scored on a seeded validation subset of the test images; final figures use
-every test image available. Searches: AIQ (greedy from the reference then coordinate sweeps, or
+every test image available. With a held-out check subset (disjoint from validation), the AIQ pick
+is confirmed there: a search that scores hundreds of configs on the same images picks one that is
+lucky on them, so the run steps back along its accepted moves to the last config that also holds
+the floor on the check images. Searches: AIQ (greedy from the reference then coordinate sweeps, or
 coordinate descent alone: about L*C evaluations per sweep instead of greedy's L^2*C) and
 latency-aware (coordinate descent on measured kernel times -- each layer profiled at each
 precision -- from the fastest feasible of the uniform configs and the AIQ config). Baselines:
@@ -9,7 +12,7 @@ uniform configs and random configs with as many lowered layers as the AIQ config
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,21 +34,37 @@ class StudyData:
     y_test: np.ndarray
     calibration: list
     x_latency: np.ndarray  # one image: latency at batch 1
+    x_check: np.ndarray | None = None  # held-out images (disjoint from validation) confirming the AIQ pick
+    y_check: np.ndarray | None = None
 
 
-def fashion_mnist_data(val_size: int, seed: int = 0) -> StudyData:
+def fashion_mnist_data(val_size: int, seed: int = 0, check_size: int = 0) -> StudyData:
+    """Validation (and, with check_size, held-out check) subsets drawn from the test images."""
     images, labels = fmnist.fashion_mnist("test", allow_subset=True)
     x_all = fmnist.preprocess(images)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x_all))
     n_val = min(val_size, len(x_all) // 2)
+    n_check = min(check_size, len(x_all) - n_val)
     try:
         train, _ = fmnist.fashion_mnist("train")
         calib = fmnist.preprocess(train[rng.choice(len(train), 256, replace=False)])
     except FileNotFoundError:  # only the shipped test subset: calibrate on test images outside the validation set
         calib = x_all[order[n_val:n_val + 256]]
+    check = order[n_val:n_val + n_check]
     return StudyData(x_all[order[:n_val]], labels[order[:n_val]], x_all, labels,
-                     [calib[i:i + 64] for i in range(0, len(calib), 64)], x_all[:1])
+                     [calib[i:i + 64] for i in range(0, len(calib), 64)], x_all[:1],
+                     x_all[check] if n_check else None, labels[check] if n_check else None)
+
+
+def last_confirmed(trajectory: list, drop_on_check, max_drop: float):
+    """The last accepted step whose accuracy drop on the held-out check images is within max_drop
+    (trajectory: the search's accepted steps, start first; drop_on_check(config) -> points).
+    Returns (entry, steps back); the first step (the start) when none holds."""
+    for back, entry in enumerate(reversed(trajectory)):
+        if drop_on_check(entry.config) <= max_drop:
+            return entry, back
+    return trajectory[0], len(trajectory) - 1
 
 
 def accuracy(plan, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
@@ -99,10 +118,20 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
         better = min([first.best, start], key=lambda c: aiq_obj.key(aiq_problem.problem.evaluate(c)))
         aiq = coordinate_descent(aiq_problem.problem, aiq_obj, start=better, max_sweeps=sweeps, progress=progress)
         aiq.history = first.history + aiq.history
+        steps = first.trajectory + aiq.trajectory
     elif algorithm == "coordinate":
         aiq = coordinate_descent(aiq_problem.problem, aiq_obj, start=start, max_sweeps=sweeps, progress=progress)
+        steps = aiq.trajectory
     else:
         raise ValueError(f"algorithm must be 'greedy' or 'coordinate', got {algorithm!r}")
+    if data.x_check is not None and steps:
+        def check_acc(cfg):
+            return accuracy(compiler.plan({"default": candidates[0], "layers": cfg}), data.x_check, data.y_check)
+        ref_check = check_acc(aiq_problem.problem.reference_config())
+        entry, back = last_confirmed(steps, lambda cfg: ref_check - check_acc(cfg), max_drop)
+        say(f"AIQ pick confirmed on {len(data.x_check)} held-out images: "
+            + (f"stepped back {back} accepted moves" if back else "holds the floor there"))
+        aiq = replace(aiq, best=entry.config, best_eval=entry.evaluation, best_loss=entry.loss)
 
     # The latency-aware search answers "how fast at the AIQ config's accuracy?": its floor is the
     # AIQ config's validation accuracy (never below the user's floor), so the two are compared at
