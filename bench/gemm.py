@@ -209,6 +209,14 @@ def main():
         print(f"[gemm] {case}")
         run_impls(results, case, 2 * m * n * k, int8_impls(m, n, k, args.threads, rng), args)
         run_impls(results, case, 2 * m * n * k, float_impls(m, n, k, args.threads, rng), args)
+    if p["mixq"] is not None:
+        # A probe that met one of this VM's slow spells would put GEMMs above 100 % of "peak":
+        # probe again after the runs and keep the higher of the two.
+        peak8 = machine["peak_int8_gops"] = max(peak8, float(p["mixq"].measure_peak("int8")))
+        peak32 = machine["peak_fp32_gflops"] = max(peak32, float(p["mixq"].measure_peak("fp32")))
+        peak16 = max(peak16, float(p["mixq"].measure_peak("bf16")))
+        print(f"[gemm] peaks (higher of the probes before and after): int8 {peak8:.0f} GOPS, "
+              f"bf16 {peak16:.0f} GFLOPS, fp32 {peak32:.0f} GFLOPS")
 
     print_table(results, INT8, "int8 -> int32 GEMM, GOPS (median); ratio = mixq / best peer",
                 {"mixq-w8a8": peak8})
