@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import (Results, best_peer_gops, ort_session, peers, print_table, start, time_fn,
+from common import (Results, best_peer_gops, ort_session, peers, print_table, start, time_interleaved,
                     write_json)
 
 SHAPES = [(2048, 2048, 2048), (512, 1024, 1024), (128, 4096, 4096), (16, 4096, 4096),
@@ -147,6 +147,9 @@ def float_impls(m, n, k, threads, rng):
 
 
 def run_impls(results, case, ops, impls, args):
+    """Checks every impl's output, then times the good ones in interleaved rounds
+    (common.time_interleaved), so a slow spell of this VM hits them alike and their ratios hold."""
+    good = {}
     for impl, (fn, verify) in impls.items():
         try:
             out = fn()
@@ -156,7 +159,8 @@ def run_impls(results, case, ops, impls, args):
             print(f"[gemm] {case} {impl} skipped: {type(e).__name__}: {e}")
             continue
         del out
-        med, mn = time_fn(fn, args.repeats, args.warmup, args.min_time)
+        good[impl] = fn
+    for impl, (med, mn, _load) in time_interleaved(good, args).items():
         results.add(case, impl, med, mn, ops=ops)
 
 
