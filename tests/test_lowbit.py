@@ -106,6 +106,29 @@ def test_weight_only_fp32_activations(isa, rng, bits, group, m, n, k):
     assert mixq.last_kernel().startswith(f"f32u{bits}f32_")
 
 
+@pytest.mark.parametrize("bits,group", [(4, 32), (4, 128), (2, 64), (4, None)], ids=str)
+def test_groupwise_unpack_is_codes_minus_zero_points_on_every_isa(rng, bits, group):
+    """The groupwise path's unpack (once per row block): per panel and group, the s8 codes minus
+    their zero points in the [step][32][4] layout, then the group's scales as fp32; every ISA's
+    unpack equals the reference byte for byte."""
+    n, k = 40, 300
+    codes, scale, zp, g = _codes(rng, n, k, bits, group)
+    p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
+    ref = mixq._core.unpack_lowbit_s8("ref", p._core)
+    n_panels, n_groups, group_bytes = ref.shape
+    steps = g // 4
+    assert (n_panels, n_groups, group_bytes) == (-(-n // 32), -(-k // g), steps * 128 + 128)
+    # [panel, group, step, column, k in step] -> [column, k]
+    got = ref[:, :, :steps * 128].reshape(n_panels, n_groups, steps, 32, 4)
+    got = got.transpose(0, 3, 1, 2, 4).reshape(n_panels * 32, n_groups * g)[:n, :k]
+    groups = np.arange(k) // g
+    np.testing.assert_array_equal(got, codes.astype(np.int16) - zp[:, groups])
+    scales = np.ascontiguousarray(ref[:, :, steps * 128:]).view(np.float32).reshape(n_panels, n_groups, 32)
+    np.testing.assert_array_equal(scales.transpose(0, 2, 1).reshape(n_panels * 32, n_groups)[:n], scale)
+    for isa in [i for i in mixq.available_isas() if i != "avx512vnni"]:  # vnni reuses the avx512 helpers
+        assert mixq._core.unpack_lowbit_s8(isa, p._core).tobytes() == ref.tobytes(), isa
+
+
 @pytest.mark.parametrize("bits,group", FORMATS, ids=str)
 @pytest.mark.parametrize("m,n,k", [(1, 33, 128), (2, 130, 64), (6, 64, 100), (11, 40, 257)])
 def test_weight_only_bf16_activations(isa, rng, bits, group, m, n, k):

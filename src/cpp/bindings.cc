@@ -291,6 +291,16 @@ NB_MODULE(_core, m) {
       throw std::invalid_argument("input contains NaN or Inf");
     return nb::make_tuple(q, scale, zp);
   });
+  // Every panel of a low-bit weight in the groupwise kernels' layout: [panels][groups][bytes].
+  m.def("unpack_lowbit_s8", [](const std::string& isa, const PackedWeight& w) {
+    if (!w.low_bit()) throw std::invalid_argument("unpack_lowbit_s8 needs int4 or int2 weights");
+    const int64_t G = w.n_groups(), group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128;
+    auto out = new_array<int8_t>({size_t(w.n_panels()), size_t(G), size_t(group_bytes)});
+    for (int64_t p = 0; p < w.n_panels(); ++p)
+      ops_for(isa)->unpack_lowbit_s8(w.bits(), w.lowbit_block(p * kPanelN, 0), group_steps, G,
+                                     out.data() + p * G * group_bytes);
+    return out;
+  });
   bind_plan(m);
   bind_depthwise(m);
   bind_encoder(m);

@@ -211,22 +211,23 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     e.wsum = w.wsum.data();
     const auto fn = reinterpret_cast<GemmGroupwiseFn>(kinfo.fn);
     const int64_t group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128, k4 = (K + 3) / 4;
+    // Bytes between the unpacked panels of a kc slice (the thread's own buffer, t_unpacked).
+    auto slice_bytes = [&](int64_t steps) { return conflict_free_stride(steps / group_steps * group_bytes, 1); };
     run_blocked<float>(
         w, M, kinfo, group_bytes / group_steps, group_steps,
         [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t, float* tile, int64_t ldt, bool accumulate) {
           // Only the k steps that hold K: the padding of a last partial group is skipped.
-          const int64_t stride = conflict_free_stride(steps / group_steps * group_bytes, 1);
-          fn(mr, np, std::min(steps, k4 - p0), rows + m * lda + p0 * 4, lda, t_unpacked.as<int8_t>(), stride,
-             group_steps, tile, ldt, accumulate);
+          fn(mr, np, std::min(steps, k4 - p0), rows + m * lda + p0 * 4, lda, t_unpacked.as<int8_t>(),
+             slice_bytes(steps), group_steps, tile, ldt, accumulate);
         },
         [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
           ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
         },
         [&](int64_t p0, int64_t steps, int64_t n, int np) {
-          const int64_t groups = steps / group_steps, slice = conflict_free_stride(groups * group_bytes, 1);
+          const int64_t slice = slice_bytes(steps);
           t_unpacked.resize(size_t(np * slice));
           for (int j = 0; j < np; ++j)
-            ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(n + j * kPanelN, p0), group_steps, groups,
+            ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(n + j * kPanelN, p0), group_steps, steps / group_steps,
                                   t_unpacked.as<int8_t>() + j * slice);
         });
     return;
