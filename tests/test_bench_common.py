@@ -1,12 +1,23 @@
 """Tests for bench/common.py (the shared benchmark helpers) and the JSON contract."""
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
 import common  # noqa: E402
+
+
+@pytest.mark.parametrize("script", ["e2e.py", "bert.py"])
+def test_model_bench_help_lists_options(script):
+    r = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for opt in ("--quick", "--json", "--threads", "--models"):
+        assert opt in r.stdout
 
 
 def test_parse_args_defaults_and_quick():
