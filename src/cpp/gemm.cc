@@ -206,9 +206,9 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   e.a_zp_stride = a.zp_stride ? 1 : 0;
   e.a_scale = a.scale;
   e.a_scale_stride = a.scale_stride;
+  if (w.low_bit()) e.wsum = w.wsum.data();  // the activation zero point's term (epilogue_lowbit)
 
   if (groupwise) {
-    e.wsum = w.wsum.data();
     const auto fn = reinterpret_cast<GemmGroupwiseFn>(kinfo.fn);
     const int64_t group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128, k4 = (K + 3) / 4;
     // Bytes between the unpacked panels of a kc slice (the thread's own buffer, t_unpacked).
@@ -239,7 +239,6 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     parallel_rows(M, K, [&](int64_t r0, int64_t n) {
       ops->group_sums_u8(n, K, rows + r0 * lda, lda, w.group_size, group_sums.data() + r0 * G, G);
     });
-    e.wsum = w.wsum.data();
     const auto fn = reinterpret_cast<GemmLowBitFn>(kinfo.fn);
     const int64_t group_steps = w.group_size / 4;
     run_blocked<float>(

@@ -49,8 +49,9 @@ def fashion_mnist_data(val_size: int, seed: int = 0, check_size: int = 0) -> Stu
     try:
         train, _ = fmnist.fashion_mnist("train")
         calib = fmnist.preprocess(train[rng.choice(len(train), 256, replace=False)])
-    except FileNotFoundError:  # only the shipped test subset: calibrate on test images outside the validation set
-        calib = x_all[order[n_val:n_val + 256]]
+    except FileNotFoundError:  # only the shipped test subset: calibrate on test images outside validation
+        rest = order[n_val + n_check:]  # (and outside the check subset while enough are left)
+        calib = x_all[(rest if len(rest) >= 64 else order[n_val:])[:256]]
     check = order[n_val:n_val + n_check]
     return StudyData(x_all[order[:n_val]], labels[order[:n_val]], x_all, labels,
                      [calib[i:i + 64] for i in range(0, len(calib), 64)], x_all[:1],
