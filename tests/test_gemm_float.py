@@ -138,3 +138,26 @@ def test_batched_and_vector_inputs(rng):
     assert out.shape == (2, 3, 20)
     np.testing.assert_allclose(out, x @ w.T, rtol=1e-5, atol=1e-5)
     assert mixq.matmul(x[0, 0], p).shape == (20,)
+
+
+@pytest.mark.parametrize("n", [2048, 2000])
+def test_large_outputs_written_past_the_cache_match(rng, n):
+    # Outputs larger than L2 take the streaming stores (whole aligned lines; n = 2000 leaves rows
+    # that start mid-line and a masked tail): every path must write the same values as for a
+    # small output.
+    m, k = 1100, 96
+    w = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    w_scale = rng.uniform(0.001, 0.01, n).astype(np.float32)
+    p8 = mixq.pack_weights(w, bits=8, scale=w_scale)
+    x = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    bias = rng.standard_normal(n).astype(np.float32)
+    got = mixq.matmul(x, p8, bias, x_scale=0.02, x_zero_point=128)
+    expect = int_matmul_wrapped(x, w, 128).astype(np.float64) * (np.float32(0.02) * w_scale.astype(np.float64)) + bias
+    np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-6)
+    xf = rng.standard_normal((m, k)).astype(np.float32)
+    small = np.concatenate([mixq.matmul(xf[r:r + 8], p8) for r in range(0, m, 8)])
+    np.testing.assert_array_equal(mixq.matmul(xf, p8), small)  # dynamic int8: rows are independent
+    wf = rng.standard_normal((n, k)).astype(np.float32)
+    pf = mixq.pack_weights(wf, bits=32)
+    big = mixq.matmul(xf, pf, bias)
+    np.testing.assert_array_equal(big, np.concatenate([mixq.matmul(xf[r:r + 8], pf, bias) for r in range(0, m, 8)]))

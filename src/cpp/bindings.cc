@@ -9,8 +9,11 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -35,8 +38,11 @@ template <typename T>
 nb::ndarray<nb::numpy, T> new_array(std::initializer_list<size_t> shape) {
   size_t n = 1;
   for (size_t s : shape) n *= s;
-  T* buf = new T[n ? n : 1];  // uninitialized: the kernels write every element
-  nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  // Uninitialized (the kernels write every element); cache-line aligned, so large outputs take
+  // the streaming stores (see stream_large_output in gemm.cc).
+  T* buf = static_cast<T*>(std::aligned_alloc(64, (std::max<size_t>(n, 1) * sizeof(T) + 63) / 64 * 64));
+  if (!buf) throw std::bad_alloc();
+  nb::capsule owner(buf, [](void* p) noexcept { std::free(p); });
   return nb::ndarray<nb::numpy, T>(buf, shape.size(), shape.begin(), owner);
 }
 

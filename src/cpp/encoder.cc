@@ -1,6 +1,7 @@
 // The transformer encoder executor (see encoder.h). Projections run on the packed GEMM drivers,
-// threaded inside; attention runs one (sequence, head) pair per task, its small GEMMs on the same
-// kernels single-threaded (nested parallel_for calls run serially in the task).
+// threaded inside; attention runs one (sequence, head) pair per task: int8 fused per block of
+// query rows on the GEMM micro-kernel (attention_head_s8), fp32 on the GEMM drivers run serially
+// in the task (nested parallel_for calls do).
 #include "encoder.h"
 
 #include <algorithm>
@@ -79,6 +80,60 @@ void pack_values(const float* v, int64_t L, int64_t d, int64_t ld, bool int8, Pa
   for (int64_t j = 0; j < L; ++j)
     for (int64_t c = 0; c < d; ++c) rows[size_t(c * L + j)] = v[j * ld + c];
   pw = pack_f32(rows.data(), d, L);
+}
+
+// One head's int8 attention, fused per block of kernel rows: scores tile -> fp32 with the mask
+// -> softmax as u8 codes -> P V tile -> context rows, everything of a block in L1. The same
+// micro-kernel, quantization and epilogue as gemm_dynamic_s8 and gemm_s8 (so the same results to
+// the bit), without their per-call driver work and without a full fp32 score matrix.
+//   q: S query rows of d floats (stride ld); wk: keys as weights [L, d] (pack_keys);
+//   wv: values as weights [d, L] (pack_values); ctx: S rows of d outputs (stride ldc).
+void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const PackedWeight& wk,
+                       const PackedWeight& wv, const float* mask_add, float* ctx, int64_t ldc) {
+  const Dispatch dsp = active_dispatch();
+  const GemmKernelInfo& kinfo = *dsp.s8;
+  const IsaOps& ops = *dsp.ops;
+  const auto kernel = reinterpret_cast<GemmS8Fn>(kinfo.fn);
+  const int np_max = kinfo.nr / int(kPanelN);
+  const int64_t L = wk.N, ldq = wk.padded_k(), ldp = wv.padded_k();
+  const int64_t ldt = std::max(wk.n_pad(), wv.n_pad());
+  thread_local std::vector<uint8_t> qcodes, probs;
+  thread_local std::vector<float> qscale, rows, pscale;
+  thread_local std::vector<int32_t> qzp, tile;
+  qcodes.resize(size_t(S * ldq)), qscale.resize(size_t(S)), qzp.resize(size_t(S));
+  tile.resize(size_t(kinfo.mr * ldt)), rows.resize(size_t(kinfo.mr * L));
+  probs.resize(size_t(kinfo.mr * ldp)), pscale.resize(size_t(kinfo.mr));
+  if (!ops.quantize_rows_u8(S, d, q, ld, qcodes.data(), ldq, qscale.data(), qzp.data(), nullptr))
+    throw std::invalid_argument("input contains NaN or Inf");
+  // C tile = A rows times every panel of w, np_max panels per kernel call.
+  auto product = [&](int mr, const uint8_t* a, int64_t lda, const PackedWeight& w) {
+    const int64_t panels = w.n_pad() / kPanelN;
+    for (int64_t j = 0; j < panels; j += np_max)
+      kernel(mr, int(std::min<int64_t>(np_max, panels - j)), w.k_steps(), a, lda,
+             w.data.as<int8_t>() + j * w.panel_bytes(), w.panel_bytes(), tile.data() + j * kPanelN, ldt, false);
+  };
+  const int32_t no_zero_point = 0;
+  Epilogue es;  // scores: (acc - zp * key sums) * q_scale * k_scale + mask
+  es.type = OutType::f32, es.K = d;
+  es.a_zp_stride = 1, es.a_scale_stride = 1;
+  es.colsum = wk.colsum.data(), es.b_scale = wk.scale.data(), es.bias = mask_add;
+  es.out = rows.data(), es.ldo = L;
+  Epilogue ec;  // context: acc * p_scale * v_scale
+  ec.type = OutType::f32, ec.K = wv.K;
+  ec.a_zp = &no_zero_point, ec.a_scale = pscale.data(), ec.a_scale_stride = 1;
+  ec.colsum = wv.colsum.data(), ec.b_scale = wv.scale.data();
+  ec.ldo = ldc;
+  const EncoderOps& eops = encoder_ops();
+  for (int64_t m0 = 0; m0 < S; m0 += kinfo.mr) {
+    const int mr = int(std::min<int64_t>(kinfo.mr, S - m0));
+    product(mr, qcodes.data() + m0 * ldq, ldq, wk);
+    es.a_zp = qzp.data() + m0, es.a_scale = qscale.data() + m0;
+    ops.epilogue_s32(es, tile.data(), ldt, 0, mr, 0, L);
+    eops.softmax_u8(mr, L, rows.data(), L, probs.data(), ldp, pscale.data());
+    product(mr, probs.data(), ldp, wv);
+    ec.out = ctx + m0 * ldc;
+    ops.epilogue_s32(ec, tile.data(), ldt, 0, mr, 0, d);
+  }
 }
 
 using Clock = std::chrono::steady_clock;
@@ -193,41 +248,43 @@ void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float
   const float scale = 1.f / std::sqrt(float(d));
   const bool int8 = layer.int8_attention;
   parallel_for(B * heads_, [&](int64_t task, int) {
+    // Queries, keys and values of a head are S short rows 3H floats apart, fresh from the qkv
+    // GEMM and mostly out of cache: start pulling a later task's rows into L2 now, since the
+    // strided rows defeat the hardware prefetcher.
+    const int64_t ahead = task + 2;
+    if (ahead < B * heads_) {
+      const float* base = qkv + (ahead / heads_) * S * ld + (ahead % heads_) * d;
+      for (int64_t t = 0; t < S; ++t)
+        for (int64_t part = 0; part < 3; ++part)
+          for (int64_t c = 0; c < d; c += 16) __builtin_prefetch(base + t * ld + part * H + c, 0, 2);
+    }
     const int64_t b = task / heads_, h = task % heads_;
     const int64_t L = keys_len[b];  // keys after the last unmasked one take no part at all
     const float* q = qkv + b * S * ld + h * d;
     const float* k = q + H;
     const float* v = q + 2 * H;
-    thread_local std::vector<float> scores, rows, prob_scales;
-    thread_local std::vector<uint8_t> probs;
+    thread_local std::vector<float> scores, rows;
     thread_local PackedWeight wk, wv;  // buffers reused from head to head
-    scores.resize(size_t(S * L));
-    // scores = (q k^T) / sqrt(d) + mask (the mask is a bias per key column), then softmax per query.
+    // scores = (q k^T) / sqrt(d) + mask (the mask is a bias per key column), then softmax per
+    // query; context = P v, written into this head's columns of the context rows.
     pack_keys(k, L, d, ld, int8, scale, wk, rows);
+    pack_values(v, L, d, ld, int8, wv, rows);
+    float* out = ctx + b * S * H + h * d;
+    if (int8) {
+      attention_head_s8(q, S, d, ld, wk, wv, mask_add + b * S, out, H);
+      return;
+    }
+    scores.resize(size_t(S * L));
     Epilogue e;
     e.type = OutType::f32;
     e.out = scores.data(), e.ldo = L;
     e.bias = mask_add + b * S;
-    if (int8) gemm_dynamic_s8(wk, q, S, ld, e);
-    else gemm_float(wk, q, S, ld, e);
-    // context = P v, written into this head's columns of the context rows. int8: the softmax
-    // writes P as u8 codes with a scale per query row, straight into the GEMM's input.
-    pack_values(v, L, d, ld, int8, wv, rows);
+    gemm_float(wk, q, S, ld, e);
+    ops.softmax(S, L, scores.data(), L);
     Epilogue o;
     o.type = OutType::f32;
-    o.out = ctx + b * S * H + h * d, o.ldo = H;
-    if (int8) {
-      const int64_t ldp = wv.padded_k();
-      probs.resize(size_t(S * ldp)), prob_scales.resize(size_t(S));
-      ops.softmax_u8(S, L, scores.data(), L, probs.data(), ldp, prob_scales.data());
-      QuantizedRows a;
-      a.data = probs.data(), a.M = S, a.lda = ldp, a.padded = true;
-      a.scale = prob_scales.data(), a.scale_stride = 1;
-      gemm_s8(wv, a, o);
-    } else {
-      ops.softmax(S, L, scores.data(), L);
-      gemm_float(wv, scores.data(), S, L, o);
-    }
+    o.out = out, o.ldo = H;
+    gemm_float(wv, scores.data(), S, L, o);
   });
 }
 

@@ -19,6 +19,18 @@ inline bool vector_epilogue_ok(const Epilogue& e) {
   return e.type == OutType::u8 || e.type == OutType::f32;
 }
 
+// Stores 16 (masked) fp32 outputs; whole aligned lines bypass the cache when the output
+// streams (no read for ownership of lines about to be overwritten).
+inline void store16_f32(const Epilogue& e, float* dst, __mmask16 k, __m512 y) {
+  if (e.stream_out && k == 0xffff && (reinterpret_cast<uintptr_t>(dst) & 63) == 0) _mm512_stream_ps(dst, y);
+  else _mm512_mask_storeu_ps(dst, k, y);
+}
+
+// Non-temporal stores are weakly ordered: fence them before the tile counts as written.
+inline void end_tile(const Epilogue& e) {
+  if (e.stream_out) _mm_sfence();
+}
+
 // Adds the residual, clamps and stores 16 (masked) values of row m at columns [n, n+16).
 inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask16 k) {
   if (e.residual_u8) {
@@ -32,7 +44,7 @@ inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask1
   y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(e.lo)), _mm512_set1_ps(e.hi));
   const int64_t off = m * e.ldo + n;
   if (e.type == OutType::f32) {
-    _mm512_mask_storeu_ps(static_cast<float*>(e.out) + off, k, y);
+    store16_f32(e, static_cast<float*>(e.out) + off, k, y);
     return;
   }
   __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.f / e.out_scale)),
@@ -67,7 +79,7 @@ inline void epilogue_s32_folded_avx512(const Epilogue& e, const int32_t* acc, in
       }
       const int64_t off = m * e.ldo + n;
       if (!u8) {
-        _mm512_mask_storeu_ps(static_cast<float*>(e.out) + off, k, _mm512_min_ps(_mm512_max_ps(y, qlo), qhi));
+        store16_f32(e, static_cast<float*>(e.out) + off, k, _mm512_min_ps(_mm512_max_ps(y, qlo), qhi));
         continue;
       }
       y = _mm512_add_ps(_mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
@@ -75,6 +87,7 @@ inline void epilogue_s32_folded_avx512(const Epilogue& e, const int32_t* acc, in
       _mm_mask_storeu_epi8(static_cast<uint8_t*>(e.out) + off, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(y)));
     }
   }
+  end_tile(e);
 }
 
 // int8 accumulators with symmetric weights: y = (acc - a_zp * colsum) * a_scale * b_scale + bias.
@@ -96,6 +109,7 @@ inline void epilogue_s32_avx512(const Epilogue& e, const int32_t* acc, int64_t l
       finish16(e, y, m, n, k);
     }
   }
+  end_tile(e);
 }
 
 // Low-bit float accumulators: y = a_scale * (acc - a_zp * wsum) + bias.
@@ -115,6 +129,7 @@ inline void epilogue_lowbit_avx512(const Epilogue& e, const float* acc, int64_t 
       finish16(e, y, m, n, k);
     }
   }
+  end_tile(e);
 }
 
 // Float accumulators: y = acc + bias.
@@ -129,6 +144,7 @@ inline void epilogue_f32_avx512(const Epilogue& e, const float* acc, int64_t lda
       finish16(e, y, m0 + r, n0 + j, k);
     }
   }
+  end_tile(e);
 }
 
 }  // namespace

@@ -100,6 +100,10 @@ struct Epilogue {
   int32_t out_zp = 0;
   void* out = nullptr;
   int64_t ldo = 0;                  // output row stride (elements)
+  // fp32 outputs by non-temporal stores (set by the GEMM drivers for outputs larger than the
+  // caches, or by a caller that knows the output is not read again soon). ISA epilogues may
+  // ignore it; the values written are the same.
+  bool stream_out = false;
 };
 
 // Helpers whose speed matters but that need no hand-written intrinsics: the same source is
