@@ -141,8 +141,9 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual,
-                        bool gelu) const {
+                        bool gelu, int64_t col_block, int64_t col_block_stride) const {
   Epilogue e;
+  e.col_block = col_block, e.col_block_stride = col_block_stride;
   e.type = OutType::f32;
   e.out = y, e.ldo = ldy;
   e.bias = bias.empty() ? nullptr : bias.data();
@@ -241,28 +242,18 @@ void Encoder::embed(const int64_t* ids, const int64_t* type_ids, int64_t M, int6
   });
 }
 
-void Encoder::attention(const EncoderLayer& layer, const float* qkv, const float* mask_add, const int64_t* keys_len,
-                        int64_t B, int64_t S, float* ctx) const {
+void Encoder::attention(const EncoderLayer& layer, const float* qkv, const QkvLayout& at, const float* mask_add,
+                        const int64_t* keys_len, int64_t B, int64_t S, float* ctx) const {
   const EncoderOps& ops = encoder_ops();
-  const int64_t H = H_, d = H_ / heads_, ld = 3 * H_;
+  const int64_t H = H_, d = H_ / heads_, ld = at.ld;
   const float scale = 1.f / std::sqrt(float(d));
   const bool int8 = layer.int8_attention;
   parallel_for(B * heads_, [&](int64_t task, int) {
-    // Queries, keys and values of a head are S short rows 3H floats apart, fresh from the qkv
-    // GEMM and mostly out of cache: start pulling a later task's rows into L2 now, since the
-    // strided rows defeat the hardware prefetcher.
-    const int64_t ahead = task + 2;
-    if (ahead < B * heads_) {
-      const float* base = qkv + (ahead / heads_) * S * ld + (ahead % heads_) * d;
-      for (int64_t t = 0; t < S; ++t)
-        for (int64_t part = 0; part < 3; ++part)
-          for (int64_t c = 0; c < d; c += 16) __builtin_prefetch(base + t * ld + part * H + c, 0, 2);
-    }
     const int64_t b = task / heads_, h = task % heads_;
     const int64_t L = keys_len[b];  // keys after the last unmasked one take no part at all
-    const float* q = qkv + b * S * ld + h * d;
-    const float* k = q + H;
-    const float* v = q + 2 * H;
+    const float* q = qkv + b * at.seq + h * at.head;
+    const float* k = q + at.part;
+    const float* v = q + 2 * at.part;
     thread_local std::vector<float> scores, rows;
     thread_local PackedWeight wk, wv;  // buffers reused from head to head
     // scores = (q k^T) / sqrt(d) + mask (the mask is a bias per key column), then softmax per
@@ -344,12 +335,20 @@ void Encoder::run(const int64_t* ids, const int64_t* type_ids, const int64_t* ma
   };
   embed(ids, type_ids, M, S, x);
   lap();
+  // Q, K and V head-major ([3][heads][tokens][d]) when a head is whole vectors: attention reads
+  // each (sequence, head) as contiguous rows instead of short rows 3H apart (strided, they cost
+  // it more than its arithmetic). Else token-major rows of 3H.
+  const int64_t d = H / heads_;
+  const bool head_major = d % 16 == 0;
+  const QkvLayout at = head_major ? QkvLayout{S * d, M * d, H * M, d} : QkvLayout{S * 3 * H, d, H, 3 * H};
   for (const EncoderLayer& l : layers_) {
-    if (l.qkv.size() == 1) l.qkv[0].run(x, M, H, qkv, 3 * H);
-    else
-      for (int i = 0; i < 3; ++i) l.qkv[size_t(i)].run(x, M, H, qkv + i * H, 3 * H);
+    for (size_t i = 0; i < l.qkv.size(); ++i) {  // one fused [3H, H] GEMM, or Q, K, V apart
+      float* y = qkv + int64_t(i) * at.part;
+      if (head_major) l.qkv[i].run(x, M, H, y, d, nullptr, false, d, M * d);
+      else l.qkv[i].run(x, M, H, y, 3 * H);
+    }
     lap();
-    attention(l, qkv, mask_add, keys_len.data(), B, S, ctx);
+    attention(l, qkv, at, mask_add, keys_len.data(), B, S, ctx);
     lap();
     l.attn_out.run(ctx, M, H, tmp, H, x);
     layernorm(tmp, l.ln_attn_gamma, l.ln_attn_beta, x);

@@ -23,9 +23,10 @@ struct EncoderLinear {
   // weights were packed multiplied by their inverse), or empty.
   std::vector<float> smooth;
   // residual: rows of N floats with stride ldy, added before the output is written; gelu: GELU
-  // applied in the GEMM epilogue.
+  // applied in the GEMM epilogue; col_block, col_block_stride: blocked output columns (see
+  // Epilogue::col_block).
   void run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr,
-           bool gelu = false) const;
+           bool gelu = false, int64_t col_block = 0, int64_t col_block_stride = 0) const;
 };
 
 struct EncoderLayer {
@@ -60,9 +61,14 @@ class Encoder {
 
  private:
   void embed(const int64_t* ids, const int64_t* type_ids, int64_t M, int64_t S, float* x) const;
+  // Where the qkv GEMM put Q, K and V: row t of head h of sequence b, part p (0 = Q, 1 = K,
+  // 2 = V) starts at b * seq + h * head + p * part + t * ld floats.
+  struct QkvLayout {
+    int64_t seq, head, part, ld;
+  };
   // keys_len[b]: keys of sequence b that attention reads (its length without right padding).
-  void attention(const EncoderLayer& layer, const float* qkv, const float* mask_add, const int64_t* keys_len,
-                 int64_t B, int64_t S, float* ctx) const;
+  void attention(const EncoderLayer& layer, const float* qkv, const QkvLayout& at, const float* mask_add,
+                 const int64_t* keys_len, int64_t B, int64_t S, float* ctx) const;
   int64_t H_, heads_;
   float eps_;
   int64_t vocab_ = 0, max_pos_ = 0, types_ = 0;

@@ -42,7 +42,7 @@ inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask1
   }
   if (e.gelu) y = gelu16(y);
   y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(e.lo)), _mm512_set1_ps(e.hi));
-  const int64_t off = m * e.ldo + n;
+  const int64_t off = out_offset(e, m, n);
   if (e.type == OutType::f32) {
     store16_f32(e, static_cast<float*>(e.out) + off, k, y);
     return;
@@ -77,7 +77,7 @@ inline void epilogue_s32_folded_avx512(const Epilogue& e, const int32_t* acc, in
       } else if (e.residual_f32) {
         y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, e.residual_f32 + m * e.ld_residual + n), _mm512_set1_ps(inv), y);
       }
-      const int64_t off = m * e.ldo + n;
+      const int64_t off = out_offset(e, m, n);
       if (!u8) {
         store16_f32(e, static_cast<float*>(e.out) + off, k, _mm512_min_ps(_mm512_max_ps(y, qlo), qhi));
         continue;

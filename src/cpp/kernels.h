@@ -104,7 +104,18 @@ struct Epilogue {
   // caches, or by a caller that knows the output is not read again soon). ISA epilogues may
   // ignore it; the values written are the same.
   bool stream_out = false;
+  // Output columns in blocks of col_block (0: plain rows of ldo): column n of row m goes to
+  // out + (n / col_block) * col_block_stride + m * ldo + n % col_block. The encoder writes Q, K
+  // and V head-major this way (a block is one head), so attention reads each head contiguously.
+  // col_block is a multiple of 16; float and u8/s8 outputs only.
+  int64_t col_block = 0, col_block_stride = 0;
 };
+
+// Element offset of output (m, n) in e.out.
+inline int64_t out_offset(const Epilogue& e, int64_t m, int64_t n) {
+  if (!e.col_block) return m * e.ldo + n;
+  return (n / e.col_block) * e.col_block_stride + m * e.ldo + n % e.col_block;
+}
 
 // Helpers whose speed matters but that need no hand-written intrinsics: the same source is
 // compiled once per ISA (ops_impl.h) so the compiler vectorizes it for that ISA.

@@ -198,11 +198,12 @@ inline void store_requantized(T* dst, const float* y, int64_t n, float inv_scale
 template <typename Fill>
 inline void write_float_row(const Epilogue& e, int64_t m, int64_t n0, int64_t nc, Fill fill) {
   float tmp[256];
-  const int64_t off = m * e.ldo + n0;
   const float lo = e.lo, hi = e.hi;
-  for (int64_t c0 = 0; c0 < nc; c0 += 256) {
-    const int64_t cn = nc - c0 < 256 ? nc - c0 : 256;
-    float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off + c0 : tmp;
+  for (int64_t c0 = 0, cn = 0; c0 < nc; c0 += cn) {
+    cn = nc - c0 < 256 ? nc - c0 : 256;
+    if (e.col_block && cn > e.col_block - (n0 + c0) % e.col_block) cn = e.col_block - (n0 + c0) % e.col_block;
+    const int64_t off = out_offset(e, m, n0 + c0);
+    float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off : tmp;
     fill(c0, cn, y);
     if (e.residual_u8) {
       const uint8_t* res = e.residual_u8 + m * e.ld_residual + n0 + c0;
@@ -217,9 +218,9 @@ inline void write_float_row(const Epilogue& e, int64_t m, int64_t n0, int64_t nc
     for (int64_t j = 0; j < cn; ++j) y[j] = y[j] < lo ? lo : (y[j] > hi ? hi : y[j]);
     const float inv = 1.f / e.out_scale, zpf = float(e.out_zp);
     if (e.type == OutType::u8)
-      store_requantized(static_cast<uint8_t*>(e.out) + off + c0, y, cn, inv, zpf, 0.f, 255.f);
+      store_requantized(static_cast<uint8_t*>(e.out) + off, y, cn, inv, zpf, 0.f, 255.f);
     else if (e.type == OutType::s8)
-      store_requantized(static_cast<int8_t*>(e.out) + off + c0, y, cn, inv, zpf, -128.f, 127.f);
+      store_requantized(static_cast<int8_t*>(e.out) + off, y, cn, inv, zpf, -128.f, 127.f);
   }
 }
 
