@@ -39,7 +39,7 @@ nb::ndarray<nb::numpy, T> new_array(std::initializer_list<size_t> shape) {
   size_t n = 1;
   for (size_t s : shape) n *= s;
   // Uninitialized (the kernels write every element); cache-line aligned, so large outputs take
-  // the streaming stores (see stream_large_output in gemm.cc).
+  // the streaming stores (see streaming_pays in gemm.h).
   T* buf = static_cast<T*>(std::aligned_alloc(64, (std::max<size_t>(n, 1) * sizeof(T) + 63) / 64 * 64));
   if (!buf) throw std::bad_alloc();
   nb::capsule owner(buf, [](void* p) noexcept { std::free(p); });
@@ -94,6 +94,7 @@ nb::object matmul_s8(const PackedWeight& w, nb::ndarray<nb::ndim<2>, nb::c_conti
   e.lo = lo, e.hi = hi, e.out_scale = out_scale, e.out_zp = out_zp;
   e.ldo = w.N;
   nb::object out = make_output(e.type, M, w.N, &e.out);
+  e.stream_out = e.type == OutType::f32 && streaming_pays(M * w.N * int64_t(sizeof(float)));  // a fresh array
   QuantizedRows a;
   a.data = static_cast<const uint8_t*>(x.data());
   a.M = M, a.lda = int64_t(x.shape(1)), a.is_signed = is_s8;
@@ -116,6 +117,7 @@ nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional
   e.bias = bias_ptr(bias, w.N);
   e.lo = lo, e.hi = hi, e.ldo = w.N;
   nb::object out = make_output(e.type, M, w.N, &e.out);
+  e.stream_out = streaming_pays(M * w.N * int64_t(sizeof(float)));  // a fresh array
   {
     nb::gil_scoped_release rel;
     if (act == "fp32") gemm_weight_only(w, x.data(), M, int64_t(x.shape(1)), e);

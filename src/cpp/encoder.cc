@@ -144,6 +144,8 @@ void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_
                         bool gelu, int64_t col_block, int64_t col_block_stride) const {
   Epilogue e;
   e.col_block = col_block, e.col_block_stride = col_block_stride;
+  // A layer's outputs at large batches (with the layer's weights, past L3): streamed.
+  e.stream_out = streaming_pays(M * w.N * int64_t(sizeof(float)));
   e.type = OutType::f32;
   e.out = y, e.ldo = ldy;
   e.bias = bias.empty() ? nullptr : bias.data();

@@ -166,17 +166,13 @@ int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
   return (row_elems * elem_bytes) % 4096 == 0 ? row_elems + 64 / elem_bytes : row_elems;
 }
 
-namespace {
-
-// A GEMM that writes fp32 lines not in cache first reads each from DRAM (read for ownership),
-// and those misses stall the epilogue's stores. Non-temporal stores skip the read: BERT-Large
-// w8a8 at batch 8 (outputs of 4-16 MiB) ran ~3 % faster end to end, interleaved A/B runs. An
-// output that fits in L2 is written in cache, where the next op finds it.
-void stream_large_output(Epilogue& e, int64_t M, int64_t N) {
-  if (e.type == OutType::f32 && M * N * int64_t(sizeof(float)) >= int64_t(cpu_features().l2_bytes)) e.stream_out = true;
-}
-
-}  // namespace
+// Writing a line not in cache first reads it from DRAM (read for ownership), and those misses
+// stall the epilogue's stores; non-temporal stores skip the read. Only worth it when the next
+// reader would not find the output in cache anyway: BERT-Large w8a8 at batch 8 (layer outputs of
+// 4-16 MiB, a layer's working set past L3) ran ~3-6 % faster end to end, while a CNN plan at
+// batch 128 (activations that stay in L3 for the next layer) ran up to 13 % slower: so callers
+// decide, by this rule, for outputs they know are not read back at once.
+bool streaming_pays(int64_t out_bytes) { return out_bytes >= int64_t(cpu_features().l2_bytes); }
 
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
@@ -193,7 +189,6 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
                                                                      : *d.s8;
   note_kernel(kinfo.name);
   if (a.M == 0) return;
-  stream_large_output(e, a.M, w.N);
   const IsaOps* ops = d.ops;
   // The kernels read K_read values per row (groupwise: K to the k step, it skips group padding).
   const int64_t M = a.M, K = w.K, K_read = groupwise ? (K + 3) / 4 * 4 : w.padded_k();
@@ -314,7 +309,6 @@ void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t l
 }
 
 void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
-  stream_large_output(e, M, w.N);
   const Dispatch d = active_dispatch();
   const IsaOps* ops = d.ops;
   const int64_t K = w.K;
@@ -353,7 +347,6 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
   const GemmKernelInfo& kinfo = w.format == WeightFormat::u4_x32c4 ? *d.f32u4 : *d.f32u2;
   note_kernel(kinfo.name);
   if (M == 0) return;
-  stream_large_output(e, M, w.N);
   const IsaOps* ops = d.ops;
   const int64_t K = w.K, K_read = w.padded_k();
   int64_t ld = conflict_free_stride(ldx, 4);
@@ -378,7 +371,6 @@ void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int
   const GemmKernelInfo& kinfo = w.format == WeightFormat::u4_x32c4 ? *d.bf16u4 : *d.bf16u2;
   note_kernel(kinfo.name);
   if (M == 0) return;
-  stream_large_output(e, M, w.N);
   const IsaOps* ops = d.ops;
   const int64_t K = w.K, ld = conflict_free_stride(w.padded_k(), 2);  // bf16 rows, zeros to whole groups
   t_prepared.resize(size_t(M * ld) * sizeof(uint16_t));

@@ -27,6 +27,10 @@ struct QuantizedRows {
 // L1 sets and evict each other while a micro-kernel walks mr of them in step.
 int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes);
 
+// Should an fp32 output of out_bytes that the next op does not read back at once be written with
+// non-temporal stores (Epilogue::stream_out)? Yes from the size of L2 up (see gemm.cc).
+bool streaming_pays(int64_t out_bytes);
+
 // out: e.type, e.out, e.ldo, e.bias, e.lo, e.hi, e.out_scale, e.out_zp are the caller's.
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e);
 // fp32 activations, int8 weights: per-row dynamic u8 quantization inside the core (W8A8 dynamic).

@@ -100,9 +100,9 @@ struct Epilogue {
   int32_t out_zp = 0;
   void* out = nullptr;
   int64_t ldo = 0;                  // output row stride (elements)
-  // fp32 outputs by non-temporal stores (set by the GEMM drivers for outputs larger than the
-  // caches, or by a caller that knows the output is not read again soon). ISA epilogues may
-  // ignore it; the values written are the same.
+  // fp32 outputs by non-temporal stores, set by a caller whose output is large and not read
+  // back at once (see streaming_pays in gemm.h). ISA epilogues may ignore it; the values written
+  // are the same.
   bool stream_out = false;
   // Output columns in blocks of col_block (0: plain rows of ldo): column n of row m goes to
   // out + (n / col_block) * col_block_stride + m * ldo + n % col_block. The encoder writes Q, K
