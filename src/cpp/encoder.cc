@@ -87,9 +87,10 @@ void pack_values(const float* v, int64_t L, int64_t d, int64_t ld, bool int8, Pa
 // micro-kernel, quantization and epilogue as gemm_dynamic_s8 and gemm_s8 (so the same results to
 // the bit), without their per-call driver work and without a full fp32 score matrix.
 //   q: S query rows of d floats (stride ld); wk: keys as weights [L, d] (pack_keys);
-//   wv: values as weights [d, L] (pack_values); ctx: S rows of d outputs (stride ldc).
+//   wv: values as weights [d, L] (pack_values); ctx: S rows of d outputs (stride ldc), written
+//   with non-temporal stores if stream_ctx.
 void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const PackedWeight& wk,
-                       const PackedWeight& wv, const float* mask_add, float* ctx, int64_t ldc) {
+                       const PackedWeight& wv, const float* mask_add, float* ctx, int64_t ldc, bool stream_ctx) {
   const Dispatch dsp = active_dispatch();
   const GemmKernelInfo& kinfo = *dsp.s8;
   const IsaOps& ops = *dsp.ops;
@@ -122,7 +123,7 @@ void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const P
   ec.type = OutType::f32, ec.K = wv.K;
   ec.a_zp = &no_zero_point, ec.a_scale = pscale.data(), ec.a_scale_stride = 1;
   ec.colsum = wv.colsum.data(), ec.b_scale = wv.scale.data();
-  ec.ldo = ldc;
+  ec.ldo = ldc, ec.stream_out = stream_ctx;
   const EncoderOps& eops = encoder_ops();
   for (int64_t m0 = 0; m0 < S; m0 += kinfo.mr) {
     const int mr = int(std::min<int64_t>(kinfo.mr, S - m0));
@@ -250,6 +251,7 @@ void Encoder::attention(const EncoderLayer& layer, const float* qkv, const QkvLa
   const int64_t H = H_, d = H_ / heads_, ld = at.ld;
   const float scale = 1.f / std::sqrt(float(d));
   const bool int8 = layer.int8_attention;
+  const bool stream_ctx = streaming_pays(B * S * H * int64_t(sizeof(float)));  // a layer output, as in EncoderLinear::run
   parallel_for(B * heads_, [&](int64_t task, int) {
     const int64_t b = task / heads_, h = task % heads_;
     const int64_t L = keys_len[b];  // keys after the last unmasked one take no part at all
@@ -264,7 +266,7 @@ void Encoder::attention(const EncoderLayer& layer, const float* qkv, const QkvLa
     pack_values(v, L, d, ld, int8, wv, rows);
     float* out = ctx + b * S * H + h * d;
     if (int8) {
-      attention_head_s8(q, S, d, ld, wk, wv, mask_add + b * S, out, H);
+      attention_head_s8(q, S, d, ld, wk, wv, mask_add + b * S, out, H, stream_ctx);
       return;
     }
     scores.resize(size_t(S * L));
