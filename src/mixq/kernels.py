@@ -392,6 +392,8 @@ def matmul(x, packed: PackedWeight, bias=None, *, activation=None, out_dtype=Non
     - float32 x, int4/int2 W, ``act="bf16"``: weight-only with x rounded to bfloat16 (W4A16 /
       W2A16): exact weights, fp32 sums (vdpbf16ps where the CPU has AVX512-BF16).
     ``activation``: None, "relu", "relu6" or ("clamp", lo, hi), fused in the epilogue.
+    float32 outputs of L2 size and more are written with non-temporal stores (they bypass the
+    cache: no read of the fresh array's lines before they are written).
     """
     if act not in ("int8", "fp32", "bf16"):
         raise ValueError(f"act must be 'int8' (quantize activations), 'fp32' or 'bf16' (weight-only), got {act!r}")
