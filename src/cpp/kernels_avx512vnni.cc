@@ -13,6 +13,13 @@
 namespace mixq {
 namespace {
 
+// Decode (1-2 rows) streams B from DRAM once: each panel is prefetched this far ahead (4 k steps),
+// which keeps more requests in flight than the hardware prefetcher does for 4 streams per core.
+// W8 GEMV, interleaved A/B in one process: 4096 x 4096 12-19 % faster, 11008 x 4096 4 %; 256-768
+// bytes measured alike. (The low-bit decode kernels, which move half or a quarter of the bytes per
+// k step, measured no gain from it.) Prefetches never fault: running past a panel's end is harmless.
+constexpr int64_t kDecodePrefetchBytes = 512;
+
 template <int MR, int NP>
 void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride, int32_t* c,
                int64_t ldc, bool accumulate) {
@@ -24,6 +31,13 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
     for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
   for (int64_t p = 0; p < k_steps; ++p) {
     __m512i bv[V];
+    if constexpr (MR <= 2) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NP; ++j) {
+        _mm_prefetch(reinterpret_cast<const char*>(b + j * b_stride + kDecodePrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(b + j * b_stride + kDecodePrefetchBytes + 64), _MM_HINT_T0);
+      }
+    }
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_si512(b + (v / 2) * b_stride + (v % 2) * 64);
 #pragma GCC unroll 8
