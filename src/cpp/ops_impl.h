@@ -3,6 +3,7 @@
 // each for its instruction set. Everything sits in an anonymous namespace: copies compiled with
 // different flags must never be merged by the linker.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -201,7 +202,7 @@ inline void write_float_row(const Epilogue& e, int64_t m, int64_t n0, int64_t nc
   const float lo = e.lo, hi = e.hi;
   for (int64_t c0 = 0, cn = 0; c0 < nc; c0 += cn) {
     cn = nc - c0 < 256 ? nc - c0 : 256;
-    if (e.col_block && cn > e.col_block - (n0 + c0) % e.col_block) cn = e.col_block - (n0 + c0) % e.col_block;
+    if (e.col_block) cn = std::min(cn, e.col_block - (n0 + c0) % e.col_block);  // chunks stay in one block
     const int64_t off = out_offset(e, m, n0 + c0);
     float* y = e.type == OutType::f32 ? static_cast<float*>(e.out) + off : tmp;
     fill(c0, cn, y);
