@@ -87,6 +87,9 @@ GEOMETRIES = [
     (1, 2, 3, 16, (3, 3), (2, 2), (1, 1), (1, 1)),
     (1, 1, 1, 5, (1, 1), (1, 1), (2, 2), (1, 1)),  # all-padding border outputs
     (1, 7, 7, 160, (3, 3), (1, 1), (1, 1), (1, 1)),  # MobileNetV2's last depthwise shape, narrower
+    (1, 5, 30, 32, (3, 3), (1, 1), (1, 1), (1, 1)),  # 16-pixel tiles, full-width interior columns
+    (2, 7, 33, 48, (3, 3), (2, 2), (1, 1), (1, 1)),  # 8-pixel stride-2 tiles
+    (1, 6, 21, 24, (3, 3), (1, 2), (0, 2), (1, 1)),  # stride 2 along W only, wide padding
 ]
 
 
@@ -125,7 +128,7 @@ def test_int8_saturation_and_clamps(isa, rng):
             assert got.min() == 0 and got.max() == 255
 
 
-@pytest.mark.parametrize("K", [(16, 16), (17, 17), (23, 23)])
+@pytest.mark.parametrize("K", [(3, 3), (16, 16), (17, 17), (23, 23)])
 def test_int8_many_taps_extreme_values_exact(isa, K):
     """Worst-case magnitudes: (x - zp) * w = 255 * 128 on every tap. Up to 256 taps the SIMD path
     accumulates in fp32 (exact below 2^24); beyond, the int32 reference runs."""
@@ -214,6 +217,11 @@ def test_kernel_names(isa, rng):
     name = mixq.last_kernel()
     assert name.startswith("u8s8_dwconv")
     assert name.endswith("__ref") == (isa in ("ref", "avx2"))
+    # int8 3x3 runs on vpdpbusd where VNNI is active; other kernel sizes stay on the fp32-FMA path.
+    assert name.endswith("__avx512vnni") == (isa == "avx512vnni")
+    x5, w5, zp5, mult5, _ = int8_case(rng, 1, 6, 6, 8, (5, 5))
+    _core.dwconv_u8(_core.pack_depthwise_s8(w5), x5, zp5, (1, 1), (2, 2), (1, 1), mult5, None, -INF, INF, 1.0, 0, "uint8")
+    assert not mixq.last_kernel().endswith("__avx512vnni")
 
 
 # ----------------------------------------------------------------------------- errors

@@ -36,6 +36,20 @@ AlignedBuffer pack_blocks(const T* w, int64_t taps, int64_t C) {
   return buf;
 }
 
+// int8 3x3 for the VNNI kernel: [C_pad/16][kw][16][4], byte kh of channel c's quad = w[kh][kw][c],
+// byte 3 and the padding channels 0.
+AlignedBuffer pack_quads_3x3(const int8_t* w, int64_t C) {
+  const int64_t nb = (C + kDwBlock - 1) / kDwBlock;
+  AlignedBuffer buf(size_t(nb * 3 * kDwBlock * 4));
+  int8_t* dst = buf.as<int8_t>();
+  std::memset(dst, 0, buf.size());
+  for (int64_t kh = 0; kh < 3; ++kh)
+    for (int64_t kw = 0; kw < 3; ++kw)
+      for (int64_t c = 0; c < C; ++c)
+        dst[(((c / kDwBlock) * 3 + kw) * kDwBlock + c % kDwBlock) * 4 + kh] = w[(kh * 3 + kw) * C + c];
+  return buf;
+}
+
 std::string shape_str(const DwShape& s) {
   auto n = [](int64_t v) { return std::to_string(v); };
   return "input [" + n(s.N) + ", " + n(s.H) + ", " + n(s.W) + ", " + n(s.C) + "], kernel " + n(s.KH) + "x" + n(s.KW) +
@@ -154,7 +168,22 @@ bool avx512_active() {
 #endif
 }
 
+bool avx512vnni_active() {
+#if MIXQ_HAVE_AVX512VNNI
+  return int(active_dispatch().isa) >= int(Isa::avx512vnni);
+#else
+  return false;
+#endif
+}
+
 void run(const DwCall& c) {
+  if (avx512vnni_active() && dwconv3x3_vnni_fits(c)) {
+#if MIXQ_HAVE_AVX512VNNI
+    note_kernel("u8s8_dwconv3x3_c16x16__avx512vnni");
+    if (c.s.N > 0) dwconv3x3__avx512vnni(c);
+#endif
+    return;
+  }
   const bool simd = avx512_active() && !(c.int8 && c.w->taps() > kDwMaxExactTaps);
   if (simd) {
 #if MIXQ_HAVE_AVX512
@@ -169,14 +198,22 @@ void run(const DwCall& c) {
 
 }  // namespace
 
+bool dwconv3x3_vnni_fits(const DwCall& c) {
+  const DwShape& s = c.s;
+  return c.int8 && s.KH == 3 && s.KW == 3 && s.DH == 1 && s.DW == 1 && (s.SW == 1 || s.SW == 2) &&
+         c.w->quads.size() > 0;
+}
+
 void dwconv__ref(const DwCall& c) {
   if (c.int8) ref_int8(c);
   else ref_f32(c);
 }
 
 DwWeights::DwWeights(const DwWeights& o) : KH(o.KH), KW(o.KW), C(o.C), is_int8(o.is_int8), codes(o.codes) {
-  packed.resize(o.packed.size());
-  if (o.packed.size()) std::memcpy(packed.as<uint8_t>(), o.packed.as<uint8_t>(), o.packed.size());
+  for (auto [dst, src] : {std::pair{&packed, &o.packed}, std::pair{&quads, &o.quads}}) {
+    dst->resize(src->size());
+    if (src->size()) std::memcpy(dst->as<uint8_t>(), src->as<uint8_t>(), src->size());
+  }
 }
 
 DwWeights& DwWeights::operator=(const DwWeights& o) {
@@ -190,6 +227,7 @@ DwWeights pack_depthwise_s8(const int8_t* w_khkwc, int64_t KH, int64_t KW, int64
   w.KH = KH, w.KW = KW, w.C = C, w.is_int8 = true;
   w.packed = pack_blocks(w_khkwc, KH * KW, C);
   w.codes.assign(w_khkwc, w_khkwc + KH * KW * C);
+  if (KH == 3 && KW == 3) w.quads = pack_quads_3x3(w_khkwc, C);
   return w;
 }
 

@@ -5,8 +5,9 @@
 // write into a channel slice of a bigger tensor (a concat without a copy). Weights come from a
 // [KH][KW][C] array and are packed once, offline, by pack_depthwise_*.
 //
-// Kernels: a scalar reference (always built) and an AVX-512 path (depthwise_avx512.cc), chosen by
-// the active ISA (MIXQ_ISA / set_isa): levels below avx512 run the reference.
+// Kernels: a scalar reference (always built), an AVX-512 path for every geometry
+// (depthwise_avx512.cc) and an AVX-512 VNNI one for int8 3x3 kernels (depthwise_avx512vnni.cc),
+// chosen by the active ISA (MIXQ_ISA / set_isa): levels below avx512 run the reference.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -36,6 +37,9 @@ struct DwWeights {
   AlignedBuffer packed;
   // int8 only: the codes as given, [KH*KW][C] (the reference's int32 accumulation reads these).
   std::vector<int8_t> codes;
+  // int8 3x3 only: [C_pad/16][kw][16 channels][4 bytes: kernel rows 0, 1, 2 and a 0] for the VNNI
+  // kernel (one vpdpbusd per kernel column, see depthwise_avx512vnni.cc); empty otherwise.
+  AlignedBuffer quads;
 
   DwWeights() = default;
   DwWeights(const DwWeights& o);  // deep copies (a plan owns its weights)
@@ -46,7 +50,7 @@ struct DwWeights {
   int64_t taps() const { return KH * KW; }
   int64_t c_blocks() const { return (C + kDwBlock - 1) / kDwBlock; }
   const float* block(int64_t cb) const { return packed.as<float>() + cb * taps() * kDwBlock; }
-  int64_t nbytes() const { return int64_t(packed.size() + codes.size()); }
+  int64_t nbytes() const { return int64_t(packed.size() + codes.size() + quads.size()); }
 };
 
 // Throw std::invalid_argument for non-positive sizes or a C that does not match the array.

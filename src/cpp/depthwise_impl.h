@@ -38,5 +38,9 @@ void dwconv__ref(const DwCall& c);
 // input rows converted once into padded fp32 rows. int8 calls with more than kDwMaxExactTaps taps must
 // go to the reference.
 void dwconv__avx512(const DwCall& c);
+// AVX-512 VNNI, int8 3x3 only (dilation 1, stride 1 or 2 along W; dwconv3x3_vnni_fits): exact
+// int32 accumulation on vpdpbusd, three instructions per output vector instead of nine FMAs.
+bool dwconv3x3_vnni_fits(const DwCall& c);
+void dwconv3x3__avx512vnni(const DwCall& c);
 
 }  // namespace mixq
