@@ -40,7 +40,7 @@ def _reference(x_u8, x_scale, x_zp, codes, scale, zp, g):
 
 @pytest.mark.parametrize("bits,group", FORMATS, ids=str)
 @pytest.mark.parametrize("m,n,k", [(1, 33, 128), (2, 130, 64), (1, 100, 96), (7, 64, 100), (13, 40, 257),
-                                   (100, 70, 300), (197, 33, 257)])
+                                   (100, 70, 300), (197, 33, 257), (130, 45, 30)])
 def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     codes, scale, zp, g = _codes(rng, n, k, bits, group)
     p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
@@ -49,7 +49,9 @@ def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     expect, mag = _reference(x, 0.05, 17, codes, scale, zp, g)
     assert np.all(np.abs(got - expect) <= 1e-5 * mag + 1e-6)
     kernel = mixq.last_kernel()
-    if isa == "avx512vnni" and m >= 96:  # a full row block: codes unpacked to s8 once per block
+    if isa == "avx512vnni" and m >= 96 and g >= k:  # one group over all of K: an int8 GEMM on codes - zp
+        assert kernel.startswith("u8s8s32_gemm_") and kernel.endswith("__avx512vnni")
+    elif isa == "avx512vnni" and m >= 96:  # a full row block: codes unpacked to s8 once per block
         assert kernel.startswith("u8s8f32_groupwise_") and kernel.endswith("__avx512vnni")
     else:
         assert kernel.startswith(f"u8u{bits}f32_") and kernel.endswith("__avx512vnni" if isa == "avx512vnni" else "__ref")
