@@ -12,6 +12,13 @@
 namespace mixq {
 namespace {
 
+// acc += dot4(a, b) in place. With the intrinsic, GCC 12 gave each accumulator a copy in and out
+// of a scratch register around every vpdpbusd in this loop (24 moves per 12 vpdpbusd), and the
+// kernel ran at ~0.8x the int8 one; tying the operand in asm keeps each accumulator in its register.
+inline __attribute__((always_inline)) void dpbusd_in_place(__m512i& acc, __m512i a, __m512i b) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
 template <int MR>
 void gemm_groupwise(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t G, float* c,
                     int64_t ldc, bool accumulate) {
@@ -29,8 +36,8 @@ void gemm_groupwise(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m512i ai = _mm512_set1_epi32(load_i32(a + i * lda));
-        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], ai, b0);
-        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], ai, b1);
+        dpbusd_in_place(acc[i][0], ai, b0);
+        dpbusd_in_place(acc[i][1], ai, b1);
       }
       a += 4;
       b += 128;
