@@ -213,11 +213,14 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   // rows at K = N = 4096, and for decode, where they stream from DRAM).
   constexpr int64_t kGroupwiseMinRows = 96;
   const bool groupwise = w.low_bit() && d.s8g && a.M >= kGroupwiseMinRows;
-  // One group over all of K (a CNN's 1x1 convs with K <= 128 at group 128, per-channel low-bit):
-  // the GEMM is an int8 one. Unpacked once per call (less than the groupwise path's once per row
-  // block), it runs on the int8 kernel and its folded epilogue instead of the fp32 group fold:
-  // MobileNetV2-small's w4a8 layers with K = 9..96 ran at w8a8 speed instead of 12-35 % slower.
-  if (groupwise && w.n_groups() == 1) {
+  // A small weight with one group over all of K (a CNN's 1x1 convs with K <= 128 at group 128):
+  // the GEMM is an int8 one. Unpacked by the caller once per call, it runs on the int8 kernel and
+  // its folded epilogue instead of the fp32 group fold: MobileNetV2-small's w4a8 layers with
+  // K = 9..96 ran at w8a8 speed instead of 12-35 % slower. Large weights keep the groupwise path,
+  // which unpacks in parallel (a serial unpack of 4096 x 4096 per-channel codes made W4A8 at
+  // M = 128 3x slower).
+  constexpr int64_t kSingleGroupMaxCodes = int64_t(1) << 16;
+  if (groupwise && w.n_groups() == 1 && w.N * w.K <= kSingleGroupMaxCodes) {
     single_group_as_s8(w, d.ops, t_single_group);
     gemm_s8(t_single_group, a, e);
     return;
