@@ -49,9 +49,13 @@ def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     expect, mag = _reference(x, 0.05, 17, codes, scale, zp, g)
     assert np.all(np.abs(got - expect) <= 1e-5 * mag + 1e-6)
     kernel = mixq.last_kernel()
-    if isa == "avx512vnni" and m >= 96 and g >= k:  # one group over all of K: an int8 GEMM on codes - zp
+    # Codes unpacked to s8 once per row block: from 96 rows, or from 12 for small weights (<= 2^18
+    # codes). A small weight (<= 2^16 codes) with one group over all of K, from 96 rows, is an
+    # int8 GEMM on code - zp. Otherwise the codes are unpacked in registers.
+    unpack_once = m >= 96 or (m >= 12 and n * k <= 1 << 18)
+    if isa == "avx512vnni" and m >= 96 and g >= k and n * k <= 1 << 16:
         assert kernel.startswith("u8s8s32_gemm_") and kernel.endswith("__avx512vnni")
-    elif isa == "avx512vnni" and m >= 96:  # a full row block: codes unpacked to s8 once per block
+    elif isa == "avx512vnni" and unpack_once:
         assert kernel.startswith("u8s8f32_groupwise_") and kernel.endswith("__avx512vnni")
     else:
         assert kernel.startswith(f"u8u{bits}f32_") and kernel.endswith("__avx512vnni" if isa == "avx512vnni" else "__ref")

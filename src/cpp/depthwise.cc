@@ -160,31 +160,18 @@ void ref_f32(const DwCall& c) {
   });
 }
 
-bool avx512_active() {
-#if MIXQ_HAVE_AVX512
-  return int(active_dispatch().isa) >= int(Isa::avx512);
-#else
-  return false;
-#endif
-}
-
-bool avx512vnni_active() {
-#if MIXQ_HAVE_AVX512VNNI
-  return int(active_dispatch().isa) >= int(Isa::avx512vnni);
-#else
-  return false;
-#endif
-}
+// Is the active ISA level at least `level`, with that level's translation unit built?
+bool active_at_least(Isa level, bool built) { return built && int(active_dispatch().isa) >= int(level); }
 
 void run(const DwCall& c) {
-  if (avx512vnni_active() && dwconv3x3_vnni_fits(c)) {
+  if (active_at_least(Isa::avx512vnni, MIXQ_HAVE_AVX512VNNI) && dwconv3x3_vnni_fits(c)) {
 #if MIXQ_HAVE_AVX512VNNI
     note_kernel("u8s8_dwconv3x3_c16x16__avx512vnni");
     if (c.s.N > 0) dwconv3x3__avx512vnni(c);
 #endif
     return;
   }
-  const bool simd = avx512_active() && !(c.int8 && c.w->taps() > kDwMaxExactTaps);
+  const bool simd = active_at_least(Isa::avx512, MIXQ_HAVE_AVX512) && !(c.int8 && c.w->taps() > kDwMaxExactTaps);
   if (simd) {
 #if MIXQ_HAVE_AVX512
     note_kernel(c.int8 ? "u8s8_dwconv_c16x8__avx512" : "f32_dwconv_c16x8__avx512");

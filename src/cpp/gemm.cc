@@ -177,26 +177,34 @@ bool streaming_pays(int64_t out_bytes) { return out_bytes >= int64_t(cpu_feature
 namespace {
 
 // A low-bit weight whose one group spans all of K, as the int8 weight it equals: codes minus zero
-// points, with the group's scale per column. Written into `s8` (a thread's, reused across calls).
+// points, with the group's scale per column. Written into `s8` (a thread's, reused across calls:
+// at batch 1 a layer takes a few microseconds, so the conversion must allocate nothing).
 void single_group_as_s8(const PackedWeight& w, const IsaOps* ops, PackedWeight& s8) {
-  const int64_t group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128;
+  thread_local std::vector<int8_t> unpacked;  // one panel's group block: codes, then fp32 scales
+  const int64_t group_steps = w.group_size / 4;
+  unpacked.resize(size_t(group_steps * 128 + 128));
   s8.format = WeightFormat::s8_x32c4;
   s8.N = w.N, s8.K = w.K;
   s8.data.resize(s8.expected_data_bytes());
   s8.scale.resize(size_t(w.n_pad()));
-  s8.colsum.assign(size_t(w.n_pad()), 0);
+  s8.colsum.resize(size_t(w.n_pad()));
   s8.zero_point.clear();
-  const int64_t steps = s8.k_steps(), panel = s8.panel_bytes();
-  std::vector<int8_t> unpacked(static_cast<size_t>(group_bytes));
+  const int64_t panel = s8.panel_bytes();
   for (int64_t j = 0; j < w.n_panels(); ++j) {
     ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(j * kPanelN, 0), group_steps, 1, unpacked.data());
     int8_t* dst = s8.data.as<int8_t>() + j * panel;
     std::memcpy(dst, unpacked.data(), size_t(panel));
-    // k >= K (the group's padding) must not count: zero codes there, and sums over k < K only.
-    for (int64_t k = w.K; k < steps * 4; ++k)
-      for (int c = 0; c < kPanelN; ++c) dst[(k / 4) * 128 + c * 4 + k % 4] = 0;
-    for (int64_t p = 0; p < steps * 128; ++p) s8.colsum[size_t(j * kPanelN + (p % 128) / 4)] += dst[p];
     std::memcpy(s8.scale.data() + j * kPanelN, unpacked.data() + group_steps * 128, kPanelN * sizeof(float));
+  }
+  // Column sums of the codes from the packed sums of the dequantized weights: with one group,
+  // wsum = scale * sum exactly up to float rounding (|sum| <= 15 K < 2^22), so the division rounds
+  // back to the integer. (The packing pads k >= K with the zero point: those codes are 0 here.)
+  // A zero scale zeroes the column's output whatever its sum.
+  // (Rounded by +-0.5 and truncation, not nearbyint: this file is built for the baseline ISA, where
+  // nearbyint is a libm call per column, and it cost more than the GEMM at M = 16.)
+  for (int64_t n = 0; n < w.n_pad(); ++n) {
+    const float sc = s8.scale[size_t(n)], v = sc != 0.f ? w.wsum[size_t(n)] / sc : 0.f;
+    s8.colsum[size_t(n)] = int32_t(v < 0.f ? v - 0.5f : v + 0.5f);
   }
 }
 
@@ -210,17 +218,22 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   const Dispatch d = active_dispatch();
   // Low-bit weights for a full row block or more: unpacked once per block and reused by all its
   // rows (groupwise). Below that the codes are unpacked in registers (measured faster up to 64
-  // rows at K = N = 4096, and for decode, where they stream from DRAM).
-  constexpr int64_t kGroupwiseMinRows = 96;
-  const bool groupwise = w.low_bit() && d.s8g && a.M >= kGroupwiseMinRows;
-  // A small weight with one group over all of K (a CNN's 1x1 convs with K <= 128 at group 128):
-  // the GEMM is an int8 one. Unpacked by the caller once per call, it runs on the int8 kernel and
-  // its folded epilogue instead of the fp32 group fold: MobileNetV2-small's w4a8 layers with
-  // K = 9..96 ran at w8a8 speed instead of 12-35 % slower. Large weights keep the groupwise path,
-  // which unpacks in parallel (a serial unpack of 4096 x 4096 per-channel codes made W4A8 at
-  // M = 128 3x slower).
+  // rows at K = N = 4096, and for decode, where they stream from DRAM) -- except small weights
+  // (a CNN's late layers at batch 1: M = 16..49), whose in-register path also pays a parallel pass
+  // of per-group activation sums: unpacked once from 12 rows, MobileNetV2-small's w4a8 layers at
+  // M = 49 and K = 144..192 went from 2x to 1.2x the w8a8 time.
+  constexpr int64_t kGroupwiseMinRows = 96, kSmallWeightMinRows = 12, kSmallWeightCodes = int64_t(1) << 18;
+  const int64_t min_rows = w.N * w.K <= kSmallWeightCodes ? kSmallWeightMinRows : kGroupwiseMinRows;
+  const bool groupwise = w.low_bit() && d.s8g && a.M >= min_rows;
+  // A small weight with one group over all of K (a CNN's 1x1 convs with K <= 128 at group 128),
+  // from a full row block: the GEMM is an int8 one. Unpacked by the caller once per call, it runs
+  // on the int8 kernel and its folded epilogue instead of the fp32 group fold: MobileNetV2-small's
+  // w4a8 layers with K = 9..96 ran at w8a8 speed instead of 12-35 % slower at batch 128. Below 96
+  // rows the serial unpack (and its handover to the other threads) costs more than it saves, and
+  // large weights keep the groupwise path, which unpacks in parallel (serially, 4096 x 4096
+  // per-channel codes made W4A8 at M = 128 3x slower).
   constexpr int64_t kSingleGroupMaxCodes = int64_t(1) << 16;
-  if (groupwise && w.n_groups() == 1 && w.N * w.K <= kSingleGroupMaxCodes) {
+  if (groupwise && w.n_groups() == 1 && a.M >= kGroupwiseMinRows && w.N * w.K <= kSingleGroupMaxCodes) {
     single_group_as_s8(w, d.ops, t_single_group);
     gemm_s8(t_single_group, a, e);
     return;
