@@ -80,24 +80,14 @@ MIXQ_DW_INLINE void tile_generic(const float* const* rows, int64_t KH, int64_t K
 template <int K, int SW, typename Store>
 void row_fixed(const float* const* rows, const float* w, __m512 init, int64_t OW, const Store& store) {
   const Store st = store;
-  constexpr int T = SW == 1 ? 16 : 8;
-  int64_t ow = 0;
-  for (; ow + T <= OW; ow += T) tile_fixed<T, K, K, SW>(rows, w, init, ow, st);
-  if (T > 8 && OW - ow >= 8) tile_fixed<8, K, K, SW>(rows, w, init, ow, st), ow += 8;
-  if (OW - ow >= 4) tile_fixed<4, K, K, SW>(rows, w, init, ow, st), ow += 4;
-  if (OW - ow >= 2) tile_fixed<2, K, K, SW>(rows, w, init, ow, st), ow += 2;
-  if (OW - ow >= 1) tile_fixed<1, K, K, SW>(rows, w, init, ow, st);
+  for_each_tile<SW == 1 ? 16 : 8>(OW, [&](auto n, int64_t ow) { tile_fixed<n.value, K, K, SW>(rows, w, init, ow, st); });
 }
 
 template <typename Store>
 void row_generic(const float* const* rows, int64_t KH, int64_t KW, int64_t SW, int64_t DW, const float* w,
                  __m512 init, int64_t OW, const Store& store) {
   const Store st = store;
-  int64_t ow = 0;
-  for (; ow + 8 <= OW; ow += 8) tile_generic<8>(rows, KH, KW, SW, DW, w, init, ow, st);
-  if (OW - ow >= 4) tile_generic<4>(rows, KH, KW, SW, DW, w, init, ow, st), ow += 4;
-  if (OW - ow >= 2) tile_generic<2>(rows, KH, KW, SW, DW, w, init, ow, st), ow += 2;
-  if (OW - ow >= 1) tile_generic<1>(rows, KH, KW, SW, DW, w, init, ow, st);
+  for_each_tile<8>(OW, [&](auto n, int64_t ow) { tile_generic<n.value>(rows, KH, KW, SW, DW, w, init, ow, st); });
 }
 
 // Square 3x3, 5x5, 7x7 kernels with stride 1 or 2 along W and no dilation along W get the

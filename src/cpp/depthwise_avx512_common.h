@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cpu_features.h"
 #include "depthwise_impl.h"
@@ -147,6 +148,20 @@ Plan make_plan(const DwCall& c, int64_t slots) {
   p.n_groups = (NB + p.group_blocks - 1) / p.group_blocks;
   p.n_bands = (c.OH + p.band - 1) / p.band;
   return p;
+}
+
+// Covers output pixels [0, OW) of a row with micro-tiles of T pixels, then one each of 8 (when
+// T > 8), 4, 2 and 1 as the rest needs: calls tile(std::integral_constant<int, n>{}, ow) for a
+// tile of n pixels at ow.
+template <int T, typename Tile>
+MIXQ_DW_INLINE void for_each_tile(int64_t OW, Tile tile) {
+  int64_t ow = 0;
+  for (; ow + T <= OW; ow += T) tile(std::integral_constant<int, T>{}, ow);
+  if constexpr (T > 8)
+    if (OW - ow >= 8) tile(std::integral_constant<int, 8>{}, ow), ow += 8;
+  if (OW - ow >= 4) tile(std::integral_constant<int, 4>{}, ow), ow += 4;
+  if (OW - ow >= 2) tile(std::integral_constant<int, 2>{}, ow), ow += 2;
+  if (OW - ow >= 1) tile(std::integral_constant<int, 1>{}, ow);
 }
 
 // Runs fn(task) for every task of the call. Tasks are handed out from both ends (0, last, 1,

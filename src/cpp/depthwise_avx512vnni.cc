@@ -96,13 +96,7 @@ MIXQ_DW_INLINE void tile(const __m512i* v, const __m512i (&w)[3], __m512i init, 
 template <int SW, typename Store>
 void row(const __m512i* v, const __m512i (&w)[3], __m512i init, int64_t OW, const Store& store) {
   const Store st = store;  // a local copy: its constants stay in registers
-  constexpr int T = SW == 1 ? 16 : 8;
-  int64_t ow = 0;
-  for (; ow + T <= OW; ow += T) tile<T, SW>(v + ow * SW, w, init, ow, st);
-  if (T > 8 && OW - ow >= 8) tile<8, SW>(v + ow * SW, w, init, ow, st), ow += 8;
-  if (OW - ow >= 4) tile<4, SW>(v + ow * SW, w, init, ow, st), ow += 4;
-  if (OW - ow >= 2) tile<2, SW>(v + ow * SW, w, init, ow, st), ow += 2;
-  if (OW - ow >= 1) tile<1, SW>(v + ow * SW, w, init, ow, st);
+  for_each_tile<SW == 1 ? 16 : 8>(OW, [&](auto n, int64_t ow) { tile<n.value, SW>(v + ow * SW, w, init, ow, st); });
 }
 
 // ---------------------------------------------------------------------------------------- tasks
