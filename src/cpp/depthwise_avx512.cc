@@ -142,14 +142,10 @@ void convert_row(const DwCall& c, int64_t n, int64_t ih, int64_t cb0, int64_t nb
 template <bool kInt8>
 void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const DwShape& s = c.s;
-  const int64_t NB = c.w->c_blocks(), taps = c.w->taps();
-  const int64_t g = task % p.n_groups, b = (task / p.n_groups) % p.n_bands, n = task / (p.n_groups * p.n_bands);
-  const int64_t cb0 = g * p.group_blocks, nbk = std::min(p.group_blocks, NB - cb0);
-  const int64_t oh0 = b * p.band, oh1 = std::min(c.OH, oh0 + p.band);
+  const int64_t taps = c.w->taps();
+  const auto [n, cb0, nbk, oh0, oh1] = task_span(c, p, task);
   const int64_t wb = p.wb, slot_floats = nbk * wb * kDwBlock;
-  const int64_t tail = s.C - (NB - 1) * kDwBlock;  // channels in the last block, 1..16
-  const __mmask16 tail_mask = __mmask16((1u << tail) - 1u);
-  const __mmask16 last_mask = cb0 + nbk == NB ? tail_mask : __mmask16(0xFFFF);
+  const __mmask16 last_mask = block_mask(c, cb0 + nbk - 1);
   // What padding holds: int8 rows store x itself, so padding is x = zp ((zp - zp) * w = 0).
   const __m512 pad = _mm512_set1_ps(kInt8 ? float(c.in_zp) : 0.f);
 

@@ -150,6 +150,24 @@ Plan make_plan(const DwCall& c, int64_t slots) {
   return p;
 }
 
+// The image, the channel blocks [cb0, cb0 + nbk) and the output rows [oh0, oh1) of a task.
+struct TaskSpan {
+  int64_t n, cb0, nbk, oh0, oh1;
+};
+
+TaskSpan task_span(const DwCall& c, const Plan& p, int64_t task) {
+  const int64_t g = task % p.n_groups, b = (task / p.n_groups) % p.n_bands;
+  const int64_t cb0 = g * p.group_blocks, oh0 = b * p.band;
+  return {task / (p.n_groups * p.n_bands), cb0, std::min(p.group_blocks, c.w->c_blocks() - cb0), oh0,
+          std::min(c.OH, oh0 + p.band)};
+}
+
+// The real channels of block cb: all 16 but in the last block.
+__mmask16 block_mask(const DwCall& c, int64_t cb) {
+  const int64_t NB = c.w->c_blocks(), tail = c.s.C - (NB - 1) * kDwBlock;  // tail: 1..16
+  return cb == NB - 1 ? __mmask16((1u << tail) - 1u) : __mmask16(0xFFFF);
+}
+
 // Covers output pixels [0, OW) of a row with micro-tiles of T pixels, then one each of 8 (when
 // T > 8), 4, 2 and 1 as the rest needs: calls tile(std::integral_constant<int, n>{}, ow) for a
 // tile of n pixels at ow.
@@ -194,9 +212,8 @@ OutCodes out_codes(const DwCall& c) {
 // out_pix (StoreU8, or StoreF32 with or without the per-channel multiplier).
 template <typename Fn>
 MIXQ_DW_INLINE void with_block_store(const DwCall& c, const OutCodes& q, int64_t cb, int64_t out_pix, Fn fn) {
-  const int64_t NB = c.w->c_blocks(), ch0 = cb * kDwBlock;
-  const int64_t tail = c.s.C - (NB - 1) * kDwBlock;  // channels in the last block, 1..16
-  const __mmask16 mask = cb == NB - 1 ? __mmask16((1u << tail) - 1u) : __mmask16(0xFFFF);
+  const int64_t ch0 = cb * kDwBlock;
+  const __mmask16 mask = block_mask(c, cb);
   const __m512 mult = c.mult ? _mm512_maskz_loadu_ps(mask, c.mult + ch0) : _mm512_set1_ps(1.f);
   const __m512 bias = c.bias ? _mm512_maskz_loadu_ps(mask, c.bias + ch0) : _mm512_setzero_ps();
   const int64_t out_off = out_pix * c.ld_out + ch0;

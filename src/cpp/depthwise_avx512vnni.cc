@@ -104,12 +104,8 @@ thread_local AlignedBuffer t_triples;  // V of every block of the task's group: 
 
 void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const DwShape& s = c.s;
-  const int64_t NB = c.w->c_blocks();
-  const int64_t g = task % p.n_groups, b = (task / p.n_groups) % p.n_bands, n = task / (p.n_groups * p.n_bands);
-  const int64_t cb0 = g * p.group_blocks, nbk = std::min(p.group_blocks, NB - cb0);
-  const int64_t oh0 = b * p.band, oh1 = std::min(c.OH, oh0 + p.band);
+  const auto [n, cb0, nbk, oh0, oh1] = task_span(c, p, task);
   const int64_t wb4 = (p.wb + 3) / 4 * 4;  // V columns, built 4 at a time
-  const int64_t tail = s.C - (NB - 1) * kDwBlock;
   const __m128i pad = _mm_set1_epi8(char(c.in_zp));
   const __m512i zp = _mm512_set1_epi8(char(c.in_zp));
   t_triples.resize(size_t(nbk * wb4 * kTripleBytes));
@@ -119,7 +115,7 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     for (int64_t k = 0; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
-      const __mmask16 mask = cb == NB - 1 ? __mmask16((1u << tail) - 1u) : __mmask16(0xFFFF);
+      const __mmask16 mask = block_mask(c, cb);
       RowSource src[3];
       for (int kh = 0; kh < 3; ++kh) {
         const int64_t ih = oh * s.SH - s.PH + kh;
