@@ -155,7 +155,7 @@ struct TaskSpan {
   int64_t n, cb0, nbk, oh0, oh1;
 };
 
-TaskSpan task_span(const DwCall& c, const Plan& p, int64_t task) {
+MIXQ_DW_INLINE TaskSpan task_span(const DwCall& c, const Plan& p, int64_t task) {
   const int64_t g = task % p.n_groups, b = (task / p.n_groups) % p.n_bands;
   const int64_t cb0 = g * p.group_blocks, oh0 = b * p.band;
   return {task / (p.n_groups * p.n_bands), cb0, std::min(p.group_blocks, c.w->c_blocks() - cb0), oh0,
@@ -163,7 +163,7 @@ TaskSpan task_span(const DwCall& c, const Plan& p, int64_t task) {
 }
 
 // The real channels of block cb: all 16 but in the last block.
-__mmask16 block_mask(const DwCall& c, int64_t cb) {
+MIXQ_DW_INLINE __mmask16 block_mask(const DwCall& c, int64_t cb) {
   const int64_t NB = c.w->c_blocks(), tail = c.s.C - (NB - 1) * kDwBlock;  // tail: 1..16
   return cb == NB - 1 ? __mmask16((1u << tail) - 1u) : __mmask16(0xFFFF);
 }
