@@ -160,6 +160,18 @@ def test_padding_does_not_change_a_sequence(model):
         np.testing.assert_allclose(plan.embed(ids, mask)[1], plan.embed(ids[1:2, :6])[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("config", ["w8a8", "w4a8-g32"])
+def test_batches_past_one_ffn_block_match_each_sequence_alone(model, config):
+    """The core quantizes the FFN intermediate block by block (128 token rows at a time) as it is
+    produced: a batch of 170 rows, cut mid-sequence by the block edge, gives every sequence exactly
+    what it gets alone."""
+    ids, mask, types = batch(11, b=10, lengths=(17,) * 10)
+    plan = mixq.compile_encoder(model, config)
+    together = plan.run(ids, mask, types)
+    for i in (0, 7, 9):  # sequence 7 straddles rows 128
+        np.testing.assert_array_equal(together[i], plan.run(ids[i:i + 1], mask[i:i + 1], types[i:i + 1])[0])
+
+
 def test_embed_is_masked_mean(model):
     ids, mask, _ = batch(3)
     plan = mixq.compile_encoder(model)

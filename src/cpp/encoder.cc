@@ -139,24 +139,42 @@ void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const P
 
 using Clock = std::chrono::steady_clock;
 
+// Rows per FFN block: 128 rows of a 4096-wide fp32 intermediate are 2 MiB, held by L2 and L3
+// until quantized (96 to 192 measured alike).
+constexpr int64_t kFfnBlockRows = 128;
+
 }  // namespace
 
-void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual,
-                        bool gelu, int64_t col_block, int64_t col_block_stride) const {
+Epilogue EncoderLinear::epilogue(int64_t M, float* y, int64_t ldy, const float* residual, bool gelu,
+                                  bool read_soon) const {
   Epilogue e;
-  e.col_block = col_block, e.col_block_stride = col_block_stride;
   // A layer's outputs at large batches (with the layer's weights, past L3): streamed.
-  e.stream_out = streaming_pays(M * w.N * int64_t(sizeof(float)));
+  e.stream_out = !read_soon && streaming_pays(M * w.N * int64_t(sizeof(float)));
   e.type = OutType::f32;
   e.out = y, e.ldo = ldy;
   e.bias = bias.empty() ? nullptr : bias.data();
   if (residual) e.residual_f32 = residual, e.ld_residual = ldy;
   e.gelu = gelu;
+  return e;
+}
+
+void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual,
+                        bool gelu, int64_t col_block, int64_t col_block_stride, bool read_soon) const {
+  Epilogue e = epilogue(M, y, ldy, residual, gelu, read_soon);
+  e.col_block = col_block, e.col_block_stride = col_block_stride;
   switch (mode) {
     case Mode::float_weights: gemm_float(w, x, M, ldx, e); break;
     case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e, smooth.empty() ? nullptr : smooth.data()); break;
     case Mode::weight_only: gemm_weight_only(w, x, M, ldx, e); break;
   }
+}
+
+void EncoderLinear::quantize_input(const float* x, int64_t r0, int64_t n, int64_t ldx, DynamicRows& q) const {
+  q.quantize(x, r0, n, ldx, w.K, smooth.empty() ? nullptr : smooth.data());
+}
+
+void EncoderLinear::run_quantized(const DynamicRows& q, int64_t M, float* y, int64_t ldy, const float* residual) const {
+  gemm_s8(w, q.rows(M), epilogue(M, y, ldy, residual, false, false));
 }
 
 Encoder::Encoder(int64_t hidden, int64_t heads, float eps) : H_(hidden), heads_(heads), eps_(eps) {
@@ -358,9 +376,23 @@ void Encoder::run(const int64_t* ids, const int64_t* type_ids, const int64_t* ma
     layernorm(tmp, l.ln_attn_gamma, l.ln_attn_beta, x);
     lap();
     const int64_t Il = l.ffn_in.w.N;
-    l.ffn_in.run(x, M, H, inter, Il, nullptr, /*gelu=*/true);
-    lap();
-    l.ffn_out.run(inter, M, Il, tmp, H, x);
+    if (l.ffn_out.mode == EncoderLinear::Mode::dynamic_int8) {
+      // The intermediate (4x hidden, fp32) by row blocks that stay in cache, each quantized for
+      // ffn_out at once: only its u8 codes go to memory, not 4 bytes per value written and read
+      // back (BERT-Large w8a8 at batch 8: 1-2 % faster end to end, same results to the bit).
+      ffn_codes_.resize(l.ffn_out.w, M);
+      for (int64_t r0 = 0; r0 < M; r0 += kFfnBlockRows) {
+        const int64_t n = std::min(kFfnBlockRows, M - r0);
+        l.ffn_in.run(x + r0 * H, n, H, inter, Il, nullptr, /*gelu=*/true, 0, 0, /*read_soon=*/true);
+        l.ffn_out.quantize_input(inter, r0, n, Il, ffn_codes_);
+      }
+      lap();
+      l.ffn_out.run_quantized(ffn_codes_, M, tmp, H, x);
+    } else {
+      l.ffn_in.run(x, M, H, inter, Il, nullptr, /*gelu=*/true);
+      lap();
+      l.ffn_out.run(inter, M, Il, tmp, H, x);
+    }
     layernorm(tmp, l.ln_ffn_gamma, l.ln_ffn_beta, x);
     lap();
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "gemm.h"
 #include "packed_weight.h"
 
 namespace mixq {
@@ -24,9 +25,17 @@ struct EncoderLinear {
   std::vector<float> smooth;
   // residual: rows of N floats with stride ldy, added before the output is written; gelu: GELU
   // applied in the GEMM epilogue; col_block, col_block_stride: blocked output columns (see
-  // Epilogue::col_block).
+  // Epilogue::col_block); read_soon: the caller reads y back at once, so a large y is not written
+  // past the caches (see streaming_pays).
   void run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr,
-           bool gelu = false, int64_t col_block = 0, int64_t col_block_stride = 0) const;
+           bool gelu = false, int64_t col_block = 0, int64_t col_block_stride = 0, bool read_soon = false) const;
+  // Mode::dynamic_int8 in two steps: rows [r0, r0 + n) of the input quantized into q (sized by
+  // q.resize(w, M)), then the GEMM on all M rows of q. Same results as run.
+  void quantize_input(const float* x, int64_t r0, int64_t n, int64_t ldx, DynamicRows& q) const;
+  void run_quantized(const DynamicRows& q, int64_t M, float* y, int64_t ldy, const float* residual) const;
+
+ private:
+  Epilogue epilogue(int64_t M, float* y, int64_t ldy, const float* residual, bool gelu, bool read_soon) const;
 };
 
 struct EncoderLayer {
@@ -75,8 +84,9 @@ class Encoder {
   std::vector<float> word_f32_, word_scale_, pos_, type_, emb_gamma_, emb_beta_;
   std::vector<int8_t> word_s8_;
   std::vector<EncoderLayer> layers_;
-  std::mutex run_mutex_;  // one run at a time: the activations live in arena_
+  std::mutex run_mutex_;  // one run at a time: the activations live in arena_ and ffn_codes_
   AlignedBuffer arena_;
+  DynamicRows ffn_codes_;  // the FFN intermediate, quantized for ffn_out (see run)
 };
 
 }  // namespace mixq

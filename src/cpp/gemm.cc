@@ -51,7 +51,7 @@ Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b, i
 // Per-thread buffers, reused across calls so steady-state inference allocates nothing.
 thread_local AlignedBuffer t_acc;        // accumulator tile of a task
 thread_local AlignedBuffer t_prepared;   // converted activations of a call
-thread_local AlignedBuffer t_quantized;  // dynamically quantized activations of a call
+thread_local DynamicRows t_quantized;    // dynamically quantized activations of a call
 thread_local AlignedBuffer t_unpacked;   // low-bit B panels of a block, unpacked to s8 (groupwise path)
 
 // The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
@@ -341,26 +341,38 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
                        });
 }
 
-void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, const float* col_mult) {
-  if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
-    throw std::invalid_argument("gemm_dynamic_s8: weights are not int8 or low-bit");
+void DynamicRows::resize(const PackedWeight& w, int64_t M) {
+  ldq = conflict_free_stride(w.padded_k(), 1);
+  codes.resize(size_t(M * ldq));
+  scale.resize(size_t(M)), zero_point.resize(size_t(M));
+}
+
+void DynamicRows::quantize(const float* x, int64_t r0, int64_t n, int64_t ldx, int64_t K, const float* col_mult) {
   const IsaOps* ops = active_dispatch().ops;
-  const int64_t K = w.K, K4 = conflict_free_stride(w.padded_k(), 1);
-  t_quantized.resize(size_t(M * K4));
-  uint8_t* q = t_quantized.as<uint8_t>();
-  std::vector<float> scale(static_cast<size_t>(M));
-  std::vector<int32_t> zp(static_cast<size_t>(M));
   std::atomic<bool> finite{true};
-  parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) {
-    if (!ops->quantize_rows_u8(n, K, x + r0 * ldx, ldx, q + r0 * K4, K4, scale.data() + r0, zp.data() + r0, col_mult))
+  parallel_rows(n, 4 * K, [&](int64_t i0, int64_t rows) {
+    const int64_t r = r0 + i0;
+    if (!ops->quantize_rows_u8(rows, K, x + i0 * ldx, ldx, codes.as<uint8_t>() + r * ldq, ldq, scale.data() + r,
+                               zero_point.data() + r, col_mult))
       finite = false;
   });
   if (!finite) throw std::invalid_argument("input contains NaN or Inf");
+}
+
+QuantizedRows DynamicRows::rows(int64_t M) const {
   QuantizedRows a;
-  a.data = q, a.M = M, a.lda = K4;
+  a.data = codes.as<uint8_t>(), a.M = M, a.lda = ldq;
   a.scale = scale.data(), a.scale_stride = 1;
-  a.zero_point = zp.data(), a.zp_stride = 1;
-  gemm_s8(w, a, e);
+  a.zero_point = zero_point.data(), a.zp_stride = 1;
+  return a;
+}
+
+void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, const float* col_mult) {
+  if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
+    throw std::invalid_argument("gemm_dynamic_s8: weights are not int8 or low-bit");
+  t_quantized.resize(w, M);
+  t_quantized.quantize(x, 0, M, ldx, w.K, col_mult);
+  gemm_s8(w, t_quantized.rows(M), e);
 }
 
 void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {

@@ -2,7 +2,9 @@
 // C[M, N] = A[M, K] * W[N, K]^T, then the epilogue (zero points, scales, bias, clamp, requantize).
 #pragma once
 #include <cstdint>
+#include <vector>
 
+#include "aligned_buffer.h"
 #include "kernels.h"
 #include "packed_weight.h"
 
@@ -33,6 +35,20 @@ bool streaming_pays(int64_t out_bytes);
 
 // out: e.type, e.out, e.ldo, e.bias, e.lo, e.hi, e.out_scale, e.out_zp are the caller's.
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e);
+// fp32 rows quantized per row to u8 with dynamic (asymmetric) scales: gemm_dynamic_s8's first
+// step, for callers that produce a GEMM's input in row blocks and quantize each while it is in cache.
+struct DynamicRows {
+  AlignedBuffer codes;
+  std::vector<float> scale;
+  std::vector<int32_t> zero_point;
+  int64_t ldq = 0;
+  // Room for M rows as the input of weights w.
+  void resize(const PackedWeight& w, int64_t M);
+  // Rows [r0, r0 + n) from x (K floats per row, stride ldx), each times col_mult[k] if given
+  // (SmoothQuant), in parallel. Throws std::invalid_argument on NaN/Inf.
+  void quantize(const float* x, int64_t r0, int64_t n, int64_t ldx, int64_t K, const float* col_mult);
+  QuantizedRows rows(int64_t M) const;
+};
 // fp32 activations, int8 weights: per-row dynamic u8 quantization inside the core (W8A8 dynamic).
 // col_mult (optional): x[m, k] * col_mult[k] is what gets quantized (SmoothQuant factors).
 // Throws std::invalid_argument on NaN/Inf input.
