@@ -40,7 +40,7 @@ def _reference(x_u8, x_scale, x_zp, codes, scale, zp, g):
 
 @pytest.mark.parametrize("bits,group", FORMATS, ids=str)
 @pytest.mark.parametrize("m,n,k", [(1, 33, 128), (2, 130, 64), (1, 100, 96), (7, 64, 100), (13, 40, 257),
-                                   (100, 70, 300), (197, 33, 257), (130, 45, 30)])
+                                   (100, 70, 300), (197, 33, 257), (130, 45, 30), (200, 32, 8192)])
 def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     codes, scale, zp, g = _codes(rng, n, k, bits, group)
     p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
@@ -50,7 +50,8 @@ def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     assert np.all(np.abs(got - expect) <= 1e-5 * mag + 1e-6)
     kernel = mixq.last_kernel()
     # Codes unpacked to s8 once per row block: from 96 rows, or from 12 for small weights (<= 2^18
-    # codes). A small weight (<= 2^16 codes) with one group over all of K, from 96 rows, is an
+    # codes; from 192 rows those are unpacked once per call: (197, 33, 257) with a partial group,
+    # (200, 32, 8192) with K in several slices). A small weight (<= 2^16 codes) with one group over all of K, from 96 rows, is an
     # int8 GEMM on code - zp. Otherwise the codes are unpacked in registers.
     unpack_once = m >= 96 or (m >= 12 and n * k <= 1 << 18)
     if isa == "avx512vnni" and m >= 96 and g >= k and n * k <= 1 << 16:
