@@ -17,15 +17,19 @@ and at 4x a few lines survive a cycle: measured for mixq w4-g128 4096^2 with set
 from the same float matrices into separate buffers (distinct memory is what defeats the
 cache, not distinct values). Warm-up is one full cycle, so the first timed matrix is the
 least recently used one.
-One "call" = one layer; we report the median time per layer over >= 2 cycles and >= 0.25 s.
+One "call" = one layer. Every impl of a case holds its set at once and the impls are timed in
+interleaved rounds (bench/common.time_interleaved: each round gives every impl a block of ~50 ms
+of calls, in rotated order, for >= ROUNDS rounds; >= 2 cycles of every set): this VM's
+bandwidth is mostly steady (31-38 GB/s at 2 threads) but now and then jumps to ~60 GB/s for a
+few seconds, and timed one after another the impls' ratios depended on which of them met the
+jump (W4-g128 / MatMulNBits at 4096^2: 1.10x and 1.68x in two runs of one build). We report
+the median time per layer.
 
-The DRAM read bandwidth is measured right before each timed row (mixq.measure_bandwidth() if
-mixq has it, else the numpy estimate of bench/common.py); "% DRAM" is taken against the
-median of these measurements (also the JSON "dram_read_gbs"). On this (virtual) machine the
-bandwidth is mostly steady (31-36 GB/s at 2 threads) but now and then jumps to ~60 GB/s for
-a few seconds: a row whose own measurement is > 15% off the median is marked "*" (the
-machine changed around it; rerun before trusting that row's numbers). The CPU time other
-processes used while a row was timed is measured too (/proc/stat minus our own); a row with
+The DRAM read bandwidth is measured right before each case's timing (mixq.measure_bandwidth()
+if mixq has it, else the numpy estimate of bench/common.py); "% DRAM" is taken against the
+median of these measurements (also the JSON "dram_read_gbs"). A case whose measurement is
+> 15% off the median is marked "*" (the machine changed around it). The CPU time other
+processes used while a case was timed is measured too (/proc/stat minus our own); a case with
 > 0.2 cores of it is marked "!".
 
 Impls (names per ARCHITECTURE.md "Benchmarks: the contract"):
@@ -59,19 +63,18 @@ Run:  python bench/gemv.py [--quick] [--json PATH] [--threads N] [--repeats R]
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import math
-import os
 import statistics
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from common import (Results, numpy_dram_read_gbs, ort_session, peers, start, time_fn, write_json)
+from common import (Results, numpy_dram_read_gbs, ort_session, peers, start, time_interleaved, write_json)
 
 SHAPES = [(4096, 4096), (11008, 4096)]  # (N, K) = (out_features, in_features)
 N_MATRICES = {(4096, 4096): 24, (11008, 4096): 8}  # distinct float matrices per shape
@@ -387,8 +390,8 @@ def verify(ls, data, m) -> str:
     return ", ".join(f"{err:.2g} vs {what}" for what, err in worst.items())
 
 
-def time_cycle(ls, x, args):
-    """(median_s, min_s) per layer; each call runs the next matrix of the set."""
+def next_layer_fn(ls, x):
+    """A call that runs the next matrix of the set on x (prepared once, outside the timing)."""
     inp = ls.prepare(x)
     layers, state = ls.layers, [0]
 
@@ -396,91 +399,87 @@ def time_cycle(ls, x, args):
         i = state[0]
         state[0] = i + 1 if i + 1 < len(layers) else 0
         layers[i](inp)
-
-    cycles = 1 if args.quick else 2
-    return time_fn(next_layer, repeats=max(args.repeats, cycles * len(layers)),
-                   warmup=len(layers), min_time=args.min_time, max_runs=100_000)
+    return next_layer
 
 
-def measure_impl(results, cond, impl, ls, data, ms, args):
-    """Verify, then time, one impl at every M (a failing check skips that M); the DRAM
-    bandwidth is measured just before each timing, other processes' CPU use during it."""
+ROUNDS = 8  # interleaved rounds per case at least (3 with --quick)
+
+
+def measure_case(results, cond, sets, data, ms, args):
+    """Verify every impl's set at each M (a failing check drops that impl at that M), then time
+    all of them in interleaved rounds; the DRAM bandwidth is measured just before."""
     for m in ms:
         case = case_name(m, data.n, data.k)
-        try:
-            checked = verify(ls, data, m)
-        except AssertionError as e:
-            print(f"[gemv] {case} {impl}: WRONG RESULT, not timed: {e}")
+        fns, checked = {}, {}
+        for impl, ls in sets.items():
+            try:
+                checked[impl] = verify(ls, data, m)
+            except AssertionError as e:
+                print(f"[gemv] {case} {impl}: WRONG RESULT, not timed: {e}")
+                continue
+            except Exception as e:  # e.g. mixq without this format/kwarg yet, a peer refusing
+                print(f"[gemv] {case} {impl} skipped: {type(e).__name__}: {first_line(e)}")
+                continue
+            fns[impl] = next_layer_fn(ls, data.x[m])
+        if not fns:
             continue
-        except Exception as e:  # e.g. mixq without this format/kwarg yet, a peer refusing
-            print(f"[gemv] {case} {impl} skipped: {type(e).__name__}: {first_line(e)}")
-            return
-        dram = cond.measure_dram(case, impl)
-        med, mn = cond.timed(case, impl, lambda: time_cycle(ls, data.x[m], args))
-        results.add(case, impl, med, mn, ops=2 * m * data.n * data.k, bytes=ls.nbytes)
-        print(f"[gemv] {case} {impl}: {med * 1e6:.0f} us/layer, {ls.nbytes / med / 1e9:.1f} GB/s "
-              f"(DRAM read {dram:.1f} GB/s just before){cond.marks(case, impl)}; "
-              f"checked: {checked}")
+        dram = cond.measure_dram(case)
+        progress(f"[gemv] {case}: timing {len(fns)} impls in interleaved rounds")
+        rounds = argparse.Namespace(warmup=1, repeats=3 if args.quick else max(ROUNDS, args.repeats),
+                                    min_time=1.0 if args.quick else 4.0)
+        timed = time_interleaved(fns, rounds)
+        cond.measure_dram()  # after, too: one more sample for the median
+        cond.note_load(case, max(load for _, _, load in timed.values()))
+        progress(f"[gemv] {case}: timed", done=True)
+        for impl, (med, mn, _) in timed.items():
+            ls = sets[impl]
+            results.add(case, impl, med, mn, ops=2 * m * data.n * data.k, bytes=ls.nbytes)
+            print(f"[gemv] {case} {impl}: {med * 1e6:.0f} us/layer, {ls.nbytes / med / 1e9:.1f} GB/s "
+                  f"(DRAM read {dram:.1f} GB/s before the case){cond.marks(case)}; checked: {checked[impl]}")
 
 
-def run_peers(results, cond, data, ms, args):
-    p = peers()
+def build_peers(data, args) -> dict:
+    """{impl: LayerSet} for every installed peer that accepts the shape."""
+    p, sets = peers(), {}
     for impl, (needs, build) in PEER_BUILDERS.items():
         if p[needs] is None or (needs == "onnxruntime" and p["onnx"] is None):
             continue  # peers() already reported it missing
         try:
-            ls = build(data, args.threads)
+            sets[impl] = build(data, args.threads)
         except Exception as e:  # a peer rejecting the model: report, keep going
             print(f"[gemv] {impl} skipped: {type(e).__name__}: {first_line(e)}")
-            continue
-        measure_impl(results, cond, impl, ls, data, ms, args)
-        del ls
-        gc.collect()
+    return sets
 
 
-def run_mixq(results, cond, data, ms, args):
+def build_mixq(data) -> dict:
+    """{impl: LayerSet} for every mixq format the core supports; impls with the same pack kwargs
+    share one set of packed weights (w4a32-g128 and w4a16-g128 read the w4-g128 packs)."""
     if peers()["mixq"] is None:
-        return
-    cached = (None, None)  # (pack kwargs, (packed, nbytes)) of the previous impl
+        return {}
+    packs, sets = {}, {}
     for impl, pack_kw, mm_kw in MIXQ_IMPLS:
-        if cached[0] != pack_kw:
-            cached = (None, None)
-            gc.collect()
+        key = tuple(sorted(pack_kw.items()))
+        if key not in packs:
             try:
-                cached = (pack_kw, mixq_packs(impl, pack_kw, data))
+                packs[key] = mixq_packs(impl, pack_kw, data)
             except MIXQ_UNSUPPORTED as e:
                 print(f"[gemv] {impl} skipped: mixq cannot pack it ({type(e).__name__}: {first_line(e)})")
-                continue
-        packed, nbytes = cached[1]
-        measure_impl(results, cond, impl, mixq_layerset(packed, nbytes, pack_kw, mm_kw, data),
-                     data, ms, args)
-    del cached
-    gc.collect()
+                packs[key] = None
+        if packs[key] is not None:
+            packed, nbytes = packs[key]
+            sets[impl] = mixq_layerset(packed, nbytes, pack_kw, mm_kw, data)
+    return sets
 
 
 # ---------------------------------------------------------------- conditions per row
-def cpu_snapshot():
-    """(seconds any CPU was busy, this process's CPU seconds, wall seconds), for other_cores."""
-    with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:]]
-    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    return busy, time.process_time(), time.perf_counter()
-
-
-def other_cores(before, after) -> float:
-    """Cores' worth of CPU time used by other processes between two cpu_snapshot()s."""
-    busy, mine, wall = (a - b for a, b in zip(after, before))
-    return max(busy - mine, 0.0) / wall
-
-
 class Conditions:
-    """What the machine was like around each timed row, kept per (case, impl): the DRAM read
-    bandwidth measured right before (mixq.measure_bandwidth() when mixq has it, else the numpy
-    estimate of bench/common.py, which streams 512 MB and so also flushes the L3) and the CPU
-    other processes used during the timing."""
+    """What the machine was like around each timed case: the DRAM read bandwidth measured right
+    before (mixq.measure_bandwidth() when mixq has it, else the numpy estimate of bench/common.py,
+    which streams 512 MB and so also flushes the L3) and the CPU other processes used during the
+    timing."""
 
-    UNUSUAL_DRAM = 0.15   # a bandwidth measurement this far off the median marks its row "*"
-    BUSY_CORES = 0.2      # other processes using more than this during a row mark it "!"
+    UNUSUAL_DRAM = 0.15   # a bandwidth measurement this far off the median marks its case "*"
+    BUSY_CORES = 0.2      # other processes using more than this during a case mark it "!"
 
     def __init__(self, threads):
         mixq = peers()["mixq"]
@@ -490,30 +489,28 @@ class Conditions:
         else:
             self.source = "numpy estimate, bench/common.numpy_dram_read_gbs"
             self._measure = lambda: numpy_dram_read_gbs(threads)
-        self.dram, self.others = {}, {}
+        self.dram, self.others, self.samples = {}, {}, []
 
-    def measure_dram(self, case=None, impl=None) -> float:
+    def measure_dram(self, case=None) -> float:
+        """Measures now; with a case, as that case's "before" figure."""
         gbs = self._measure()
+        self.samples.append(gbs)
         if case is not None:
-            self.dram[(case, impl)] = gbs
+            self.dram[case] = gbs
         return gbs
 
-    def timed(self, case, impl, fn):
-        """fn() run while watching the CPU use of other processes."""
-        before = cpu_snapshot()
-        out = fn()
-        self.others[(case, impl)] = other_cores(before, cpu_snapshot())
-        return out
+    def note_load(self, case, cores):
+        self.others[case] = cores
 
     def median_dram(self) -> float:
-        return statistics.median(self.dram.values())
+        return statistics.median(self.samples)
 
-    def marks(self, case, impl) -> str:
+    def marks(self, case) -> str:
         text = ""
-        if abs(self.dram[(case, impl)] / self.median_dram() - 1) > self.UNUSUAL_DRAM:
+        if abs(self.dram[case] / self.median_dram() - 1) > self.UNUSUAL_DRAM:
             text += " *"
-        if self.others[(case, impl)] > self.BUSY_CORES:
-            text += f" ! {self.others[(case, impl)]:.1f} cores"
+        if self.others.get(case, 0.0) > self.BUSY_CORES:
+            text += f" ! {self.others[case]:.1f} cores"
         return text
 
 
@@ -538,7 +535,7 @@ def print_case_table(results, cond, case):
         speed = f"{base['median_s'] / r['median_s']:.2f}x" if base else "-"
         print(f"{r['impl']:23s} {r['median_s'] * 1e6:9.0f} {r['min_s'] * 1e6:8.0f} "
               f"{r['bytes'] / 1e6:9.1f} {gbs:7.1f} {100 * gbs / dram:6.0f}% {speed:>14s} "
-              f"{cond.dram[(case, r['impl'])]:17.1f}{cond.marks(case, r['impl'])}")
+              f"{cond.dram[case]:17.1f}{cond.marks(case)}")
 
 
 def speedup(results, case, fast, slow):
@@ -567,18 +564,18 @@ def print_targets(results, cond):
                 frac = achieved_gbs(results.get(case, fast)) / dram
                 ok = ok and frac >= 0.85
                 text += f", {100 * frac:.0f}% of DRAM read bandwidth (need >= 85%)"
-            if cond.marks(case, fast) or cond.marks(case, slow):
-                text += "  (a row is marked: rerun)"
+            if cond.marks(case):
+                text += "  (the case is marked: rerun)"
             print(f"  {label:55s} {'PASS' if ok else 'FAIL'}  {text}")
 
 
 def print_conditions(results, cond):
-    vals = list(cond.dram.values())
+    vals = cond.samples
     print(f"\nDRAM read bandwidth ({cond.source}): median {cond.median_dram():.1f} GB/s of {len(vals)} "
-          f"measurements, one right before each row (range {min(vals):.1f}-{max(vals):.1f}).")
+          f"measurements, before and after each case (range {min(vals):.1f}-{max(vals):.1f}).")
     print("GB/s = weight bytes per layer / median time per layer; % DRAM = GB/s / median bandwidth.")
-    print(f"Marks: * the row's own bandwidth measurement was > {100 * cond.UNUSUAL_DRAM:.0f}% off the "
-          f"median; ! other processes used > {cond.BUSY_CORES} cores while it was timed. Rerun those.")
+    print(f"Marks: * the case's bandwidth measurement (before it) was > {100 * cond.UNUSUAL_DRAM:.0f}% off "
+          f"the median; ! other processes used > {cond.BUSY_CORES} cores while it was timed. Rerun those.")
     over = [f"{r['impl']} ({r['case']})" for r in results.rows
             if achieved_gbs(r) > 1.05 * cond.median_dram()]
     if over:
@@ -601,8 +598,9 @@ def main():
     results = Results()
     for n, k in SHAPES:
         data = CaseData(n, k, counts[(n, k)], ms, rng, l3, multiple)
-        run_peers(results, cond, data, ms, args)
-        run_mixq(results, cond, data, ms, args)
+        sets = {**build_peers(data, args), **build_mixq(data)}
+        measure_case(results, cond, sets, data, ms, args)
+        del sets
         del data
         gc.collect()
     if not results.rows:
@@ -618,7 +616,7 @@ def main():
     print_targets(results, cond)
     if args.json:
         machine["dram_read_gbs"] = cond.median_dram()
-        machine["dram_read_source"] = f"{cond.source}, median of {len(cond.dram)} (one before each row)"
+        machine["dram_read_source"] = f"{cond.source}, median of {len(cond.samples)} (before and after each case)"
         write_json(args.json, machine, results)
 
 
