@@ -15,20 +15,21 @@ impl's own format (4x with --quick). The contract asks >= 4x, but the L3 is not 
 and at 4x a few lines survive a cycle: measured for mixq w4-g128 4096^2 with sets of
 1x/2x/4x/8x/16x L3: 66/42/35-37/34/33.5 GB/s. Compact formats get extra copies, packed again
 from the same float matrices into separate buffers (distinct memory is what defeats the
-cache, not distinct values). Warm-up is one full cycle, so the first timed matrix is the
-least recently used one.
+cache, not distinct values).
 One "call" = one layer. Every impl of a case holds its set at once and the impls are timed in
 interleaved rounds (bench/common.time_interleaved: each round gives every impl a block of ~50 ms
-of calls, in rotated order, for >= ROUNDS rounds; >= 2 cycles of every set): this VM's
+of calls, the block's first call untimed, in rotated order, for >= ROUNDS rounds and >= 4 s; at
+these shapes every set cycles at least twice). Between two blocks of one impl the others stream
+their own sets, so each call finds its matrix out of cache. This VM's
 bandwidth is mostly steady (31-38 GB/s at 2 threads) but now and then jumps to ~60 GB/s for a
 few seconds, and timed one after another the impls' ratios depended on which of them met the
 jump (W4-g128 / MatMulNBits at 4096^2: 1.10x and 1.68x in two runs of one build). We report
 the median time per layer.
 
-The DRAM read bandwidth is measured right before each case's timing (mixq.measure_bandwidth()
-if mixq has it, else the numpy estimate of bench/common.py); "% DRAM" is taken against the
-median of these measurements (also the JSON "dram_read_gbs"). A case whose measurement is
-> 15% off the median is marked "*" (the machine changed around it). The CPU time other
+The DRAM read bandwidth is measured right before and right after each case's timing
+(mixq.measure_bandwidth() if mixq has it, else the numpy estimate of bench/common.py); "% DRAM"
+is taken against the median of all these measurements (also the JSON "dram_read_gbs"). A case
+whose measurement before it is > 15% off the median is marked "*" (the machine changed around it). The CPU time other
 processes used while a case was timed is measured too (/proc/stat minus our own); a case with
 > 0.2 cores of it is marked "!".
 
@@ -407,7 +408,7 @@ ROUNDS = 8  # interleaved rounds per case at least (3 with --quick)
 
 def measure_case(results, cond, sets, data, ms, args):
     """Verify every impl's set at each M (a failing check drops that impl at that M), then time
-    all of them in interleaved rounds; the DRAM bandwidth is measured just before."""
+    all of them in interleaved rounds; the DRAM bandwidth is measured just before and after."""
     for m in ms:
         case = case_name(m, data.n, data.k)
         fns, checked = {}, {}
@@ -471,7 +472,7 @@ def build_mixq(data) -> dict:
     return sets
 
 
-# ---------------------------------------------------------------- conditions per row
+# ---------------------------------------------------------------- conditions per case
 class Conditions:
     """What the machine was like around each timed case: the DRAM read bandwidth measured right
     before (mixq.measure_bandwidth() when mixq has it, else the numpy estimate of bench/common.py,

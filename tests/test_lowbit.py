@@ -51,8 +51,9 @@ def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     kernel = mixq.last_kernel()
     # Codes unpacked to s8 once per row block: from 96 rows, or from 12 for small weights (<= 2^18
     # codes; from 192 rows those are unpacked once per call: (197, 33, 257) with a partial group,
-    # (200, 32, 8192) with K in several slices). A small weight (<= 2^16 codes) with one group over all of K, from 96 rows, is an
-    # int8 GEMM on code - zp. Otherwise the codes are unpacked in registers.
+    # (200, 32, 8192) with K in several slices). A small weight (<= 2^16 codes) with one group over
+    # all of K, from 96 rows, is an int8 GEMM on code - zp. Otherwise the codes are unpacked in
+    # registers.
     unpack_once = m >= 96 or (m >= 12 and n * k <= 1 << 18)
     if isa == "avx512vnni" and m >= 96 and g >= k and n * k <= 1 << 16:
         assert kernel.startswith("u8s8s32_gemm_") and kernel.endswith("__avx512vnni")

@@ -164,13 +164,13 @@ void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_
   e.col_block = col_block, e.col_block_stride = col_block_stride;
   switch (mode) {
     case Mode::float_weights: gemm_float(w, x, M, ldx, e); break;
-    case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e, smooth.empty() ? nullptr : smooth.data()); break;
+    case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e, col_mult()); break;
     case Mode::weight_only: gemm_weight_only(w, x, M, ldx, e); break;
   }
 }
 
 void EncoderLinear::quantize_input(const float* x, int64_t r0, int64_t n, int64_t ldx, DynamicRows& q) const {
-  q.quantize(x, r0, n, ldx, w.K, smooth.empty() ? nullptr : smooth.data());
+  q.quantize(x, r0, n, ldx, w.K, col_mult());
 }
 
 void EncoderLinear::run_quantized(const DynamicRows& q, int64_t M, float* y, int64_t ldy, const float* residual) const {

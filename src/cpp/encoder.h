@@ -36,6 +36,7 @@ struct EncoderLinear {
 
  private:
   Epilogue epilogue(int64_t M, float* y, int64_t ldy, const float* residual, bool gelu, bool read_soon) const;
+  const float* col_mult() const { return smooth.empty() ? nullptr : smooth.data(); }
 };
 
 struct EncoderLayer {

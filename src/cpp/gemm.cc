@@ -289,38 +289,36 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   if (groupwise) {
     const auto fn = reinterpret_cast<GemmGroupwiseFn>(kinfo.fn);
     const int64_t group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128, k4 = (K + 3) / 4;
-    auto epi = [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
-      ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
-    };
-    // A small weight under many row blocks (a CNN layer at a large batch): unpacked once, by the
-    // caller, into panels of all of K that every task reads, instead of once per task. At
-    // 3136x64x576 (33 tasks) the per-task unpacks took 1.6 % of the call.
-    if (w.N * w.K <= kSmallWeightCodes && M >= 2 * kGroupwiseMinRows) {
-      const int64_t panel = conflict_free_stride(w.n_groups() * group_bytes, 1);
-      t_unpacked.resize(size_t(w.n_panels() * panel));
-      int8_t* all = t_unpacked.as<int8_t>();
+    // B panels unpacked to s8 `code - zp`, with each group's scales after its codes. A small weight
+    // under many row blocks (a CNN layer at a large batch) is unpacked once, by the caller, into
+    // panels of all of K that every task reads (at 3136x64x576 the 33 tasks' own unpacks took 1.6 %
+    // of the call); otherwise each task unpacks the panels of its kc slice into its thread's buffer.
+    const bool unpack_once = w.N * w.K <= kSmallWeightCodes && M >= 2 * kGroupwiseMinRows;
+    const int64_t whole_k_panel = conflict_free_stride(w.n_groups() * group_bytes, 1);
+    int8_t* whole_k = nullptr;
+    if (unpack_once) {
+      t_unpacked.resize(size_t(w.n_panels() * whole_k_panel));
+      whole_k = t_unpacked.as<int8_t>();
       for (int64_t j = 0; j < w.n_panels(); ++j)
-        ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(j * kPanelN, 0), group_steps, w.n_groups(), all + j * panel);
-      run_blocked<float>(
-          w, M, kinfo, group_bytes / group_steps, group_steps,
-          [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
-            fn(mr, np, std::min(steps, k4 - p0), rows + m * lda + p0 * 4, lda,
-               all + (n / kPanelN) * panel + p0 / group_steps * group_bytes, panel, group_steps, tile, ldt, accumulate);
-          },
-          epi);
-      return;
+        ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(j * kPanelN, 0), group_steps, w.n_groups(),
+                              whole_k + j * whole_k_panel);
     }
     // Bytes between the unpacked panels of a kc slice (the thread's own buffer, t_unpacked).
     auto slice_bytes = [&](int64_t steps) { return conflict_free_stride(steps / group_steps * group_bytes, 1); };
     run_blocked<float>(
         w, M, kinfo, group_bytes / group_steps, group_steps,
-        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t, float* tile, int64_t ldt, bool accumulate) {
+        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+          const int8_t* b = unpack_once ? whole_k + (n / kPanelN) * whole_k_panel + p0 / group_steps * group_bytes
+                                        : t_unpacked.as<int8_t>();
           // Only the k steps that hold K: the padding of a last partial group is skipped.
-          fn(mr, np, std::min(steps, k4 - p0), rows + m * lda + p0 * 4, lda, t_unpacked.as<int8_t>(),
-             slice_bytes(steps), group_steps, tile, ldt, accumulate);
+          fn(mr, np, std::min(steps, k4 - p0), rows + m * lda + p0 * 4, lda, b,
+             unpack_once ? whole_k_panel : slice_bytes(steps), group_steps, tile, ldt, accumulate);
         },
-        epi,
+        [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+          ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
+        },
         [&](int64_t p0, int64_t steps, int64_t n, int np) {
+          if (unpack_once) return;
           const int64_t slice = slice_bytes(steps);
           t_unpacked.resize(size_t(np * slice));
           for (int j = 0; j < np; ++j)
