@@ -40,7 +40,8 @@ def _reference(x_u8, x_scale, x_zp, codes, scale, zp, g):
 
 @pytest.mark.parametrize("bits,group", FORMATS, ids=str)
 @pytest.mark.parametrize("m,n,k", [(1, 33, 128), (2, 130, 64), (1, 100, 96), (7, 64, 100), (13, 40, 257),
-                                   (100, 70, 300), (197, 33, 257), (130, 45, 30), (200, 32, 8192)])
+                                   (100, 70, 300), (197, 33, 257), (130, 45, 30), (200, 32, 8192),
+                                   (1, 40, 20000)])
 def test_static_u8_activations(isa, rng, bits, group, m, n, k):
     codes, scale, zp, g = _codes(rng, n, k, bits, group)
     p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)

@@ -7,17 +7,11 @@
 #include <immintrin.h>
 
 #include "kernel_util.h"
+#include "kernel_util_avx512.h"
 #include "kernels.h"
 
 namespace mixq {
 namespace {
-
-// acc += dot4(a, b) in place. With the intrinsic, GCC 12 gave each accumulator a copy in and out
-// of a scratch register around every vpdpbusd in this loop (24 moves per 12 vpdpbusd), and the
-// kernel ran at ~0.8x the int8 one; tying the operand in asm keeps each accumulator in its register.
-inline __attribute__((always_inline)) void dpbusd_in_place(__m512i& acc, __m512i a, __m512i b) {
-  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-}
 
 template <int MR>
 void gemm_groupwise(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t G, float* c,
