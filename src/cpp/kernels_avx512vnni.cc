@@ -1,7 +1,6 @@
 // AVX-512 VNNI int8 micro-kernel: vpdpbusd (u8 x s8, 4-way dot, non-saturating) on a 6x64 tile:
 // 24 zmm accumulators, 4 zmm of B (two 32-column panels) per 4-deep k step, A broadcast 4 bytes
 // per row. Measured alone it runs at ~99% of the vpdpbusd roof, with B in L1, L2 or L3.
-// For 1-2 rows (decode) it takes up to 4 panels per pass instead.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -12,13 +11,6 @@
 
 namespace mixq {
 namespace {
-
-// Decode (1-2 rows) streams B from DRAM once: each panel is prefetched this far ahead (4 k steps),
-// which keeps more requests in flight than the hardware prefetcher does for 4 streams per core.
-// W8 GEMV, interleaved A/B in one process: 4096 x 4096 12-19 % faster, 11008 x 4096 4 %; 256-768
-// bytes measured alike. (The low-bit decode kernels, which move half or a quarter of the bytes per
-// k step, measured no gain from it.) Prefetches never fault: running past a panel's end is harmless.
-constexpr int64_t kDecodePrefetchBytes = 512;
 
 template <int MR, int NP>
 void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride, int32_t* c,
@@ -31,13 +23,6 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
     for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
   for (int64_t p = 0; p < k_steps; ++p) {
     __m512i bv[V];
-    if constexpr (MR <= 2) {
-#pragma GCC unroll 4
-      for (int j = 0; j < NP; ++j) {
-        _mm_prefetch(reinterpret_cast<const char*>(b + j * b_stride + kDecodePrefetchBytes), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(b + j * b_stride + kDecodePrefetchBytes + 64), _MM_HINT_T0);
-      }
-    }
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_si512(b + (v / 2) * b_stride + (v % 2) * 64);
 #pragma GCC unroll 8
@@ -63,22 +48,17 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 
 void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
                                      const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
-  // Few rows (decode): up to 4 panels stream side by side, more DRAM requests in flight per core.
-  // Otherwise 6x64 tiles: 24 accumulators.
-  const int np_step = mr <= 2 ? 4 : 2;
-  for (int j = 0; j < np; j += np_step) {
-    const int8_t* bj = b + j * b_stride;
-    int32_t* cj = c + 32 * j;
-    const int n = std::min(np_step, np - j);
-    if (mr <= 2)
-      dispatch_mr<2>(mr, [&](auto MR) {
-        dispatch_mr<4>(n, [&](auto NP) { gemm_vnni<MR.value, NP.value>(k_steps, a, lda, bj, b_stride, cj, ldc, accumulate); });
+  // Two panels per pass, 6x64 tiles: 24 accumulators. Decode (1-2 rows) streams B from DRAM, two
+  // panels side by side with no software prefetch: on 2 MiB pages that measured best (W8 GEMV at
+  // 4096 and 11008 x 4096, interleaved A/B: 7-18 % faster than 4 panels with a 512-byte prefetch
+  // while the VM's bandwidth is high, within 2 % when it is low; 1 and 3 panels slower or alike).
+  const int np_step = 2;
+  for (int j = 0; j < np; j += np_step)
+    dispatch_mr<6>(mr, [&](auto MR) {
+      dispatch_mr<2>(std::min(np_step, np - j), [&](auto NP) {
+        gemm_vnni<MR.value, NP.value>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate);
       });
-    else
-      dispatch_mr<6>(mr, [&](auto MR) {
-        dispatch_mr<2>(n, [&](auto NP) { gemm_vnni<MR.value, NP.value>(k_steps, a, lda, bj, b_stride, cj, ldc, accumulate); });
-      });
-  }
+    });
 }
 
 // 16 independent vpdpbusd chains: the int8 compute roof of one core.
