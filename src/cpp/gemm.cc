@@ -72,8 +72,9 @@ struct NoPrepare {
 template <typename Acc, typename Kernel, typename Epi, typename Prepare = NoPrepare>
 void run_blocked(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, int64_t b_step_bytes,
                  int64_t kc_granule, Kernel kernel, Epi epilogue, Prepare prepare_b = {}) {
-  // Decode (1-2 rows): up to 4 panels per kernel call stream side by side, more DRAM requests in
-  // flight per core. Otherwise the kernel's own tile width, so a B micro-panel stays in L1.
+  // Decode (1-2 rows): up to 4 panels per kernel call, which the low-bit kernels stream side by side
+  // (more DRAM requests in flight per core; the int8 kernel takes two at a time). Otherwise the
+  // kernel's own tile width, so a B micro-panel stays in L1.
   const int mr_max = kinfo.mr, np_max = M <= 2 ? std::max(4, kinfo.nr / kPanelN) : kinfo.nr / kPanelN;
   const int64_t N = w.N, ks = w.k_steps();
   Blocking blk = choose_blocking(mr_max, M, N, b_step_bytes, kinfo.kind == KernelKind::s8g ? 4 * w.k_steps() : 0);

@@ -78,11 +78,12 @@ void gemm_lowbit(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* 
 // 2-bit decode of one row: a code byte holds 4 k steps at bits 0, 2, 4, 6. One shift serves two
 // of them: with y = x >> 2, steps 0 and 1 are x & 3 and y & 3; steps 2 and 3 are x & 0x30 and
 // y & 0x30, which is 16 * code, summed in a second accumulator that is divided by 16 (exactly) at
-// the group's end. 9 vector ops per 64 bytes of codes instead of 12; W2 GEMV from DRAM at 4096 and
-// 11008 x 4096 3-6 % faster (interleaved A/B). The fp32 sums live in c (touched once per group),
-// which leaves the registers to the 2 * V accumulators. Not inlined: inside the dispatcher GCC 12
-// spilled the accumulators to the stack. (For 2 rows the same scheme, 2 panels wide to fit the
-// registers, measured 6 % slower than gemm_lowbit, which stays.)
+// the group's end (int32 holds it for groups up to 350 000 k). 9 vector ops per 64 bytes of codes
+// instead of 12; W2 GEMV from DRAM at 4096 and 11008 x 4096 3-6 % faster (interleaved A/B). The
+// fp32 sums live in c (touched once per group), which leaves the registers to the 2 * V
+// accumulators. Not inlined: inside the dispatcher GCC 12 spilled the accumulators to the stack.
+// (For 2 rows the same scheme, 2 panels wide to fit the registers, measured 6 % slower than
+// gemm_lowbit, which stays.)
 template <int NP>
 __attribute__((noinline)) void gemm_u2_decode(int64_t k_steps, const uint8_t* a, const uint8_t* b, int64_t b_stride,
                                               const LowBitArgs& t, float* c, bool accumulate) {
