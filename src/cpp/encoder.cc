@@ -83,9 +83,9 @@ void pack_values(const float* v, int64_t L, int64_t d, int64_t ld, bool int8, Pa
 }
 
 // One head's int8 attention, fused per block of kernel rows: scores tile -> fp32 with the mask
-// -> softmax as u8 codes -> P V tile -> context rows, everything of a block in L1. The same
-// micro-kernel, quantization and epilogue as gemm_dynamic_s8 and gemm_s8 (so the same results to
-// the bit), without their per-call driver work and without a full fp32 score matrix.
+// -> softmax as u8 codes (EncoderOps::scores_softmax_u8) -> P V tile -> context rows, everything of
+// a block in L1. The same micro-kernel, quantization and epilogue arithmetic as gemm_dynamic_s8 and
+// gemm_s8, without their per-call driver work and without a full fp32 score matrix.
 //   q: S query rows of d floats (stride ld); wk: keys as weights [L, d] (pack_keys);
 //   wv: values as weights [d, L] (pack_values); ctx: S rows of d outputs (stride ldc), written
 //   with non-temporal stores if stream_ctx.
@@ -114,11 +114,6 @@ void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const P
              w.data.as<int8_t>() + j * w.panel_bytes(), w.panel_bytes(), tile.data() + j * kPanelN, ldt, false);
   };
   const int32_t no_zero_point = 0;
-  Epilogue es;  // scores: (acc - zp * key sums) * q_scale * k_scale + mask
-  es.type = OutType::f32, es.K = d;
-  es.a_zp_stride = 1, es.a_scale_stride = 1;
-  es.colsum = wk.colsum.data(), es.b_scale = wk.scale.data(), es.bias = mask_add;
-  es.out = rows.data(), es.ldo = L;
   Epilogue ec;  // context: acc * p_scale * v_scale
   ec.type = OutType::f32, ec.K = wv.K;
   ec.a_zp = &no_zero_point, ec.a_scale = pscale.data(), ec.a_scale_stride = 1;
@@ -128,9 +123,8 @@ void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const P
   for (int64_t m0 = 0; m0 < S; m0 += kinfo.mr) {
     const int mr = int(std::min<int64_t>(kinfo.mr, S - m0));
     product(mr, qcodes.data() + m0 * ldq, ldq, wk);
-    es.a_zp = qzp.data() + m0, es.a_scale = qscale.data() + m0;
-    ops.epilogue_s32(es, tile.data(), ldt, 0, mr, 0, L);
-    eops.softmax_u8(mr, L, rows.data(), L, probs.data(), ldp, pscale.data());
+    eops.scores_softmax_u8(mr, L, tile.data(), ldt, qzp.data() + m0, qscale.data() + m0, wk.colsum.data(),
+                           wk.scale.data(), mask_add, rows.data(), probs.data(), ldp, pscale.data());
     product(mr, probs.data(), ldp, wv);
     ec.out = ctx + m0 * ldc;
     ops.epilogue_s32(ec, tile.data(), ldt, 0, mr, 0, d);

@@ -114,9 +114,8 @@ void layernorm_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, const 
   }
 }
 
-// x = exp(x - max(x)) in place over a row of n values; returns the sum of the results.
-float exp_row(float* x, int64_t n) {
-  const float mx = row_max(x, n);
+// x = exp(x - mx) in place over a row of n values; returns the sum of the results.
+float exp_row(float* x, int64_t n, float mx) {
 #ifdef __AVX512F__
   const __m512 vmx = _mm512_set1_ps(mx);
   __m512 acc = _mm512_setzero_ps();
@@ -133,6 +132,8 @@ float exp_row(float* x, int64_t n) {
 #endif
 }
 
+float exp_row(float* x, int64_t n) { return exp_row(x, n, row_max(x, n)); }
+
 void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
@@ -141,12 +142,45 @@ void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
   }
 }
 
-void softmax_u8_impl(int64_t rows, int64_t n, float* x, int64_t ldx, uint8_t* q, int64_t ldq, float* scale) {
+void scores_softmax_u8_impl(int64_t rows, int64_t n, const int32_t* acc, int64_t ldacc, const int32_t* a_zp,
+                            const float* a_scale, const int32_t* colsum, const float* b_scale, const float* bias,
+                            float* x, uint8_t* q, int64_t ldq, float* scale) {
   for (int64_t r = 0; r < rows; ++r) {
-    float* xr = x + r * ldx;
+    const int32_t* ar = acc + r * ldacc;
+    float* xr = x + r * n;
     uint8_t* qr = q + r * ldq;
+    const uint32_t zp = uint32_t(a_zp[r]);
+    const float sa = a_scale[r];
+#ifdef __AVX512F__
+    // The scores epilogue's arithmetic (epilogue_s32_avx512), with the row's max on the way.
+    const __m512i vzp = _mm512_set1_epi32(int32_t(zp));
+    const __m512 vsa = _mm512_set1_ps(sa);
+    __m512 vmax = _mm512_set1_ps(-__builtin_inff());
+    for (int64_t k = 0; k < n; k += 16) {
+      const __mmask16 m = tail_mask(n - k);
+      const __m512i v = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, ar + k),
+                                         _mm512_mullo_epi32(vzp, _mm512_maskz_loadu_epi32(m, colsum + k)));
+      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(vsa, _mm512_maskz_loadu_ps(m, b_scale + k)));
+      y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, bias + k));
+      _mm512_mask_storeu_ps(xr + k, m, y);
+      vmax = _mm512_mask_max_ps(vmax, m, vmax, y);
+    }
+    // Then exp, its sum and the codes in one pass: a code needs exp alone, not the sum.
+    const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax)), c255 = _mm512_set1_ps(255.f);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) {
+      const __mmask16 m = tail_mask(n - k);
+      const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + k), vmx));
+      sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+      _mm_mask_storeu_epi8(qr + k, m, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(e, c255))));
+    }
+    scale[r] = 1.f / (255.f * _mm512_reduce_add_ps(sum));
+#else
+    for (int64_t k = 0; k < n; ++k)
+      xr[k] = float(int32_t(uint32_t(ar[k]) - zp * uint32_t(colsum[k]))) * (sa * b_scale[k]) + bias[k];
     scale[r] = 1.f / (255.f * exp_row(xr, n));
     for (int64_t k = 0; k < n; ++k) qr[k] = uint8_t(int32_t(std::nearbyint(xr[k] * 255.f)));
+#endif
     for (int64_t k = n; k < ldq; ++k) qr[k] = 0;
   }
 }
@@ -262,6 +296,6 @@ void pack_values_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, i
 #define MIXQ_DEFINE_ENCODER_OPS(symbol, label) \
   namespace mixq {                              \
   extern const EncoderOps symbol;               \
-  const EncoderOps symbol = {label, layernorm_impl, softmax_impl, softmax_u8_impl, pack_keys_s8_impl, \
+  const EncoderOps symbol = {label, layernorm_impl, softmax_impl, scores_softmax_u8_impl, pack_keys_s8_impl, \
                              pack_values_s8_impl}; \
   }
