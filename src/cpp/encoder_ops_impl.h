@@ -114,8 +114,9 @@ void layernorm_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, const 
   }
 }
 
-// x = exp(x - mx) in place over a row of n values; returns the sum of the results.
-float exp_row(float* x, int64_t n, float mx) {
+// x = exp(x - max(x)) in place over a row of n values; returns the sum of the results.
+float exp_row(float* x, int64_t n) {
+  const float mx = row_max(x, n);
 #ifdef __AVX512F__
   const __m512 vmx = _mm512_set1_ps(mx);
   __m512 acc = _mm512_setzero_ps();
@@ -131,8 +132,6 @@ float exp_row(float* x, int64_t n, float mx) {
   return row_sum(x, n);
 #endif
 }
-
-float exp_row(float* x, int64_t n) { return exp_row(x, n, row_max(x, n)); }
 
 void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
   for (int64_t r = 0; r < rows; ++r) {
