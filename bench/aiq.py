@@ -13,7 +13,7 @@ fp32 (same process, same threads). Claims checked (printed PASS/FAIL):
     ORT fp32 at batch 1 and 128;
   - the latency-aware config is at least as fast as the AIQ config (5 % noise allowance) at
     accuracy no lower than 0.1 pp below it (its search is held to the AIQ config's validation
-    accuracy).
+    accuracy, and its pick to the AIQ pick's accuracy on the held-out check images).
 The searches keep a 0.5 pt floor on the validation subset (SEARCH_FLOOR) so that the 1 pp claims
 hold on the full test set.
 Results follow the JSON contract of ARCHITECTURE.md ("impl": mixq-fp32, mixq-aiq, mixq-latency,

@@ -4,7 +4,8 @@ Candidates are scored on a seeded validation subset of the test images; final fi
 every test image available. With a held-out check subset (disjoint from validation), the AIQ pick
 is confirmed there: a search that scores hundreds of configs on the same images picks one that is
 lucky on them, so the run steps back along its accepted moves to the last config that also holds
-the floor on the check images. Searches: AIQ (greedy from the reference then coordinate sweeps, or
+the floor on the check images (and the latency-aware pick to the last one no less accurate there
+than the AIQ pick). Searches: AIQ (greedy from the reference then coordinate sweeps, or
 coordinate descent alone: about L*C evaluations per sweep instead of greedy's L^2*C) and
 latency-aware (coordinate descent on measured kernel times -- each layer profiled at each
 precision -- from the fastest feasible of the uniform configs and the AIQ config). Baselines:
@@ -34,7 +35,7 @@ class StudyData:
     y_test: np.ndarray
     calibration: list
     x_latency: np.ndarray  # one image: latency at batch 1
-    x_check: np.ndarray | None = None  # held-out images (disjoint from validation) confirming the AIQ pick
+    x_check: np.ndarray | None = None  # held-out images (disjoint from validation) confirming the picks
     y_check: np.ndarray | None = None
 
 
@@ -125,9 +126,10 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
         steps = aiq.trajectory
     else:
         raise ValueError(f"algorithm must be 'greedy' or 'coordinate', got {algorithm!r}")
+    def check_acc(cfg):
+        return accuracy(compiler.plan({"default": candidates[0], "layers": cfg}), data.x_check, data.y_check)
+
     if data.x_check is not None and steps:
-        def check_acc(cfg):
-            return accuracy(compiler.plan({"default": candidates[0], "layers": cfg}), data.x_check, data.y_check)
         ref_check = check_acc(aiq_problem.problem.reference_config())
         entry, back = last_confirmed(steps, lambda cfg: ref_check - check_acc(cfg), max_drop)
         say(f"AIQ pick confirmed on {len(data.x_check)} held-out images: "
@@ -153,6 +155,14 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
     feasible = [(c, e) for c, e in scored if lat_obj.feasible(e)] or [(lat_problem.problem.reference_config(), lat_ref)]
     start = min(feasible, key=lambda ce: lat_obj(ce[1]))[0]
     lat = coordinate_descent(lat_problem.problem, lat_obj, start=start, max_sweeps=sweeps, progress=progress)
+    if data.x_check is not None and lat.trajectory:
+        # Its moves are scored on the same validation images, so its pick is confirmed like the AIQ
+        # pick: the last accepted step no less accurate than the AIQ config on the held-out images.
+        aiq_check = check_acc(aiq.best)
+        entry, back = last_confirmed(lat.trajectory, lambda cfg: aiq_check - check_acc(cfg), 0.0)
+        say(f"latency-aware pick confirmed on {len(data.x_check)} held-out images: "
+            + (f"stepped back {back} accepted moves" if back else "as accurate as the AIQ pick there"))
+        lat = replace(lat, best=entry.config, best_eval=entry.evaluation, best_loss=entry.loss)
 
     n_lowered = sum(p != candidates[0] for p in aiq.best.values())
     randoms = random_configs(aiq_problem.problem, max(1, n_lowered), n_random, seed)
