@@ -11,6 +11,7 @@
 #ifdef __AVX512F__
 #include <immintrin.h>
 
+#include "epilogue_avx512.h"
 #include "tail_mask_avx512.h"
 #endif
 
@@ -157,10 +158,8 @@ void scores_softmax_u8_impl(int64_t rows, int64_t n, const int32_t* acc, int64_t
     __m512 vmax = _mm512_set1_ps(-__builtin_inff());
     for (int64_t k = 0; k < n; k += 16) {
       const __mmask16 m = tail_mask(n - k);
-      const __m512i v = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, ar + k),
-                                         _mm512_mullo_epi32(vzp, _mm512_maskz_loadu_epi32(m, colsum + k)));
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(vsa, _mm512_maskz_loadu_ps(m, b_scale + k)));
-      y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, bias + k));
+      const __m512 y = _mm512_add_ps(dequant16_s32(m, ar + k, vzp, colsum + k, vsa, b_scale + k),
+                                     _mm512_maskz_loadu_ps(m, bias + k));
       _mm512_mask_storeu_ps(xr + k, m, y);
       vmax = _mm512_mask_max_ps(vmax, m, vmax, y);
     }

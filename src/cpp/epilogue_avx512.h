@@ -1,6 +1,7 @@
 // AVX-512 epilogues: 16 output columns per step, from the accumulator tile to fp32 or requantized
 // u8 (bias, fused residual, clamp, round half to even, saturate) with no scalar pass. Included by
-// ops_impl.h in the avx512 translation unit only; same arithmetic as the portable epilogues.
+// ops_impl.h and encoder_ops_impl.h in the avx512 translation units only; same arithmetic as the
+// portable epilogues.
 #pragma once
 #include <immintrin.h>
 
@@ -90,6 +91,15 @@ inline void epilogue_s32_folded_avx512(const Epilogue& e, const int32_t* acc, in
   end_tile(e);
 }
 
+// 16 (masked) int8 accumulators with symmetric weights, as floats before the bias:
+// (acc - a_zp * colsum) * (a_scale * b_scale). Also the attention scores' arithmetic
+// (EncoderOps::scores_softmax_u8), so the two give the same bits.
+inline __m512 dequant16_s32(__mmask16 k, const int32_t* acc, __m512i azp, const int32_t* colsum, __m512 sa,
+                            const float* b_scale) {
+  const __m512i v = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, acc), _mm512_mullo_epi32(azp, _mm512_maskz_loadu_epi32(k, colsum)));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(sa, _mm512_maskz_loadu_ps(k, b_scale)));
+}
+
 // int8 accumulators with symmetric weights: y = (acc - a_zp * colsum) * a_scale * b_scale + bias.
 inline void epilogue_s32_avx512(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
                                 int64_t n0, int64_t nc) {
@@ -102,9 +112,7 @@ inline void epilogue_s32_avx512(const Epilogue& e, const int32_t* acc, int64_t l
     for (int64_t j = 0; j < nc; j += 16) {
       const __mmask16 k = tail_mask(nc - j);
       const int64_t n = n0 + j;
-      __m512i v = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(k, a + j),
-                                   _mm512_mullo_epi32(azp, _mm512_maskz_loadu_epi32(k, e.colsum + n)));
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(sa, _mm512_maskz_loadu_ps(k, e.b_scale + n)));
+      __m512 y = dequant16_s32(k, a + j, azp, e.colsum + n, sa, e.b_scale + n);
       if (e.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n));
       finish16(e, y, m, n, k);
     }

@@ -17,6 +17,13 @@
 namespace mixq {
 namespace {
 
+// At a group's end, b is at the group's 32 bf16 scales, then 32 u8 zero points (per panel): the
+// scales s of columns [16 v, 16 v + 16) of the call (panel v / 2) and z = scale * zero point.
+inline void group_scales(const uint8_t* b, int64_t b_stride, int v, __m512& s, __m512& z) {
+  const uint8_t* tail = b + (v / 2) * b_stride + (v % 2) * 32;
+  s = load_bf16x16(tail);
+  z = _mm512_mul_ps(s, load_u8x16(tail + 64 - (v % 2) * 16));
+}
 
 // MR rows x NP panels of 32 columns. NP > 1 only for few rows (decode): several panels stream
 // side by side, which keeps more DRAM requests in flight per core.
@@ -56,11 +63,10 @@ void gemm_lowbit(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* 
       a += 4 * U;
       b += 128;
     }
-    // b is now at the group's 32 bf16 scales, then 32 u8 zero points: z = scale * zero point.
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
-      const uint8_t* tail = b + (v / 2) * b_stride + (v % 2) * 32;
-      const __m512 s = load_bf16x16(tail), z = _mm512_mul_ps(s, load_u8x16(tail + 64 - (v % 2) * 16));
+      __m512 s, z;
+      group_scales(b, b_stride, v, s, z);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m512 rs = _mm512_set1_ps(t.rowsum[i * t.ld_rowsum + g]);
@@ -113,12 +119,11 @@ __attribute__((noinline)) void gemm_u2_decode(int64_t k_steps, const uint8_t* a,
       a += 16;
       b += 128;
     }
-    // b is now at the group's 32 bf16 scales, then 32 u8 zero points: z = scale * zero point.
     const __m512 rs = _mm512_set1_ps(t.rowsum[g]);
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
-      const uint8_t* tail = b + (v / 2) * b_stride + (v % 2) * 32;
-      const __m512 s = load_bf16x16(tail), z = _mm512_mul_ps(s, load_u8x16(tail + 64 - (v % 2) * 16));
+      __m512 s, z;
+      group_scales(b, b_stride, v, s, z);
       const __m512i acc = _mm512_add_epi32(lo[v], _mm512_srai_epi32(hi[v], 4));
       float* dst = c + 16 * v;
       _mm512_storeu_ps(dst, _mm512_fnmadd_ps(z, rs, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, _mm512_loadu_ps(dst))));

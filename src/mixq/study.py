@@ -126,8 +126,14 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
         steps = aiq.trajectory
     else:
         raise ValueError(f"algorithm must be 'greedy' or 'coordinate', got {algorithm!r}")
+    checked = {}  # config -> accuracy on the check images: both confirmations can meet a config
+
     def check_acc(cfg):
-        return accuracy(compiler.plan({"default": candidates[0], "layers": cfg}), data.x_check, data.y_check)
+        key = tuple(sorted(cfg.items()))
+        if key not in checked:
+            plan = compiler.plan({"default": candidates[0], "layers": cfg})
+            checked[key] = accuracy(plan, data.x_check, data.y_check)
+        return checked[key]
 
     if data.x_check is not None and steps:
         ref_check = check_acc(aiq_problem.problem.reference_config())
