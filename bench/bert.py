@@ -49,7 +49,7 @@ import time
 import numpy as np
 
 from common import (BUSY, Results, check_and_time, export_onnx, model_table_rows, onnx_initializer_bytes,
-                    ort_session, print_columns, ratio, start_with_models, write_json)
+                    ort_session, print_columns, ratio, round_range_text, start_with_models, write_json)
 
 SEQ = 128
 # name: (label, batch sizes); BERT-Large keeps QUICK_LAYERS layers with --quick
@@ -286,9 +286,12 @@ def run_model(name, model, description, args, p, results, info, batches=None, se
         case = f"{name} seq{seq} bs{bs}"
         ref = runners["torch-fp32"][0](feed)
         log(f"{case}:")
-        timed = check_and_time(runners, feed, ref, lambda out: quality(out, ref, feed["attention_mask"]), args, log)
+        per_round = {}
+        timed = check_and_time(runners, feed, ref, lambda out: quality(out, ref, feed["attention_mask"]), args, log,
+                               per_round)
         for impl, (med, mn, load, (err, cos)) in timed.items():
-            results.add(case, impl, med, mn, ops=model_ops(cfg, bs, seq), bytes=runners[impl][1])
+            results.add(case, impl, med, mn, ops=model_ops(cfg, bs, seq), bytes=runners[impl][1],
+                        rounds=per_round.get(impl))
             info[(case, impl)] = {"err": err, "cos": cos, "fp32_bytes": fp32_bytes, "load": load}
             log(f"  {impl:15s} {med * 1e3:9.2f} ms  max rel err {err:.2e}  emb cos {cos:.5f}"
                 + (f"  (other processes used {load:.1f} cores meanwhile)" if load > BUSY else ""))
@@ -333,7 +336,8 @@ def print_targets(results: Results, info: dict, agreement: dict) -> None:
         for base, want in (("ort-fp32", 2.5), ("ort-int8", 1.3)):
             v = ratio(results, case, "mixq-w8a8", base)
             if v is not None:
-                lines.append((v >= want, f"BERT-Large bs{bs} w8a8 {v:.2f}x {base} (target >= {want}x)"))
+                spread = round_range_text(results, case, "mixq-w8a8", base)
+                lines.append((v >= want, f"BERT-Large bs{bs} w8a8 {v:.2f}x {base} (target >= {want}x{spread})"))
         r = results.get(case, "mixq-w8a8")
         if r is not None and bs == 1:
             share = r["bytes"] / info[(case, "mixq-w8a8")]["fp32_bytes"]

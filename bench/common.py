@@ -85,7 +85,7 @@ def other_cores(before, after, wall: float) -> float:
     return max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
 
 
-def time_interleaved(fns: dict, args, block_s: float = 0.05) -> dict:
+def time_interleaved(fns: dict, args, block_s: float = 0.05, per_round: dict | None = None) -> dict:
     """Times several implementations of one case in rounds: each round gives every fn a block of
     calls, in an order rotated from round to round. On a machine whose speed drifts for seconds at
     a time (this VM), every impl then samples the same moments, and their ratios stay fair where
@@ -93,7 +93,9 @@ def time_interleaved(fns: dict, args, block_s: float = 0.05) -> dict:
     `block_s` long and its first call is not timed, so caches and worker threads are as warm as in
     back-to-back runs; a call longer than `block_s` is its own block. Rounds repeat at least
     `args.repeats` times and until `args.min_time` seconds.
-    Returns {name: (median_s, min_s, cores other processes used meanwhile)}."""
+    Returns {name: (median_s, min_s, cores other processes used meanwhile)}; with `per_round` (a
+    dict), also fills per_round[name] with each round's median: the spread of a ratio across
+    rounds (round_ratio_range) shows how far the machine's drift moved it within this run."""
     names = list(fns)
     block = {}
     for name in names:
@@ -109,11 +111,15 @@ def time_interleaved(fns: dict, args, block_s: float = 0.05) -> dict:
         for i in range(len(names)):
             name = names[(i + rounds) % len(names)]
             time.sleep(0.002)  # the previous library's spinning workers go idle, untimed
+            this_round = []
             for k in range(block[name]):
                 s = time.perf_counter()
                 fns[name]()
                 if k > 0 or block[name] == 1:
-                    times[name].append(time.perf_counter() - s)
+                    this_round.append(time.perf_counter() - s)
+            times[name] += this_round
+            if per_round is not None:
+                per_round.setdefault(name, []).append(statistics.median(this_round))
         rounds += 1
     load = other_cores(c0, cpu_times(), time.perf_counter() - t0)
     return {name: (statistics.median(v), min(v), load) for name, v in times.items()}
@@ -269,17 +275,19 @@ def checked_output(run, x, ref, impl: str, log):
         return None
 
 
-def check_and_time(runners: dict, x, ref, quality, args, log) -> dict:
+def check_and_time(runners: dict, x, ref, quality, args, log, per_round: dict | None = None) -> dict:
     """One case: every runner's output on x checked against `ref` (checked_output) and scored by
-    quality(out); the good ones timed together in interleaved rounds (time_interleaved).
-    runners: {impl: (run, anything)}. Returns {impl: (median_s, min_s, other cores, quality)}."""
+    quality(out); the good ones timed together in interleaved rounds (time_interleaved, which
+    fills `per_round` if given). runners: {impl: (run, anything)}.
+    Returns {impl: (median_s, min_s, other cores, quality)}."""
     scored = {}
     for impl, (run, _) in runners.items():
         out = checked_output(run, x, ref, impl, log)
         if out is not None:
             scored[impl] = quality(out)
     log(f"  timing {', '.join(scored)} in interleaved rounds")
-    timed = time_interleaved({impl: (lambda run=runners[impl][0]: run(x)) for impl in scored}, args)
+    timed = time_interleaved({impl: (lambda run=runners[impl][0]: run(x)) for impl in scored}, args,
+                             per_round=per_round)
     return {impl: (*timed[impl], scored[impl]) for impl in scored}
 
 
@@ -336,16 +344,19 @@ def machine_info(threads: int) -> dict:
 
 # ---------------------------------------------------------------- results
 class Results:
-    """Collects rows {"case", "impl", "median_s", "min_s", "ops", "bytes"}."""
+    """Collects rows {"case", "impl", "median_s", "min_s", "ops", "bytes"}, and "round_s" (the
+    median of each interleaved round, in order) when the bench passes them."""
 
     def __init__(self):
         self.rows: list[dict] = []
 
     def add(self, case: str, impl: str, median_s: float, min_s: float,
-            ops: float | None = None, bytes: float | None = None) -> dict:
+            ops: float | None = None, bytes: float | None = None, rounds: list | None = None) -> dict:
         row = {"case": case, "impl": impl, "median_s": float(median_s), "min_s": float(min_s),
                "ops": None if ops is None else float(ops),
                "bytes": None if bytes is None else float(bytes)}
+        if rounds:
+            row["round_s"] = [float(t) for t in rounds]
         self.rows.append(row)
         return row
 
@@ -410,6 +421,22 @@ def ratio(results: Results, case: str, impl: str, base: str) -> float | None:
     """Speed-up of impl over base on case (base median / impl median), None if either is missing."""
     a, b = results.get(case, impl), results.get(case, base)
     return None if a is None or b is None else b["median_s"] / a["median_s"]
+
+
+def round_ratio_range(results: Results, case: str, impl: str, base: str) -> tuple[float, float] | None:
+    """(lowest, highest) speed-up of impl over base among the interleaved rounds of this run
+    (base's round median / impl's, round by round); None without per-round times."""
+    a, b = results.get(case, impl), results.get(case, base)
+    if a is None or b is None or not a.get("round_s") or not b.get("round_s"):
+        return None
+    per_round = [tb / ta for ta, tb in zip(a["round_s"], b["round_s"])]
+    return min(per_round), max(per_round)
+
+
+def round_range_text(results: Results, case: str, impl: str, base: str) -> str:
+    """ "; rounds 1.18-1.31x" for a target line, or "" without per-round times."""
+    r = round_ratio_range(results, case, impl, base)
+    return "" if r is None else f"; rounds {r[0]:.2f}-{r[1]:.2f}x"
 
 
 ERR_FLAG = {"fp32": 1e-3, "int": 0.5}  # rel err vs torch-fp32 above which a row is marked "!"

@@ -75,7 +75,8 @@ from typing import Callable
 
 import numpy as np
 
-from common import (Results, numpy_dram_read_gbs, ort_session, peers, start, time_interleaved, write_json)
+from common import (Results, numpy_dram_read_gbs, ort_session, peers, round_range_text, start, time_interleaved,
+                    write_json)
 
 SHAPES = [(4096, 4096), (11008, 4096)]  # (N, K) = (out_features, in_features)
 N_MATRICES = {(4096, 4096): 24, (11008, 4096): 8}  # distinct float matrices per shape
@@ -428,13 +429,14 @@ def measure_case(results, cond, sets, data, ms, args):
         progress(f"[gemv] {case}: timing {len(fns)} impls in interleaved rounds")
         rounds = argparse.Namespace(warmup=1, repeats=3 if args.quick else max(ROUNDS, args.repeats),
                                     min_time=1.0 if args.quick else 4.0)
-        timed = time_interleaved(fns, rounds)
+        per_round = {}
+        timed = time_interleaved(fns, rounds, per_round=per_round)
         cond.measure_dram()  # after, too: one more sample for the median
         cond.note_load(case, max(load for _, _, load in timed.values()))
         progress(f"[gemv] {case}: timed", done=True)
         for impl, (med, mn, _) in timed.items():
             ls = sets[impl]
-            results.add(case, impl, med, mn, ops=2 * m * data.n * data.k, bytes=ls.nbytes)
+            results.add(case, impl, med, mn, ops=2 * m * data.n * data.k, bytes=ls.nbytes, rounds=per_round.get(impl))
             print(f"[gemv] {case} {impl}: {med * 1e6:.0f} us/layer, {ls.nbytes / med / 1e9:.1f} GB/s "
                   f"(DRAM read {dram:.1f} GB/s before the case){cond.marks(case)}; checked: {checked[impl]}")
 
@@ -560,7 +562,7 @@ def print_targets(results, cond):
                 print(f"  {label:55s} n/a (not measured)")
                 continue
             ok = s >= need
-            text = f"{s:.2f}x (need >= {need}x)"
+            text = f"{s:.2f}x (need >= {need}x{round_range_text(results, case, fast, slow)})"
             if fast == "mixq-w4a8-g128":
                 frac = achieved_gbs(results.get(case, fast)) / dram
                 ok = ok and frac >= 0.85

@@ -87,3 +87,25 @@ def test_time_interleaved_runs_every_impl_in_rotated_rounds():
     assert calls.count("slow") == 1 + 4 and calls.count("fast") > calls.count("mid") > calls.count("slow")
     assert out["fast"][0] < out["mid"][0] < out["slow"][0]
     assert all(mn <= med for med, mn, _ in out.values())
+
+
+def test_per_round_times_give_the_ratio_range():
+    from types import SimpleNamespace
+
+    fns = {"fast": lambda: time.sleep(0.002), "slow": lambda: time.sleep(0.008)}
+    per_round = {}
+    out = common.time_interleaved(fns, SimpleNamespace(repeats=3, warmup=1, min_time=0.0), block_s=0.001,
+                                  per_round=per_round)
+    assert set(per_round) == {"fast", "slow"} and all(len(v) == 3 for v in per_round.values())
+    results = common.Results()
+    for name, (med, mn, _) in out.items():
+        results.add("case", name, med, mn, rounds=per_round[name])
+    lo, hi = common.round_ratio_range(results, "case", "fast", "slow")
+    assert 2.0 < lo <= hi < 8.0  # ~4x, sleep overshoot and all
+    assert common.round_range_text(results, "case", "fast", "slow").startswith("; rounds ")
+    # rows without per-round times (older JSON, other benches) give no range
+    results.add("plain", "fast", 1.0, 1.0)
+    results.add("plain", "slow", 2.0, 2.0)
+    assert common.round_ratio_range(results, "plain", "fast", "slow") is None
+    assert common.round_range_text(results, "plain", "fast", "slow") == ""
+    assert "round_s" not in results.get("plain", "fast")
