@@ -15,13 +15,14 @@ struct EncoderOps {
   void (*softmax)(int64_t rows, int64_t n, float* x, int64_t ld);
   // Attention scores of `rows` query rows, from the int32 tile of q_codes k^T (row stride ldacc)
   // to softmax codes: y = (acc - a_zp[r] * colsum) * (a_scale[r] * b_scale) + bias (epilogue_s32's
-  // arithmetic: the same bits on AVX-512 and the reference build), then each row as uint8 codes:
-  // q = round(255 * exp(y - max)) (the largest code is 255), scale = 1 / (255 * sum exp(y - max)),
-  // so q * scale = softmax(y) up to rounding. Codes after n up to ldq are zeroed; x (rows x n) is
-  // scratch. One op, not an epilogue and a softmax: no generic epilogue pass and no separate max
-  // pass (interleaved A/B, bit-identical: BERT-Large attention at batch 8 4 % faster, the whole
-  // w8a8 model 1 % at batch 8 and 0.4 % at batch 1). The AVX-512 exp is accurate to 3e-6 relative,
-  // enough for 8-bit codes; the reference build's to 1e-7.
+  // arithmetic: y has the same bits on AVX-512 and the reference build), then each row as uint8
+  // codes: q = round(255 * exp(y - max)) (the largest code is 255), scale = 1 / (255 * sum
+  // exp(y - max)), so q * scale = softmax(y) up to rounding. The AVX-512 exp is accurate to 3e-6
+  // relative, enough for 8-bit codes, the reference build's to 1e-7: codes near a rounding tie can
+  // differ between the two. Codes after n up to ldq are zeroed; x (rows x n) is scratch. One op,
+  // not an epilogue and a softmax: no generic epilogue pass and no separate max pass (interleaved
+  // A/B: BERT-Large attention at batch 8 4 % faster when fused, 8 % more with the cheaper exp and
+  // the row-grouped passes).
   void (*scores_softmax_u8)(int64_t rows, int64_t n, const int32_t* acc, int64_t ldacc, const int32_t* a_zp,
                             const float* a_scale, const int32_t* colsum, const float* b_scale, const float* bias,
                             float* x, uint8_t* q, int64_t ldq, float* scale);
