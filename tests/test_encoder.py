@@ -1,6 +1,7 @@
 """Transformer encoder plans: fp32 against PyTorch, quantized against the fake-quant oracle, on
 every kernel path; masks, odd lengths, token types; files; bad input."""
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -268,6 +269,20 @@ def test_encoder_ops_match_numpy(isa, rng):
     mean, var = x64.mean(1, keepdims=True), x64.var(1, keepdims=True)
     np.testing.assert_allclose(_core.layernorm_rows(xs, g, b, 1e-5), (x64 - mean) / np.sqrt(var + 1e-5) * g + b,
                                atol=2e-5)
+
+
+def test_epilogue_gelu_matches_erf(isa, rng):
+    """GELU as the GEMM epilogues fuse it: x * Phi(x) with erf to ~1e-6 absolute, over a tile
+    with a partial last vector; NaN passes, +-inf give inf and 0."""
+    from mixq import _core
+
+    x = np.concatenate([np.linspace(-12, 12, 4022), rng.standard_normal(1000) * 3, [3e4, -3e4, 0.0]])
+    x = x.astype(np.float32).reshape(-1, 67)  # 67 columns: tiles of 64 and a 3-column tail
+    want = 0.5 * x.astype(np.float64) * (1 + np.vectorize(math.erf)(x.astype(np.float64) / math.sqrt(2)))
+    np.testing.assert_allclose(_core.gelu_rows(x), want, atol=1.5e-6, rtol=2e-7)
+    special = np.array([[np.nan, np.inf, -np.inf, -1e30]], np.float32)
+    got = _core.gelu_rows(special)[0]
+    assert np.isnan(got[0]) and got[1] == np.inf and got[2] == 0 and got[3] == 0
 
 
 def test_attention_u8_softmax_matches_exp(isa, rng):

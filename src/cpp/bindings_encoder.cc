@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "dispatch.h"
 #include "encoder.h"
 #include "encoder_ops.h"
 
@@ -157,6 +158,15 @@ void bind_encoder(nb::module_& m) {
       throw std::invalid_argument("gamma and beta must have x.shape[1] values");
     auto [out, y] = float_array({size_t(R), size_t(N)});
     encoder_ops().layernorm(R, N, x.data(), N, gamma.data(), beta.data(), eps, y, N);
+    return out;
+  });
+  // GELU as the GEMM epilogues apply it (the active ISA's epilogue over x as a float tile).
+  m.def("gelu_rows", [](In<float, 2> x) {
+    const int64_t R = int64_t(x.shape(0)), N = int64_t(x.shape(1));
+    auto [out, y] = float_array({size_t(R), size_t(N)});
+    Epilogue e;
+    e.type = OutType::f32, e.out = y, e.ldo = N, e.gelu = true;
+    active_dispatch().ops->epilogue_f32(e, x.data(), N, 0, R, 0, N);
     return out;
   });
   m.def("softmax_rows", [](In<float, 2> x) {

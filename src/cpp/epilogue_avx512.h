@@ -32,27 +32,62 @@ inline void end_tile(const Epilogue& e) {
   if (e.stream_out) _mm_sfence();
 }
 
-// Adds the residual, clamps and stores 16 (masked) values of row m at columns [n, n+16).
-inline void finish16(const Epilogue& e, __m512 y, int64_t m, int64_t n, __mmask16 k) {
+// Adds the residual, applies GELU, clamps and stores V vectors of row m at columns n, n+16, ...
+// (masks k; a zero mask skips its vector). Each step runs over all V vectors before the next, so
+// their dependency chains (GELU's is ~20 operations deep) overlap: the epilogue's share of
+// BERT-Large w8a8 at batch 8 went down ~1 % end to end against one vector at a time.
+template <int V>
+inline void finish_row(const Epilogue& e, __m512 (&y)[V], int64_t m, int64_t n, const __mmask16 (&k)[V]) {
   if (e.residual_u8) {
-    const __m128i r8 = _mm_maskz_loadu_epi8(k, e.residual_u8 + m * e.ld_residual + n);
-    const __m512 r = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), _mm512_set1_ps(float(e.residual_zp)));
-    y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_set1_ps(e.residual_scale), r));
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const __m128i r8 = _mm_maskz_loadu_epi8(k[v], e.residual_u8 + m * e.ld_residual + n + 16 * v);
+      const __m512 r = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), _mm512_set1_ps(float(e.residual_zp)));
+      y[v] = _mm512_add_ps(y[v], _mm512_mul_ps(_mm512_set1_ps(e.residual_scale), r));
+    }
   } else if (e.residual_f32) {
-    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.residual_f32 + m * e.ld_residual + n));
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v)
+      y[v] = _mm512_add_ps(y[v], _mm512_maskz_loadu_ps(k[v], e.residual_f32 + m * e.ld_residual + n + 16 * v));
   }
-  if (e.gelu) y = gelu16(y);
-  y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(e.lo)), _mm512_set1_ps(e.hi));
-  const int64_t off = out_offset(e, m, n);
-  if (e.type == OutType::f32) {
-    store16_f32(e, static_cast<float*>(e.out) + off, k, y);
-    return;
+  if (e.gelu) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) y[v] = gelu16(y[v]);
   }
-  __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.f / e.out_scale)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  q = _mm512_add_ps(q, _mm512_set1_ps(float(e.out_zp)));
-  q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(255.f));
-  _mm_mask_storeu_epi8(static_cast<uint8_t*>(e.out) + off, k, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    // min / max return their second operand when either is NaN: this order keeps a NaN a NaN.
+    y[v] = _mm512_min_ps(_mm512_set1_ps(e.hi), _mm512_max_ps(_mm512_set1_ps(e.lo), y[v]));
+    const int64_t off = out_offset(e, m, n + 16 * v);
+    if (e.type == OutType::f32) {
+      store16_f32(e, static_cast<float*>(e.out) + off, k[v], y[v]);
+      continue;
+    }
+    __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(y[v], _mm512_set1_ps(1.f / e.out_scale)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_add_ps(q, _mm512_set1_ps(float(e.out_zp)));
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(255.f));
+    _mm_mask_storeu_epi8(static_cast<uint8_t*>(e.out) + off, k[v], _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));
+  }
+}
+
+// An epilogue over a tile of mr rows and nc columns, 64 columns (a kernel's tile width) per step:
+// y16(r, j, k) gives the 16 (masked) values of tile row r at tile column j before finish_row.
+template <typename Y16>
+inline void epilogue_tile(const Epilogue& e, int64_t m0, int64_t mr, int64_t n0, int64_t nc, Y16 y16) {
+  constexpr int V = 4;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nc; j += 16 * V) {
+      __m512 y[V];
+      __mmask16 k[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        k[v] = tail_mask(nc - j - 16 * v);
+        y[v] = y16(r, j + 16 * v, k[v]);
+      }
+      finish_row<V>(e, y, m0 + r, n0 + j, k);
+    }
+  end_tile(e);
 }
 
 // Static activations: the per-column affine folded by gemm_s8 (Epilogue::col_scale), one FMA per
@@ -80,7 +115,7 @@ inline void epilogue_s32_folded_avx512(const Epilogue& e, const int32_t* acc, in
       }
       const int64_t off = out_offset(e, m, n);
       if (!u8) {
-        store16_f32(e, static_cast<float*>(e.out) + off, k, _mm512_min_ps(_mm512_max_ps(y, qlo), qhi));
+        store16_f32(e, static_cast<float*>(e.out) + off, k, _mm512_min_ps(qhi, _mm512_max_ps(qlo, y)));
         continue;
       }
       y = _mm512_add_ps(_mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
@@ -104,55 +139,34 @@ inline __m512 dequant16_s32(__mmask16 k, const int32_t* acc, __m512i azp, const 
 inline void epilogue_s32_avx512(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mr,
                                 int64_t n0, int64_t nc) {
   if (e.col_scale) return epilogue_s32_folded_avx512(e, acc, ldacc, m0, mr, n0, nc);
-  for (int64_t r = 0; r < mr; ++r) {
-    const int64_t m = m0 + r;
-    const int32_t* a = acc + r * ldacc;
+  epilogue_tile(e, m0, mr, n0, nc, [&](int64_t r, int64_t j, __mmask16 k) {
+    const int64_t m = m0 + r, n = n0 + j;
     const __m512i azp = _mm512_set1_epi32(e.a_zp ? e.a_zp[m * e.a_zp_stride] : 0);
-    const __m512 sa = _mm512_set1_ps(e.a_scale[m * e.a_scale_stride]);
-    for (int64_t j = 0; j < nc; j += 16) {
-      const __mmask16 k = tail_mask(nc - j);
-      const int64_t n = n0 + j;
-      __m512 y = dequant16_s32(k, a + j, azp, e.colsum + n, sa, e.b_scale + n);
-      if (e.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n));
-      finish16(e, y, m, n, k);
-    }
-  }
-  end_tile(e);
+    const __m512 y = dequant16_s32(k, acc + r * ldacc + j, azp, e.colsum + n, _mm512_set1_ps(e.a_scale[m * e.a_scale_stride]),
+                                   e.b_scale + n);
+    return e.bias ? _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n)) : y;
+  });
 }
 
 // Low-bit float accumulators: y = a_scale * (acc - a_zp * wsum) + bias.
 inline void epilogue_lowbit_avx512(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
                                    int64_t n0, int64_t nc) {
-  for (int64_t r = 0; r < mr; ++r) {
-    const int64_t m = m0 + r;
-    const float* a = acc + r * ldacc;
-    const __m512 sa = _mm512_set1_ps(e.a_scale[m * e.a_scale_stride]);
+  epilogue_tile(e, m0, mr, n0, nc, [&](int64_t r, int64_t j, __mmask16 k) {
+    const int64_t m = m0 + r, n = n0 + j;
     const __m512 za = _mm512_set1_ps(float(e.a_zp[m * e.a_zp_stride]));
-    for (int64_t j = 0; j < nc; j += 16) {
-      const __mmask16 k = tail_mask(nc - j);
-      const int64_t n = n0 + j;
-      const __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, a + j), _mm512_mul_ps(za, _mm512_maskz_loadu_ps(k, e.wsum + n)));
-      __m512 y = _mm512_mul_ps(sa, t);
-      if (e.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n));
-      finish16(e, y, m, n, k);
-    }
-  }
-  end_tile(e);
+    const __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, acc + r * ldacc + j), _mm512_mul_ps(za, _mm512_maskz_loadu_ps(k, e.wsum + n)));
+    const __m512 y = _mm512_mul_ps(_mm512_set1_ps(e.a_scale[m * e.a_scale_stride]), t);
+    return e.bias ? _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n)) : y;
+  });
 }
 
 // Float accumulators: y = acc + bias.
 inline void epilogue_f32_avx512(const Epilogue& e, const float* acc, int64_t ldacc, int64_t m0, int64_t mr,
                                 int64_t n0, int64_t nc) {
-  for (int64_t r = 0; r < mr; ++r) {
-    const float* a = acc + r * ldacc;
-    for (int64_t j = 0; j < nc; j += 16) {
-      const __mmask16 k = tail_mask(nc - j);
-      __m512 y = _mm512_maskz_loadu_ps(k, a + j);
-      if (e.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n0 + j));
-      finish16(e, y, m0 + r, n0 + j, k);
-    }
-  }
-  end_tile(e);
+  epilogue_tile(e, m0, mr, n0, nc, [&](int64_t r, int64_t j, __mmask16 k) {
+    const __m512 y = _mm512_maskz_loadu_ps(k, acc + r * ldacc + j);
+    return e.bias ? _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, e.bias + n0 + j)) : y;
+  });
 }
 
 }  // namespace
