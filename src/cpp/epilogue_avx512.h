@@ -1,7 +1,7 @@
-// AVX-512 epilogues: 16 output columns per step, from the accumulator tile to fp32 or requantized
-// u8 (bias, fused residual, clamp, round half to even, saturate) with no scalar pass. Included by
-// ops_impl.h and encoder_ops_impl.h in the avx512 translation units only; same arithmetic as the
-// portable epilogues.
+// AVX-512 epilogues: 64 output columns of a row (four vectors) per step, from the accumulator
+// tile to fp32 or requantized u8 (bias, fused residual, GELU, clamp, round half to even, saturate)
+// with no scalar pass. Included by ops_impl.h and encoder_ops_impl.h in the avx512 translation
+// units only; the same arithmetic as the portable epilogues.
 #pragma once
 #include <immintrin.h>
 
@@ -35,7 +35,7 @@ inline void end_tile(const Epilogue& e) {
 // Adds the residual, applies GELU, clamps and stores V vectors of row m at columns n, n+16, ...
 // (masks k; a zero mask skips its vector). Each step runs over all V vectors before the next, so
 // their dependency chains (GELU's is ~20 operations deep) overlap: the epilogue's share of
-// BERT-Large w8a8 at batch 8 went down ~1 % end to end against one vector at a time.
+// BERT-Large w8a8 at batch 8 ran 0.8 % faster end to end than one vector at a time.
 template <int V>
 inline void finish_row(const Epilogue& e, __m512 (&y)[V], int64_t m, int64_t n, const __mmask16 (&k)[V]) {
   if (e.residual_u8) {

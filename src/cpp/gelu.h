@@ -1,12 +1,10 @@
 // Exact-erf GELU, x * Phi(x), in one place for the encoder's element-wise op and the GEMM
 // epilogue. erf by Abramowitz & Stegun 7.1.28: erf(a) = 1 - 1 / P(a), P = (1 + a1 a + ... +
-// a6 a^6)^16 for a >= 0 (absolute error <= 3e-7): a polynomial, a reciprocal and four squarings
-// (1 / P = (1 / p)^16), about half the work of an exp-based formula, branch-free so loops
-// vectorize. With erf's odd symmetry, 0.5 x (1 + erf(x / sqrt 2)) = max(x, 0) - 0.5 |x| / P(|x| /
-// sqrt 2): no sign restoring. The vector reciprocal is rcp14 and one Newton step (~1 ulp) rather
-// than a division: vdivps was the epilogue's costliest instruction (BERT-Large w8a8 at batch 8,
-// ~1 % end to end). a is capped at 64, where 1 / P underflows to 0 (x = +-inf gives inf and 0);
-// NaN passes through.
+// a6 a^6)^16 for a >= 0 (absolute error <= 3e-7): a polynomial, four squarings and one division,
+// about half the work of an exp-based formula, branch-free so loops vectorize. With erf's odd
+// symmetry, 0.5 x (1 + erf(x / sqrt 2)) = max(x, 0) - 0.5 |x| / P(|x| / sqrt 2): no sign
+// restoring (16 vector operations, were 20). a is capped at 64, where P overflows to inf and the
+// quotient is 0 (so x = +-inf gives inf and 0, not inf / inf); NaN passes through.
 #pragma once
 #include <cmath>
 #if defined(__AVX512F__)
@@ -25,9 +23,8 @@ inline float gelu_scalar(float x) {
   float p = kErfA[5];
   for (int i = 4; i >= 0; --i) p = p * a + kErfA[i];
   p = p * a + 1.f;
-  float r = 1.f / p;
-  r *= r, r *= r, r *= r, r *= r;  // 1 / P
-  return (x < 0.f ? 0.f : x) - 0.70710678f * (a * r);  // 0.5 |x| = a / sqrt 2
+  p *= p, p *= p, p *= p, p *= p;  // ^16
+  return (x < 0.f ? 0.f : x) - 0.70710678f * (a / p);  // 0.5 |x| = a / sqrt 2
 }
 
 #if defined(__AVX512F__)
@@ -37,10 +34,8 @@ inline __m512 gelu16(__m512 x) {
   __m512 p = _mm512_set1_ps(kErfA[5]);
   for (int i = 4; i >= 0; --i) p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(kErfA[i]));
   p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(1.f));
-  __m512 r = _mm512_rcp14_ps(p);
-  r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(p, r, _mm512_set1_ps(1.f)), r);
-  r = _mm512_mul_ps(r, r), r = _mm512_mul_ps(r, r), r = _mm512_mul_ps(r, r), r = _mm512_mul_ps(r, r);
-  return _mm512_fnmadd_ps(_mm512_set1_ps(0.70710678f), _mm512_mul_ps(a, r), _mm512_max_ps(_mm512_setzero_ps(), x));
+  p = _mm512_mul_ps(p, p), p = _mm512_mul_ps(p, p), p = _mm512_mul_ps(p, p), p = _mm512_mul_ps(p, p);
+  return _mm512_fnmadd_ps(_mm512_set1_ps(0.70710678f), _mm512_div_ps(a, p), _mm512_max_ps(_mm512_setzero_ps(), x));
 }
 #endif
 
