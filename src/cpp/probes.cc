@@ -29,6 +29,7 @@ double measure_peak_gops(const char* kind_c, double seconds) {
 #endif
 #if MIXQ_HAVE_AVX2
   if (kind == "fp32" && !loop && d.isa >= Isa::avx2) loop = peak_loop_fp32_avx2, ops_per_iter = 192;
+  if (kind == "int8" && !loop && d.isa >= Isa::avx2) loop = peak_loop_int8_avx2, ops_per_iter = 384;
 #endif
 #if MIXQ_HAVE_AVX512BF16
   if (kind == "bf16" && d.isa >= Isa::avx512 && f.avx512bf16) loop = peak_loop_bf16_avx512bf16, ops_per_iter = 1024;
