@@ -1,0 +1,123 @@
+// AVX2 micro-kernels for u4 / u2 group-wise weights with u8 activations (W4A8 / W2A8 on CPUs
+// without AVX-512), the same contract as the VNNI ones (LowBitArgs): an exact int32 dot product
+// per group, folded into the fp32 output tile at the group's end.
+//
+// Why vpmaddubsw is exact here: it multiplies u8 activations by s8 operands and adds pairs into
+// saturating int16. With int8 weights a pair reaches 2 * 255 * 127 > 32767 (why the int8 AVX2
+// kernel widens to int16 and uses vpmaddwd), but codes are at most 15 (u4) or 3 (u2): a pair is at
+// most 2 * 255 * 15 = 7650, so four of them (four k steps) still fit in int16 (30600) before one
+// vpmaddwd by ones widens them to int32. That is 1.25 multiplies per 32 MACs where the int8 kernel
+// needs 2: on these CPUs low-bit weights are cheaper to compute with, not only to stream.
+//
+// Each iteration takes 4 k steps: two 128-byte units of u4 codes (low and high nibbles) or one unit
+// of u2 codes (four 2-bit fields). Tiles: MR rows x CH chunks of 8 columns (MR * CH <= 8 int32
+// accumulators); the fp32 tile lives in C (L1), updated once per group.
+#include <immintrin.h>
+
+#include "kernel_util.h"
+#include "kernels.h"
+
+namespace mixq {
+namespace {
+
+// The 4 k steps' codes of 8 columns (chunk ch) at byte offset `unit` of a group block, as 4
+// vectors of bytes 0..15 (or 0..3): step s of the iteration in v[s].
+template <int BITS>
+inline void load_codes(const uint8_t* unit, int ch, __m256i v[4]) {
+  const __m256i mask = _mm256_set1_epi8(char((1 << BITS) - 1));
+  if constexpr (BITS == 4) {
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unit + 32 * ch));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unit + 128 + 32 * ch));
+    v[0] = _mm256_and_si256(x0, mask), v[1] = _mm256_and_si256(_mm256_srli_epi16(x0, 4), mask);
+    v[2] = _mm256_and_si256(x1, mask), v[3] = _mm256_and_si256(_mm256_srli_epi16(x1, 4), mask);
+  } else {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unit + 32 * ch));
+    v[0] = _mm256_and_si256(x, mask), v[1] = _mm256_and_si256(_mm256_srli_epi16(x, 2), mask);
+    v[2] = _mm256_and_si256(_mm256_srli_epi16(x, 4), mask), v[3] = _mm256_and_si256(_mm256_srli_epi16(x, 6), mask);
+  }
+}
+
+inline __m256i broadcast4(const uint8_t* p) { return _mm256_set1_epi32(load_i32(p)); }
+
+// MR rows x CH chunks of 8 columns starting at chunk c0 of one panel.
+template <int BITS, int MR, int CH>
+void lowbit_tile(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* panel, int c0,
+                 const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  constexpr int U = 8 / BITS;
+  const int64_t G = t.group_steps, codes_bytes = G / U * 128;
+  const __m256i ones = _mm256_set1_epi16(1);
+  if (!accumulate)
+    for (int i = 0; i < MR; ++i)
+      for (int ch = 0; ch < CH; ++ch) _mm256_storeu_ps(c + i * ldc + 8 * ch, _mm256_setzero_ps());
+  const uint8_t* block = panel;
+  for (int64_t g0 = 0, g = 0; g0 < k_steps; g0 += G, ++g, block += codes_bytes + 96) {
+    __m256i acc[MR][CH];
+    for (int i = 0; i < MR; ++i)
+      for (int ch = 0; ch < CH; ++ch) acc[i][ch] = _mm256_setzero_si256();
+    const uint8_t* ag = a + 4 * g0;
+    for (int64_t p = 0; p < G; p += 4) {
+      const uint8_t* unit = block + p / U * 128;
+#pragma GCC unroll 4
+      for (int ch = 0; ch < CH; ++ch) {
+        __m256i v[4];
+        load_codes<BITS>(unit, c0 + ch, v);
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+          const uint8_t* ai = ag + i * lda + 4 * p;
+          __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(broadcast4(ai), v[0]),
+                                       _mm256_maddubs_epi16(broadcast4(ai + 4), v[1]));
+          s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_maddubs_epi16(broadcast4(ai + 8), v[2]),
+                                                   _mm256_maddubs_epi16(broadcast4(ai + 12), v[3])));
+          acc[i][ch] = _mm256_add_epi32(acc[i][ch], _mm256_madd_epi16(s, ones));
+        }
+      }
+    }
+    // c += scale * dot - scale * zero_point * rowsum_g: bf16 scales, then u8 zero points.
+    for (int ch = 0; ch < CH; ++ch) {
+      const int col = 8 * (c0 + ch);
+      const __m128i s16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + codes_bytes + 2 * col));
+      const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(s16), 16));
+      const __m128i z8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + codes_bytes + 64 + col));
+      const __m256 sz = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(z8)));
+      for (int i = 0; i < MR; ++i) {
+        float* ci = c + i * ldc + 8 * ch;
+        __m256 f = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(acc[i][ch]), _mm256_loadu_ps(ci));
+        f = _mm256_fnmadd_ps(sz, _mm256_set1_ps(t.rowsum[i * t.ld_rowsum + g]), f);
+        _mm256_storeu_ps(ci, f);
+      }
+    }
+  }
+}
+
+// One row: a whole panel (4 accumulators); two rows: a whole panel (8); 3-4 rows: two halves.
+template <int BITS>
+void lowbit_avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride,
+                 const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  for (int j = 0; j < np; ++j) {
+    const uint8_t* panel = b + j * b_stride;
+    float* cj = c + 32 * j;
+    dispatch_mr<4>(mr, [&](auto MR) {
+      constexpr int R = MR.value;
+      if constexpr (R <= 2) {
+        lowbit_tile<BITS, R, 4>(k_steps, a, lda, panel, 0, t, cj, ldc, accumulate);
+      } else {
+        lowbit_tile<BITS, R, 2>(k_steps, a, lda, panel, 0, t, cj, ldc, accumulate);
+        lowbit_tile<BITS, R, 2>(k_steps, a, lda, panel, 2, t, cj + 16, ldc, accumulate);
+      }
+    });
+  }
+}
+
+}  // namespace
+
+void u8u4f32_gemm_4x32__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
+                             int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  lowbit_avx2<4>(mr, np, k_steps, a, lda, b, b_stride, t, c, ldc, accumulate);
+}
+
+void u8u2f32_gemm_4x32__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
+                             int64_t b_stride, const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
+  lowbit_avx2<2>(mr, np, k_steps, a, lda, b, b_stride, t, c, ldc, accumulate);
+}
+
+}  // namespace mixq
