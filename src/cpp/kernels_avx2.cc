@@ -1,5 +1,6 @@
 // AVX2 + FMA micro-kernels for CPUs without AVX-512.
-//  - int8: exact (sign-extend B to int16, vpmaddwd), 4 rows x 8 columns per pass, 4 passes.
+//  - int8: exact (sign-extend B to int16, vpmaddwd), 4 rows x 8 columns per pass, 4 passes; for
+//    1-2 rows (decode) whole panels in one pass.
 //  - fp32: 6x16 per pass over each half of the 32-wide panel (12 ymm accumulators).
 #include <immintrin.h>
 
@@ -41,6 +42,45 @@ void gemm_s8_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const int8_t*
   }
 }
 
+// Decode (1-2 rows): each B byte loaded once, whole panels in one pass (the 4-pass kernel reads the
+// panel 4 times; with one row its A side, a scalar widening per step and pass, made it 15 GB/s).
+// A 32-byte load holds 8 columns x 4 k steps; its even bytes (k0, k2) and odd bytes (k1, k3) are
+// sign-extended in place to int16 by shifts, so both vpmaddwd results come out in column order
+// and add into one accumulator per 8 columns: 4 per panel, and for one row two panels stream side
+// by side (more DRAM requests in flight per core).
+template <int MR, int NP>
+void gemm_s8_decode_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const int8_t* b0, int64_t b_stride,
+                         int32_t* c, int64_t ldc, bool accumulate) {
+  constexpr int V = 4 * NP;  // chunks of 8 columns
+  const __m256i low_bytes = _mm256_set1_epi16(0x00FF);
+  __m256i acc[MR][V];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_si256();
+  for (int64_t p = 0; p < k_steps; ++p) {
+    __m256i a_even[MR], a_odd[MR];  // per 32-bit lane: int16 (a0, a2) and (a1, a3) of the step
+    for (int i = 0; i < MR; ++i) {
+      const __m256i a4 = _mm256_set1_epi32(load_i32(a0 + i * lda + 4 * p));
+      a_even[i] = _mm256_and_si256(a4, low_bytes), a_odd[i] = _mm256_srli_epi16(a4, 8);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + (v / 4) * b_stride + 128 * p + 32 * (v % 4)));
+      const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(x, 8), 8), odd = _mm256_srai_epi16(x, 8);
+#pragma GCC unroll 2
+      for (int i = 0; i < MR; ++i)
+        acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_add_epi32(_mm256_madd_epi16(even, a_even[i]),
+                                                                 _mm256_madd_epi16(odd, a_odd[i])));
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v) {
+      __m256i* dst = reinterpret_cast<__m256i*>(c + i * ldc + 32 * (v / 4) + 8 * (v % 4));
+      __m256i s = acc[i][v];
+      if (accumulate) s = _mm256_add_epi32(s, _mm256_loadu_si256(dst));
+      _mm256_storeu_si256(dst, s);
+    }
+}
+
 template <int MR>
 void gemm_f32_avx2(int64_t k_steps, const float* a0, int64_t lda, const float* b0, float* c, int64_t ldc,
                    bool accumulate) {
@@ -76,6 +116,16 @@ void gemm_f32_avx2(int64_t k_steps, const float* a0, int64_t lda, const float* b
 
 void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+  if (mr <= 2) {
+    int j = 0;
+    if (mr == 1)
+      for (; j + 2 <= np; j += 2) gemm_s8_decode_avx2<1, 2>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate);
+    for (; j < np; ++j)
+      dispatch_mr<2>(mr, [&](auto MR) {
+        gemm_s8_decode_avx2<MR.value, 1>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate);
+      });
+    return;
+  }
   for_each_panel<4>(mr, np, [&](auto MR, int j) {
     gemm_s8_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
   });

@@ -39,70 +39,76 @@ inline void load_codes(const uint8_t* unit, int ch, __m256i v[4]) {
 
 inline __m256i broadcast4(const uint8_t* p) { return _mm256_set1_epi32(load_i32(p)); }
 
-// MR rows x CH chunks of 8 columns starting at chunk c0 of one panel.
-template <int BITS, int MR, int CH>
-void lowbit_tile(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* panel, int c0,
+// MR rows x CH chunks of 8 columns, starting at chunk c0, of NP panels side by side (NP > 1 for
+// decode: more DRAM streams in flight per core).
+template <int BITS, int MR, int NP, int CH>
+void lowbit_tile(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride, int c0,
                  const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
-  constexpr int U = 8 / BITS;
+  constexpr int U = 8 / BITS, V = NP * CH;  // V: chunks of 8 columns in the tile
   const int64_t G = t.group_steps, codes_bytes = G / U * 128;
   const __m256i ones = _mm256_set1_epi16(1);
+  // Chunk v: panel v / CH, chunk c0 + v % CH of it; its 8 columns in C.
+  const auto out = [&](int i, int v) { return c + i * ldc + 32 * (v / CH) + 8 * (v % CH); };
   if (!accumulate)
     for (int i = 0; i < MR; ++i)
-      for (int ch = 0; ch < CH; ++ch) _mm256_storeu_ps(c + i * ldc + 8 * ch, _mm256_setzero_ps());
-  const uint8_t* block = panel;
-  for (int64_t g0 = 0, g = 0; g0 < k_steps; g0 += G, ++g, block += codes_bytes + 96) {
-    __m256i acc[MR][CH];
+      for (int v = 0; v < V; ++v) _mm256_storeu_ps(out(i, v), _mm256_setzero_ps());
+  for (int64_t g0 = 0, g = 0; g0 < k_steps; g0 += G, ++g) {
+    const uint8_t* block = b + g * (codes_bytes + 96);  // group g of the first panel
+    __m256i acc[MR][V];
     for (int i = 0; i < MR; ++i)
-      for (int ch = 0; ch < CH; ++ch) acc[i][ch] = _mm256_setzero_si256();
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_si256();
     const uint8_t* ag = a + 4 * g0;
     for (int64_t p = 0; p < G; p += 4) {
-      const uint8_t* unit = block + p / U * 128;
-#pragma GCC unroll 4
-      for (int ch = 0; ch < CH; ++ch) {
-        __m256i v[4];
-        load_codes<BITS>(unit, c0 + ch, v);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) {
+        __m256i w[4];
+        load_codes<BITS>(block + (v / CH) * b_stride + p / U * 128, c0 + v % CH, w);
 #pragma GCC unroll 4
         for (int i = 0; i < MR; ++i) {
           const uint8_t* ai = ag + i * lda + 4 * p;
-          __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(broadcast4(ai), v[0]),
-                                       _mm256_maddubs_epi16(broadcast4(ai + 4), v[1]));
-          s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_maddubs_epi16(broadcast4(ai + 8), v[2]),
-                                                   _mm256_maddubs_epi16(broadcast4(ai + 12), v[3])));
-          acc[i][ch] = _mm256_add_epi32(acc[i][ch], _mm256_madd_epi16(s, ones));
+          __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(broadcast4(ai), w[0]),
+                                       _mm256_maddubs_epi16(broadcast4(ai + 4), w[1]));
+          s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_maddubs_epi16(broadcast4(ai + 8), w[2]),
+                                                   _mm256_maddubs_epi16(broadcast4(ai + 12), w[3])));
+          acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(s, ones));
         }
       }
     }
     // c += scale * dot - scale * zero_point * rowsum_g: bf16 scales, then u8 zero points.
-    for (int ch = 0; ch < CH; ++ch) {
-      const int col = 8 * (c0 + ch);
-      const __m128i s16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + codes_bytes + 2 * col));
+    for (int v = 0; v < V; ++v) {
+      const uint8_t* tail = block + (v / CH) * b_stride + codes_bytes;
+      const int col = 8 * (c0 + v % CH);
+      const __m128i s16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tail + 2 * col));
       const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(s16), 16));
-      const __m128i z8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + codes_bytes + 64 + col));
+      const __m128i z8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tail + 64 + col));
       const __m256 sz = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(z8)));
       for (int i = 0; i < MR; ++i) {
-        float* ci = c + i * ldc + 8 * ch;
-        __m256 f = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(acc[i][ch]), _mm256_loadu_ps(ci));
+        __m256 f = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(acc[i][v]), _mm256_loadu_ps(out(i, v)));
         f = _mm256_fnmadd_ps(sz, _mm256_set1_ps(t.rowsum[i * t.ld_rowsum + g]), f);
-        _mm256_storeu_ps(ci, f);
+        _mm256_storeu_ps(out(i, v), f);
       }
     }
   }
 }
 
-// One row: a whole panel (4 accumulators); two rows: a whole panel (8); 3-4 rows: two halves.
+// One row: two panels side by side (8 accumulators), two rows: a whole panel, 3-4 rows: halves.
 template <int BITS>
 void lowbit_avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_stride,
                  const LowBitArgs& t, float* c, int64_t ldc, bool accumulate) {
-  for (int j = 0; j < np; ++j) {
+  int j = 0;
+  if (mr == 1)
+    for (; j + 2 <= np; j += 2)
+      lowbit_tile<BITS, 1, 2, 4>(k_steps, a, lda, b + j * b_stride, b_stride, 0, t, c + 32 * j, ldc, accumulate);
+  for (; j < np; ++j) {
     const uint8_t* panel = b + j * b_stride;
     float* cj = c + 32 * j;
     dispatch_mr<4>(mr, [&](auto MR) {
       constexpr int R = MR.value;
       if constexpr (R <= 2) {
-        lowbit_tile<BITS, R, 4>(k_steps, a, lda, panel, 0, t, cj, ldc, accumulate);
+        lowbit_tile<BITS, R, 1, 4>(k_steps, a, lda, panel, b_stride, 0, t, cj, ldc, accumulate);
       } else {
-        lowbit_tile<BITS, R, 2>(k_steps, a, lda, panel, 0, t, cj, ldc, accumulate);
-        lowbit_tile<BITS, R, 2>(k_steps, a, lda, panel, 2, t, cj + 16, ldc, accumulate);
+        lowbit_tile<BITS, R, 1, 2>(k_steps, a, lda, panel, b_stride, 0, t, cj, ldc, accumulate);
+        lowbit_tile<BITS, R, 1, 2>(k_steps, a, lda, panel, b_stride, 2, t, cj + 16, ldc, accumulate);
       }
     });
   }
