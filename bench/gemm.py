@@ -198,10 +198,17 @@ def print_targets(results, peak_int8):
         print(f"  {label:22s} {'PASS' if ok else 'FAIL'}  {text}")
 
 
+def bf16_peak(mixq):
+    """The bf16 compute roof, or None where the CPU has no AVX512-BF16 (no bf16 peak loop there)."""
+    if mixq is None or not mixq.cpu_info()["features"]["avx512bf16"]:
+        return None
+    return float(mixq.measure_peak("bf16"))
+
+
 def main():
     args, p, machine = start(__doc__)
     peak8, peak32 = machine["peak_int8_gops"], machine["peak_fp32_gflops"]
-    peak16 = float(p["mixq"].measure_peak("bf16")) if p["mixq"] is not None else None
+    peak16 = bf16_peak(p["mixq"])
     print(f"[gemm] {machine['cpu']}, isa={machine['isa']}, threads={args.threads}; "
           f"measured peaks int8={peak8} GOPS, bf16={peak16} GFLOPS, fp32={peak32} GFLOPS; "
           f"DRAM read {machine['dram_read_gbs']:.1f} GB/s")
@@ -218,9 +225,9 @@ def main():
         # probe again after the runs and keep the higher of the two.
         peak8 = machine["peak_int8_gops"] = max(peak8, float(p["mixq"].measure_peak("int8")))
         peak32 = machine["peak_fp32_gflops"] = max(peak32, float(p["mixq"].measure_peak("fp32")))
-        peak16 = max(peak16, float(p["mixq"].measure_peak("bf16")))
+        peak16 = peak16 and max(peak16, bf16_peak(p["mixq"]))
         print(f"[gemm] peaks (higher of the probes before and after): int8 {peak8:.0f} GOPS, "
-              f"bf16 {peak16:.0f} GFLOPS, fp32 {peak32:.0f} GFLOPS")
+              f"bf16 {peak16 or 0:.0f} GFLOPS, fp32 {peak32:.0f} GFLOPS")
 
     print_table(results, INT8, "int8 -> int32 GEMM, GOPS (median); ratio = mixq / best peer",
                 {"mixq-w8a8": peak8})
