@@ -114,7 +114,8 @@ def test_weight_only_fp32_activations(isa, rng, bits, group, m, n, k):
     expect = np.clip(x.astype(np.float64) @ wd.T + bias, 0, 6)
     mag = np.abs(x.astype(np.float64)) @ np.abs(wd).T + 1
     assert np.all(np.abs(got - expect) <= 1e-5 * mag)
-    assert mixq.last_kernel().startswith(f"f32u{bits}f32_")
+    level = {"avx512vnni": "avx512", "avx512": "avx512", "avx2": "avx2"}.get(isa, "ref")  # the forced path ran
+    assert mixq.last_kernel() == f"f32u{bits}f32_gemm_4x32__{level}"
 
 
 @pytest.mark.parametrize("bits,group", [(4, 32), (4, 128), (2, 64), (4, None)], ids=str)

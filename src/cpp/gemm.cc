@@ -348,7 +348,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     run_blocked<float>(
         w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
         [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
-          const LowBitArgs args{group_steps, group_sums.data() + m * G + p0 / group_steps, G};
+          const LowBitArgs args{group_steps, group_sums.data() + m * G + p0 / group_steps, G, (K + 3) / 4 - p0};
           fn(mr, np, steps, rows + m * lda + p0 * 4, lda, w.lowbit_block(n, p0), w.panel_bytes(), args, tile, ldt,
              accumulate);
         },

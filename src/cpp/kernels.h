@@ -30,6 +30,9 @@ struct LowBitArgs {
   int64_t group_steps;      // k steps per group; k_steps of a call is a multiple of it
   const float* rowsum;      // [row][ld_rowsum], at the first row and group of the call
   int64_t ld_rowsum;
+  // k steps from the call's first that hold K; the rest is padding of the last group (codes equal
+  // to the zero point, zero activations: it adds nothing), which a kernel may skip.
+  int64_t valid_steps = INT64_MAX;
 };
 // b: the panel's first group block of the call; b_stride: bytes between panels.
 using GemmLowBitFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,

@@ -14,6 +14,8 @@
 // accumulators); the fp32 tile lives in C (L1), updated once per group.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernel_util.h"
 #include "kernels.h"
 
@@ -58,7 +60,9 @@ void lowbit_tile(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* 
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_si256();
     const uint8_t* ag = a + 4 * g0;
-    for (int64_t p = 0; p < G; p += 4) {
+    // Skips the padding of a partial last group (K = 576 at group 128: 10 % of the steps).
+    const int64_t steps = std::min(G, t.valid_steps - g0);
+    for (int64_t p = 0; p < steps; p += 4) {
 #pragma GCC unroll 8
       for (int v = 0; v < V; ++v) {
         __m256i w[4];
