@@ -21,11 +21,17 @@ namespace mixq {
 #if MIXQ_HAVE_AVX512
 extern const EncoderOps encoder_ops__avx512;
 #endif
+#if MIXQ_HAVE_AVX2
+extern const EncoderOps encoder_ops__avx2;
+#endif
 extern const EncoderOps encoder_ops__ref;
 
 const EncoderOps& encoder_ops() {
 #if MIXQ_HAVE_AVX512
   if (int(active_dispatch().isa) >= int(Isa::avx512)) return encoder_ops__avx512;
+#endif
+#if MIXQ_HAVE_AVX2
+  if (int(active_dispatch().isa) >= int(Isa::avx2)) return encoder_ops__avx2;
 #endif
   return encoder_ops__ref;
 }
