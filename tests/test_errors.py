@@ -125,4 +125,6 @@ def test_cpu_info_and_kernel_list():
     kinds = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "bf16u4", "bf16u2"}
     if any(k["isa"] == "avx512vnni" for k in mixq.kernel_list()):
         kinds.add("s8g")  # the groupwise W4A8 kernel is VNNI-only (listed where the compiler built it)
+    if any(k["isa"] == "avx2" for k in mixq.kernel_list()):
+        kinds.add("s8w")  # int8 on int16-widened operands, for CPUs without VNNI
     assert kinds == {k["kind"] for k in mixq.kernel_list()}

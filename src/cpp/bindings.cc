@@ -154,6 +154,7 @@ nb::dict cpu_info() {
   kernels["u4"] = d.u4->name, kernels["u2"] = d.u2->name, kernels["f32u4"] = d.f32u4->name;
   kernels["f32u2"] = d.f32u2->name, kernels["ops"] = d.ops->name;
   kernels["s8g"] = d.s8g ? d.s8g->name : "none";
+  kernels["s8w"] = d.s8w ? d.s8w->name : "none";
   kernels["bf16u4"] = d.bf16u4->name, kernels["bf16u2"] = d.bf16u2->name;
   out["kernels"] = kernels;
   out["l1d_bytes"] = f.l1d_bytes, out["l2_bytes"] = f.l2_bytes, out["l3_bytes"] = f.l3_bytes;
@@ -195,7 +196,7 @@ NB_MODULE(_core, m) {
     for (const auto& k : gemm_kernels()) {
       nb::dict d;
       d["name"] = k.name, d["isa"] = isa_name(k.isa);
-      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "s8g", "bf16u4", "bf16u2"};
+      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "s8g", "bf16u4", "bf16u2", "s8w"};
       d["kind"] = kinds[int(k.kind)];
       d["mr"] = k.mr, d["nr"] = k.nr, d["kr"] = k.kr, d["needs_bf16"] = k.needs_bf16;
       out.append(d);

@@ -35,6 +35,8 @@ Dispatch make_dispatch(Isa isa) {
              pick(KernelKind::f32u2, isa), pick(KernelKind::s8g, isa), pick(KernelKind::bf16u4, isa), pick(KernelKind::bf16u2, isa), nullptr};
   for (const auto* ops : isa_ops_list())
     if (int(ops->isa) <= int(isa) && (!d.ops || int(ops->isa) > int(d.ops->isa))) d.ops = ops;
+  d.s8w = pick(KernelKind::s8w, isa);
+  if (d.s8w && d.s8w->isa != d.s8->isa) d.s8w = nullptr;  // the AVX-512 int8 kernels need no widening
   return d;
 }
 

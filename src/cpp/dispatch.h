@@ -20,6 +20,7 @@ struct Dispatch {
   const GemmKernelInfo* bf16u4;
   const GemmKernelInfo* bf16u2;
   const IsaOps* ops;
+  const GemmKernelInfo* s8w;  // nullptr unless the level's s8 kernel is of the same ISA
 };
 
 // The kernels in use. Initialized on first use from MIXQ_ISA (error if the CPU lacks it).

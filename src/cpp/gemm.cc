@@ -62,6 +62,8 @@ thread_local AlignedBuffer t_acc;        // accumulator tile of a task
 thread_local AlignedBuffer t_prepared;   // converted activations of a call
 thread_local DynamicRows t_quantized;    // dynamically quantized activations of a call
 thread_local AlignedBuffer t_unpacked;   // low-bit B panels of a block, unpacked to s8 (groupwise path)
+thread_local AlignedBuffer t_wide_a;     // activations widened to int16 (s8w path)
+thread_local AlignedBuffer t_wide_b;     // B panels of a block widened to int16 (s8w path)
 
 // The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
 // C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
@@ -375,17 +377,54 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     fold_column_affine(e, w.N, col_scale, col_bias, col_offset);
     e.col_scale = col_scale.data(), e.col_bias = col_bias.data(), e.col_offset = col_offset.data();
   }
-  const auto kernel = plain_kernel<uint8_t, int8_t, int32_t>(reinterpret_cast<GemmS8Fn>(d.s8->fn), rows, lda, w);
+  const auto epilogue = [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+    ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
+  };
   const int64_t ks = w.k_steps();
+  // Without VNNI, from a full row block: activations widened to int16 once per call and each B panel
+  // once per block (reused by all its rows), so the kernel is vpmaddwd and adds alone (the in-place
+  // kernel sign-extends B per row tile: 207-217 GOPS at the compute-bound shapes on Zen 3).
+  constexpr int64_t kWideMinRows = 16;
+#if MIXQ_HAVE_AVX2
+  if (d.s8w && M >= kWideMinRows) {
+    const int64_t K_read = w.padded_k(), ld16 = conflict_free_stride(K_read, 2);
+    t_wide_a.resize(size_t(M * ld16) * sizeof(int16_t));
+    int16_t* a16 = t_wide_a.as<int16_t>();
+    parallel_rows(M, K_read, [&](int64_t r0, int64_t n) {
+      for (int64_t r = r0; r < r0 + n; ++r)
+        for (int64_t k = 0; k < K_read; ++k) a16[r * ld16 + k] = int16_t(rows[r * lda + k]);
+    });
+    const auto fn = reinterpret_cast<GemmS8WideFn>(d.s8w->fn);
+    const int8_t* wdata = w.data.as<int8_t>();
+    const int64_t panel_elems = w.panel_bytes();
+    note_kernel(d.s8w->name);
+    // Blocking as for 1 KiB per step: kc = 64 steps on a 512 KiB L2, so a widened panel (256 bytes a
+    // step) fills half of L1 while the row tiles sweep it.
+    run_blocked<int32_t>(
+        w, M, *d.s8w, 1024, 1,
+        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
+            bool accumulate) {
+          if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
+          fn(mr, np, steps, a16 + m * ld16 + p0 * 4, ld16, t_wide_b.as<int16_t>(), steps * 128, tile, ldt, accumulate);
+        },
+        epilogue,
+        [&](int64_t p0, int64_t steps, int64_t n, int np) {
+          t_wide_b.resize(size_t(np * steps * 128) * sizeof(int16_t));
+          for (int j = 0; j < np; ++j)
+            widen_panel_s8__avx2(wdata + (n / kPanelN + j) * panel_elems + p0 * 128, steps,
+                                 t_wide_b.as<int16_t>() + j * steps * 128);
+        });
+    return;
+  }
+#endif
+  const auto kernel = plain_kernel<uint8_t, int8_t, int32_t>(reinterpret_cast<GemmS8Fn>(d.s8->fn), rows, lda, w);
   run_blocked<int32_t>(w, M, *d.s8, kPanelN * 4, 1,
                        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
                            bool accumulate) {
                          if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
                          kernel(mr, np, p0, steps, m, n, tile, ldt, accumulate);
                        },
-                       [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
-                         ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
-                       });
+                       epilogue);
 }
 
 void DynamicRows::resize(const PackedWeight& w, int64_t M) {

@@ -17,6 +17,15 @@ using GemmS8Fn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int
                           int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate);
 using GemmF32Fn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
                            int64_t b_stride, float* c, int64_t ldc, bool accumulate);
+// s8w: A rows as int16 (a[i*lda + 4p + t], t < 4, zero-extended u8), B panels of [k_steps][4 chunks]
+// [2][8 columns][2] int16: per step and chunk of 8 columns, the pairs (k0, k1) of each column, then
+// the pairs (k2, k3) (widen_panel_s8 in gemm.cc), so one vpmaddwd by a broadcast activation pair
+// gives 8 columns' partial sums in column order.
+using GemmS8WideFn = void (*)(int mr, int np, int64_t k_steps, const int16_t* a, int64_t lda, const int16_t* b,
+                              int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate);
+// One x32c4 int8 panel's k steps [0, steps) -> that s8w layout (dst 32-byte aligned). Built with the
+// AVX2 kernels, the only s8w ones.
+void widen_panel_s8__avx2(const int8_t* src, int64_t steps, int16_t* dst);
 using GemmBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* b,
                             int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 
@@ -55,7 +64,9 @@ using GemmWeightOnlyBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uin
 using GemmGroupwiseFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                  int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate);
 
-enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2, s8g, bf16u4, bf16u2 };
+// int8 on operands widened to int16 once per block (kernels.h, GemmS8WideFn): for CPUs without
+// VNNI, where sign-extending B inside the micro-kernel costs as many vector ops as the multiplies.
+enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2, s8g, bf16u4, bf16u2, s8w };
 
 struct GemmKernelInfo {
   const char* name;
@@ -161,6 +172,7 @@ struct IsaOps {
 struct Kind_s8 { using A = uint8_t; using B = int8_t; using C = int32_t; };
 struct Kind_f32 { using A = float; using B = float; using C = float; };
 struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
+struct Kind_s8w { using A = int16_t; using B = int16_t; using C = int32_t; };
 
 #define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                   \
   void name(int, int, int64_t, const Kind_##kind::A*, int64_t, const Kind_##kind::B*, int64_t,        \

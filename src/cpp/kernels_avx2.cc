@@ -51,6 +51,57 @@ void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const in
     }
 }
 
+// On operands widened once per block (GemmS8WideFn): per step and 8 columns two vpmaddwd by
+// broadcast activation pairs and their adds, nothing else. MR (1-2) rows x the whole panel. The
+// accumulators are named variables: held in an array, GCC 12 kept three of the eight on the stack
+// and copied others every step (perf: a third of the samples on one register copy).
+template <int MR>
+void gemm_s8_wide_avx2(int64_t k_steps, const int16_t* a0, int64_t lda, const int16_t* b, int32_t* c, int64_t ldc,
+                       bool accumulate) {
+  [[maybe_unused]] const int16_t* a1 = a0 + (MR > 1 ? lda : 0);
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00;
+  __m256i c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  const auto mac = [](__m256i acc, const int16_t* bv, __m256i x01, __m256i x23) {
+    const __m256i p01 = _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(bv)), x01);
+    const __m256i p23 = _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(bv + 16)), x23);
+    return _mm256_add_epi32(acc, _mm256_add_epi32(p01, p23));
+  };
+  if constexpr (MR == 2) {
+    // One step in asm with fixed temporaries: from intrinsics GCC 12 still spilled an accumulator and
+    // copied others each step (8 accumulators, 4 broadcasts and the products want all 16 registers).
+    for (int64_t p = 0; p < k_steps; ++p, b += 128) {
+#define MIXQ_CHUNK(v, x, y)                                                                  \
+  "vmovdqa " #v "*64(%[b]), %%ymm12\n\tvmovdqa " #v "*64+32(%[b]), %%ymm13\n\t"           \
+  "vpmaddwd %%ymm12, %%ymm8, %%ymm14\n\tvpmaddwd %%ymm13, %%ymm9, %%ymm15\n\t"             \
+  "vpaddd %%ymm14, %%ymm15, %%ymm14\n\tvpaddd %%ymm14, %[" #x "], %[" #x "]\n\t"          \
+  "vpmaddwd %%ymm12, %%ymm10, %%ymm14\n\tvpmaddwd %%ymm13, %%ymm11, %%ymm15\n\t"           \
+  "vpaddd %%ymm14, %%ymm15, %%ymm14\n\tvpaddd %%ymm14, %[" #y "], %[" #y "]\n\t"
+      __asm__(
+          "vpbroadcastd (%[a0]), %%ymm8\n\tvpbroadcastd 4(%[a0]), %%ymm9\n\t"
+          "vpbroadcastd (%[a1]), %%ymm10\n\tvpbroadcastd 4(%[a1]), %%ymm11\n\t"
+          MIXQ_CHUNK(0, c00, c10) MIXQ_CHUNK(1, c01, c11) MIXQ_CHUNK(2, c02, c12) MIXQ_CHUNK(3, c03, c13)
+          : [c00] "+x"(c00), [c01] "+x"(c01), [c02] "+x"(c02), [c03] "+x"(c03), [c10] "+x"(c10), [c11] "+x"(c11),
+            [c12] "+x"(c12), [c13] "+x"(c13)
+          : [a0] "r"(a0 + 4 * p), [a1] "r"(a1 + 4 * p), [b] "r"(b)
+          : "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory");
+#undef MIXQ_CHUNK
+    }
+  } else {
+    for (int64_t p = 0; p < k_steps; ++p, b += 128) {
+      const __m256i x01 = _mm256_set1_epi32(load_i32(a0 + 4 * p)), x23 = _mm256_set1_epi32(load_i32(a0 + 4 * p + 2));
+      c00 = mac(c00, b, x01, x23), c01 = mac(c01, b + 32, x01, x23);
+      c02 = mac(c02, b + 64, x01, x23), c03 = mac(c03, b + 96, x01, x23);
+    }
+  }
+  const auto store = [&](int i, int v, __m256i acc) {
+    __m256i* dst = reinterpret_cast<__m256i*>(c + i * ldc + 8 * v);
+    if (accumulate) acc = _mm256_add_epi32(acc, _mm256_loadu_si256(dst));
+    _mm256_storeu_si256(dst, acc);
+  };
+  store(0, 0, c00), store(0, 1, c01), store(0, 2, c02), store(0, 3, c03);
+  if constexpr (MR > 1) store(1, 0, c10), store(1, 1, c11), store(1, 2, c12), store(1, 3, c13);
+}
+
 template <int MR>
 void gemm_f32_avx2(int64_t k_steps, const float* a0, int64_t lda, const float* b0, float* c, int64_t ldc,
                    bool accumulate) {
@@ -104,6 +155,27 @@ void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a
       }
     });
   }
+}
+
+// Per 32-byte chunk (8 columns x k0..k3): even bytes (k0, k2) and odd bytes (k1, k3) sign-extended
+// in place, then blended into the pairs (k0, k1) and (k2, k3) of each column.
+void widen_panel_s8__avx2(const int8_t* src, int64_t steps, int16_t* dst) {
+  for (int64_t p = 0; p < steps; ++p, src += 128, dst += 128)
+    for (int v = 0; v < 4; ++v) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * v));
+      const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(x, 8), 8), odd = _mm256_srai_epi16(x, 8);
+      const __m256i k01 = _mm256_blend_epi16(even, _mm256_slli_epi32(odd, 16), 0xAA);
+      const __m256i k23 = _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xAA);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 32 * v), k01);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 32 * v + 16), k23);
+    }
+}
+
+void u8s8s32_gemm_2x32w__avx2(int mr, int np, int64_t k_steps, const int16_t* a, int64_t lda, const int16_t* b,
+                              int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+  for_each_panel<2>(mr, np, [&](auto MR, int j) {
+    gemm_s8_wide_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
+  });
 }
 
 void f32_gemm_6x32__avx2(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
