@@ -12,7 +12,8 @@ EDGES = [11, 12, 13, 14, 15, 31, 32, 33, 63, 64, 65, 127, 129]
 SHAPES = ([(m, n, k) for m in (1, 3, 10) for n in (1, 7, 32) for k in SMALL]
           + [(m, 33, 65) for m in EDGES] + [(13, n, 17) for n in EDGES] + [(12, 31, k) for k in EDGES]
           + [(1, 257, 1023), (2, 100, 64), (1, 129, 12), (145, 95, 300), (300, 70, 9)]
-          + [(1, 65, 1028), (2, 97, 1036), (6, 40, 520)])  # decode kernels: k steps past a multiple of 4
+          + [(1, 65, 1028), (2, 97, 1036), (6, 40, 520)]  # decode kernels: k steps past a multiple of 4
+          + [(16, 128, 4), (17, 129, 300), (33, 257, 1028)])  # int16-widened path without VNNI (M >= 16, N >= 128)
 
 
 def _pack(rng, n, k, with_zp):

@@ -381,12 +381,14 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
   };
   const int64_t ks = w.k_steps();
-  // Without VNNI, from 16 rows: activations widened to int16 once per call and each B panel
-  // once per block (reused by all its rows), so the kernel is vpmaddwd and adds alone (the in-place
-  // kernel sign-extends B per row tile: 207-217 GOPS at the compute-bound shapes on Zen 3).
+  // Without VNNI, from 16 rows and 128 columns: activations widened to int16 once per call and each B
+  // panel once per block (reused by all its rows), so the kernel is vpmaddwd and adds alone (the
+  // in-place kernel sign-extends B per row tile: 207-227 GOPS at the compute-bound shapes on Zen 3,
+  // 232-255 this way). Narrower weights do not repay the widening of A: conv shapes with N = 16-64
+  // ran 10-35 % slower, N = 128 alike (alternating processes).
 #if MIXQ_HAVE_AVX2
-  constexpr int64_t kWideMinRows = 16;
-  if (d.s8w && M >= kWideMinRows) {
+  constexpr int64_t kWideMinRows = 16, kWideMinCols = 128;
+  if (d.s8w && M >= kWideMinRows && w.N >= kWideMinCols) {
     const int64_t K_read = w.padded_k(), ld16 = conflict_free_stride(K_read, 2);
     t_wide_a.resize(size_t(M * ld16) * sizeof(int16_t));
     int16_t* a16 = t_wide_a.as<int16_t>();

@@ -26,6 +26,20 @@ inline void dispatch_mr(int mr, F&& f) {
   if constexpr (MAX > 1) dispatch_mr<MAX - 1>(mr, f);
 }
 
+// The AVX2 kernels' tiles over one 32-column panel, at most 8 accumulators of 8 columns: 1-2 rows take
+// the whole panel, 3-4 rows two halves. Runs f(MR, CH, c0): MR rows, CH chunks from chunk c0.
+template <typename F>
+inline void panel_tiles_8acc(int mr, F&& f) {
+  dispatch_mr<4>(mr, [&](auto MR) {
+    if constexpr (MR.value <= 2) {
+      f(MR, std::integral_constant<int, 4>{}, 0);
+    } else {
+      f(MR, std::integral_constant<int, 2>{}, 0);
+      f(MR, std::integral_constant<int, 2>{}, 2);
+    }
+  });
+}
+
 // For kernels that handle one 32-column panel per call: runs f(MR, j) for each panel j < np.
 template <int MAX, typename F>
 inline void for_each_panel(int mr, int np, F&& f) {

@@ -145,14 +145,8 @@ void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a
   for (; j < np; ++j) {
     const int8_t* panel = b + j * b_stride;
     int32_t* cj = c + 32 * j;
-    dispatch_mr<4>(mr, [&](auto MR) {
-      constexpr int R = MR.value;
-      if constexpr (R <= 2) {
-        gemm_s8_tile_avx2<R, 4>(k_steps, a, lda, panel, b_stride, 0, cj, ldc, accumulate);
-      } else {
-        gemm_s8_tile_avx2<R, 2>(k_steps, a, lda, panel, b_stride, 0, cj, ldc, accumulate);
-        gemm_s8_tile_avx2<R, 2>(k_steps, a, lda, panel, b_stride, 2, cj, ldc, accumulate);
-      }
+    panel_tiles_8acc(mr, [&](auto MR, auto CH, int c0) {
+      gemm_s8_tile_avx2<MR.value, CH.value>(k_steps, a, lda, panel, b_stride, c0, cj, ldc, accumulate);
     });
   }
 }

@@ -106,14 +106,8 @@ void lowbit_avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
   for (; j < np; ++j) {
     const uint8_t* panel = b + j * b_stride;
     float* cj = c + 32 * j;
-    dispatch_mr<4>(mr, [&](auto MR) {
-      constexpr int R = MR.value;
-      if constexpr (R <= 2) {
-        lowbit_tile<BITS, R, 1, 4>(k_steps, a, lda, panel, b_stride, 0, t, cj, ldc, accumulate);
-      } else {
-        lowbit_tile<BITS, R, 1, 2>(k_steps, a, lda, panel, b_stride, 0, t, cj, ldc, accumulate);
-        lowbit_tile<BITS, R, 1, 2>(k_steps, a, lda, panel, b_stride, 2, t, cj + 16, ldc, accumulate);
-      }
+    panel_tiles_8acc(mr, [&](auto MR, auto CH, int c0) {
+      lowbit_tile<BITS, MR.value, 1, CH.value>(k_steps, a, lda, panel, b_stride, c0, t, cj + 8 * c0, ldc, accumulate);
     });
   }
 }

@@ -75,14 +75,8 @@ void weight_only_avx2(int mr, int np, int64_t k_steps, const float* a, int64_t l
   for (int j = 0; j < np; ++j) {
     const uint8_t* panel = b + j * b_stride;
     float* cj = c + 32 * j;
-    dispatch_mr<4>(mr, [&](auto MR) {
-      constexpr int R = MR.value;
-      if constexpr (R <= 2) {
-        weight_only_tile<BITS, R, 4>(k_steps, a, lda, panel, 0, G, cj, ldc, accumulate);
-      } else {
-        weight_only_tile<BITS, R, 2>(k_steps, a, lda, panel, 0, G, cj, ldc, accumulate);
-        weight_only_tile<BITS, R, 2>(k_steps, a, lda, panel, 2, G, cj + 16, ldc, accumulate);
-      }
+    panel_tiles_8acc(mr, [&](auto MR, auto CH, int c0) {
+      weight_only_tile<BITS, MR.value, CH.value>(k_steps, a, lda, panel, c0, G, cj + 8 * c0, ldc, accumulate);
     });
   }
 }
