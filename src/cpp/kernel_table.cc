@@ -20,7 +20,7 @@ const std::vector<GemmKernelInfo>& gemm_kernels() {
                                   false}, )
 #define MIXQ_WEIGHT_ONLY_BF16_KERNEL(name, isa, bits, mr, nr, guard)                             \
   MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::bf16u4 : KernelKind::bf16u2, mr, nr, \
-                                  4, reinterpret_cast<const void*>(&name), Isa::isa != Isa::ref}, )
+                                  4, reinterpret_cast<const void*>(&name), int(Isa::isa) >= int(Isa::avx512)}, )
 #define MIXQ_ISA_OPS(name, isa, guard)
 #include "kernels.inc"
 #undef MIXQ_GEMM_KERNEL

@@ -5,7 +5,11 @@
 // (one conversion and one FMA per 8 codes instead of a dequantization FMA more; the zero point's
 // term rounds like any other fp32 sum: within the tests' 1e-5 of sum |a| |w|).
 // Tiles: MR rows x CH chunks of 8 columns (MR * CH <= 8 accumulators), one panel at a time.
+// W4A16 / W2A16 (bf16 activations, no AVX512-BF16 here): the call's bf16 rows are widened to fp32
+// (exact) and the same kernel runs on them.
 #include <immintrin.h>
+
+#include <vector>
 
 #include "kernel_util.h"
 #include "kernels.h"
@@ -81,7 +85,31 @@ void weight_only_avx2(int mr, int np, int64_t k_steps, const float* a, int64_t l
   }
 }
 
+template <int BITS>
+void weight_only_bf16_avx2(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint8_t* b,
+                           int64_t b_stride, int64_t G, float* c, int64_t ldc, bool accumulate) {
+  thread_local std::vector<float> rows;  // the call's rows in fp32, reused across calls
+  const int64_t k = 4 * k_steps;         // a multiple of 16 (whole groups)
+  rows.resize(size_t(mr * k));
+  for (int r = 0; r < mr; ++r)
+    for (int64_t i = 0; i < k; i += 8) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + r * lda + i));
+      _mm256_storeu_ps(rows.data() + r * k + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+    }
+  weight_only_avx2<BITS>(mr, np, k_steps, rows.data(), k, b, b_stride, G, c, ldc, accumulate);
+}
+
 }  // namespace
+
+void bf16u4f32_gemm_4x32__avx2(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint8_t* b,
+                               int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
+  weight_only_bf16_avx2<4>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate);
+}
+
+void bf16u2f32_gemm_4x32__avx2(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint8_t* b,
+                               int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
+  weight_only_bf16_avx2<2>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate);
+}
 
 void f32u4f32_gemm_4x32__avx2(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const uint8_t* b,
                               int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate) {
