@@ -1,5 +1,7 @@
 // AVX2 + FMA micro-kernels for CPUs without AVX-512.
-//  - int8: exact (B sign-extended to int16 in place, vpmaddwd), up to 4 rows x 16 columns per pass.
+//  - int8: exact, vpmaddwd. In place (B sign-extended by shifts in the kernel, up to 4 rows x 16
+//    columns per pass) for decode and narrow weights; on operands widened to int16 once per block
+//    (kind s8w, 2 x 32) from 16 rows and 128 columns.
 //  - fp32: 6x16 per pass over each half of the 32-wide panel (12 ymm accumulators).
 #include <immintrin.h>
 
