@@ -84,6 +84,12 @@ def test_bf16_kernel(isa, rng, m, n, k):
     expect = x.astype(np.float64) @ w.T.astype(np.float64)
     scale = np.abs(x) @ np.abs(w).T + 1
     assert np.all(np.abs(got - expect) <= 1e-2 * scale)
+    # Against the bf16-rounded operands the products are exact: only the fp32 sums round.
+    xb, wb = (mixq.kernels._round_bf16(v).astype(np.float64) for v in (x, w))
+    assert np.all(np.abs(got - xb @ wb.T) <= 1e-5 * scale)
+    has_bf16 = mixq.cpu_info()["features"]["avx512bf16"]
+    level = "avx512bf16" if isa.startswith("avx512") and has_bf16 else "ref" if isa == "ref" else "avx2"
+    assert mixq.last_kernel().endswith("__" + level)  # the forced path ran
 
 
 def test_quantize_rows_matches_numpy_reference_on_every_isa(rng):

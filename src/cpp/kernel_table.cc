@@ -8,7 +8,7 @@ const std::vector<GemmKernelInfo>& gemm_kernels() {
 #define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                      \
   MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, KernelKind::kind, mr, nr, kr,                  \
                                   reinterpret_cast<const void*>(&name),                            \
-                                  KernelKind::kind == KernelKind::bf16 && Isa::isa != Isa::ref}, )
+                                  KernelKind::kind == KernelKind::bf16 && int(Isa::isa) >= int(Isa::avx512)}, )
 #define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)                                    \
   MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::u4 : KernelKind::u2, mr, nr, 4, \
                                   reinterpret_cast<const void*>(&name), false}, )

@@ -3,6 +3,8 @@
 //    columns per pass) for decode and narrow weights; on operands widened to int16 once per block
 //    (kind s8w, 2 x 32) from 16 rows and 128 columns.
 //  - fp32: 6x16 per pass over each half of the 32-wide panel (12 ymm accumulators).
+//  - bf16 (no AVX512-BF16): both operands widened to fp32 in registers (bf16 is the top half of an
+//    fp32: a shift or a mask), FMA; up to 4 rows x 16 columns per pass.
 #include <immintrin.h>
 
 #include "kernel_util.h"
@@ -104,6 +106,38 @@ void gemm_s8_wide_avx2(int64_t k_steps, const int16_t* a0, int64_t lda, const in
   if constexpr (MR > 1) store(1, 0, c10), store(1, 1, c11), store(1, 2, c12), store(1, 3, c13);
 }
 
+// bf16 x bf16 -> fp32, B packed x32c2: a 32-byte load holds 8 columns x the k pair (k0, k1); k0 as
+// fp32 is each 32-bit lane shifted left by 16, k1 the lane with its low half cleared. The pair of
+// activations is one broadcast 32-bit word, split the same way.
+template <int MR, int V>
+void gemm_bf16_tile_avx2(int64_t k_steps, const uint16_t* a0, int64_t lda, const uint16_t* b, int c0, float* c,
+                         int64_t ldc, bool accumulate) {
+  const __m256i high = _mm256_set1_epi32(int32_t(0xFFFF0000u));
+  __m256 acc[MR][V];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < k_steps; ++p, b += 64) {
+    __m256 x0[MR], x1[MR];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m256i pair = _mm256_set1_epi32(load_i32(a0 + i * lda + 2 * p));
+      x0[i] = _mm256_castsi256_ps(_mm256_slli_epi32(pair, 16)), x1[i] = _mm256_castsi256_ps(_mm256_and_si256(pair, high));
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 * (c0 + v)));
+      const __m256 w0 = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)), w1 = _mm256_castsi256_ps(_mm256_and_si256(w, high));
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) acc[i][v] = _mm256_fmadd_ps(x1[i], w1, _mm256_fmadd_ps(x0[i], w0, acc[i][v]));
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < V; ++v) {
+      float* dst = c + i * ldc + 8 * (c0 + v);
+      _mm256_storeu_ps(dst, accumulate ? _mm256_add_ps(acc[i][v], _mm256_loadu_ps(dst)) : acc[i][v]);
+    }
+}
+
 template <int MR>
 void gemm_f32_avx2(int64_t k_steps, const float* a0, int64_t lda, const float* b0, float* c, int64_t ldc,
                    bool accumulate) {
@@ -172,6 +206,14 @@ void u8s8s32_gemm_2x32w__avx2(int mr, int np, int64_t k_steps, const int16_t* a,
   for_each_panel<2>(mr, np, [&](auto MR, int j) {
     gemm_s8_wide_avx2<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
   });
+}
+
+void bf16_gemm_4x32c2__avx2(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* b,
+                            int64_t b_stride, float* c, int64_t ldc, bool accumulate) {
+  for (int j = 0; j < np; ++j)
+    panel_tiles_8acc(mr, [&](auto MR, auto CH, int c0) {
+      gemm_bf16_tile_avx2<MR.value, CH.value>(k_steps, a, lda, b + j * b_stride, c0, c + 32 * j, ldc, accumulate);
+    });
 }
 
 void f32_gemm_6x32__avx2(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
