@@ -19,7 +19,7 @@ using GemmF32Fn = void (*)(int mr, int np, int64_t k_steps, const float* a, int6
                            int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 // s8w: A rows as int16 (a[i*lda + 4p + t], t < 4, zero-extended u8), B panels of [k_steps][4 chunks]
 // [2][8 columns][2] int16: per step and chunk of 8 columns, the pairs (k0, k1) of each column, then
-// the pairs (k2, k3) (widen_panel_s8 in gemm.cc), so one vpmaddwd by a broadcast activation pair
+// the pairs (k2, k3) (widen_panel_s8__avx2 below), so one vpmaddwd by a broadcast activation pair
 // gives 8 columns' partial sums in column order.
 using GemmS8WideFn = void (*)(int mr, int np, int64_t k_steps, const int16_t* a, int64_t lda, const int16_t* b,
                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate);

@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "kernel_util.h"
+#include "kernel_util_avx2.h"
 #include "kernels.h"
 
 namespace mixq {
@@ -82,10 +83,8 @@ void lowbit_tile(int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* 
     for (int v = 0; v < V; ++v) {
       const uint8_t* tail = block + (v / CH) * b_stride + codes_bytes;
       const int col = 8 * (c0 + v % CH);
-      const __m128i s16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tail + 2 * col));
-      const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(s16), 16));
-      const __m128i z8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tail + 64 + col));
-      const __m256 sz = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(z8)));
+      __m256 scale, sz;
+      group_scales8(tail, col, scale, sz);
       for (int i = 0; i < MR; ++i) {
         __m256 f = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(acc[i][v]), _mm256_loadu_ps(out(i, v)));
         f = _mm256_fnmadd_ps(sz, _mm256_set1_ps(t.rowsum[i * t.ld_rowsum + g]), f);

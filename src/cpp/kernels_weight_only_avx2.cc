@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernel_util.h"
+#include "kernel_util_avx2.h"
 #include "kernels.h"
 
 namespace mixq {
@@ -60,10 +61,8 @@ void weight_only_tile(int64_t k_steps, const float* a, int64_t lda, const uint8_
     for (int i = 0; i < MR; ++i) row_sum[i] = sum_floats(ag + i * lda, 4 * G);
     for (int ch = 0; ch < CH; ++ch) {
       const int col = 8 * (c0 + ch);
-      const __m128i s16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + codes_bytes + 2 * col));
-      const __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(s16), 16));
-      const __m128i z8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + codes_bytes + 64 + col));
-      const __m256 sz = _mm256_mul_ps(scale, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(z8)));
+      __m256 scale, sz;
+      group_scales8(block + codes_bytes, col, scale, sz);
       for (int i = 0; i < MR; ++i) {
         float* ci = c + i * ldc + 8 * ch;
         __m256 f = _mm256_fmadd_ps(scale, acc[i][ch], _mm256_loadu_ps(ci));
@@ -93,8 +92,7 @@ void weight_only_bf16_avx2(int mr, int np, int64_t k_steps, const uint16_t* a, i
   rows.resize(size_t(mr * k));
   for (int r = 0; r < mr; ++r)
     for (int64_t i = 0; i < k; i += 8) {
-      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + r * lda + i));
-      _mm256_storeu_ps(rows.data() + r * k + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+      _mm256_storeu_ps(rows.data() + r * k + i, bf16x8_to_fp32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + r * lda + i))));
     }
   weight_only_avx2<BITS>(mr, np, k_steps, rows.data(), k, b, b_stride, G, c, ldc, accumulate);
 }
