@@ -26,27 +26,33 @@ inline void dispatch_mr(int mr, F&& f) {
   if constexpr (MAX > 1) dispatch_mr<MAX - 1>(mr, f);
 }
 
-// The AVX2 kernels' tiles over one 32-column panel, at most 8 accumulators of 8 columns. Runs
-// f(MR, CH, c0, r0): MR rows from row r0, CH chunks of 8 columns from chunk c0. 1-2 rows take the
-// whole panel. For 3-4 rows, kernels whose B costs little to prepare (int8, bf16) take the whole
-// panel in row pairs, so every pass reads whole cache lines in order (Zen 3, M = 3-8: int8 1.2-1.3x,
-// bf16 1.45-1.6x faster than halves); kernels that decode low-bit codes take two 16-column halves
-// with all rows, so one decode serves four rows (row pairs: weight-only 0.85x, W4A8 no faster).
-enum class RowSplit { halves, pairs };
-
-template <RowSplit split, typename F>
+// The AVX2 low-bit kernels' tiles over one 32-column panel, at most 8 accumulators of 8 columns: 1-2
+// rows take the whole panel, 3-4 rows two halves, so one decode of the codes serves all four rows
+// (row pairs over the whole panel measured 0.85x for weight-only, no faster for W4A8). Runs
+// f(MR, CH, c0): MR rows, CH chunks from chunk c0.
+template <typename F>
 inline void panel_tiles_8acc(int mr, F&& f) {
-  using Whole = std::integral_constant<int, 4>;
-  using Half = std::integral_constant<int, 2>;
   dispatch_mr<4>(mr, [&](auto MR) {
     if constexpr (MR.value <= 2) {
-      f(MR, Whole{}, 0, 0);
-    } else if constexpr (split == RowSplit::pairs) {
-      f(std::integral_constant<int, 2>{}, Whole{}, 0, 0);
-      f(std::integral_constant<int, MR.value - 2>{}, Whole{}, 0, 2);
+      f(MR, std::integral_constant<int, 4>{}, 0);
     } else {
-      f(MR, Half{}, 0, 0);
-      f(MR, Half{}, 2, 0);
+      f(MR, std::integral_constant<int, 2>{}, 0);
+      f(MR, std::integral_constant<int, 2>{}, 2);
+    }
+  });
+}
+
+// The same tiles for AVX2 kernels whose B costs little to prepare (int8, bf16): 3-4 rows take the
+// whole panel in row pairs, so every pass reads whole cache lines in order (Zen 3, M = 3-8: int8
+// 1.2-1.3x, bf16 1.45-1.6x faster than halves). Runs f(MR, r0): MR (1-2) rows from row r0.
+template <typename F>
+inline void panel_row_pairs(int mr, F&& f) {
+  dispatch_mr<4>(mr, [&](auto MR) {
+    if constexpr (MR.value <= 2) {
+      f(MR, 0);
+    } else {
+      f(std::integral_constant<int, 2>{}, 0);
+      f(std::integral_constant<int, MR.value - 2>{}, 2);
     }
   });
 }

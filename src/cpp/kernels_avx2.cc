@@ -14,7 +14,7 @@
 namespace mixq {
 namespace {
 
-// MR rows x V chunks of 8 columns (chunk v: panel (c0 + v) / 4, its chunk (c0 + v) % 4), B read
+// MR rows x V chunks of 8 columns (chunk v: panel v / 4, its chunk v % 4), B read
 // from memory once per pass. A 32-byte load holds 8 columns x 4 k steps; its even bytes (k0, k2)
 // and odd bytes (k1, k3) are sign-extended in place to int16 by shifts, so both vpmaddwd results
 // come out in column order and add into one accumulator per 8 columns. The 4 u8 activations of a
@@ -22,10 +22,10 @@ namespace {
 // (Before: 4 passes of 8 columns with B widened by vpmovsxbw and each step's activations widened
 // in scalar code per pass: 110 GOPS at 2048^3, a third of the vpmaddwd roof; decode 15 GB/s.)
 template <int MR, int V>
-void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const int8_t* b0, int64_t b_stride, int c0,
-                       int32_t* c, int64_t ldc, bool accumulate) {
+void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const int8_t* b0, int64_t b_stride, int32_t* c,
+                       int64_t ldc, bool accumulate) {
   const __m256i low_bytes = _mm256_set1_epi16(0x00FF);
-  const auto chunk = [&](int v) { return (c0 + v) / 4 * b_stride + 32 * ((c0 + v) % 4); };
+  const auto chunk = [&](int v) { return v / 4 * b_stride + 32 * (v % 4); };
   __m256i acc[MR][V];
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
@@ -52,7 +52,7 @@ void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const in
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
-      __m256i* dst = reinterpret_cast<__m256i*>(c + i * ldc + 32 * ((c0 + v) / 4) + 8 * ((c0 + v) % 4));
+      __m256i* dst = reinterpret_cast<__m256i*>(c + i * ldc + 32 * (v / 4) + 8 * (v % 4));
       __m256i s = acc[i][v];
       if (accumulate) s = _mm256_add_epi32(s, _mm256_loadu_si256(dst));
       _mm256_storeu_si256(dst, s);
@@ -112,10 +112,11 @@ void gemm_s8_wide_avx2(int64_t k_steps, const int16_t* a0, int64_t lda, const in
 
 // bf16 x bf16 -> fp32, B packed x32c2: a 32-byte load holds 8 columns x the k pair (k0, k1); k0 as
 // fp32 is each 32-bit lane shifted left by 16, k1 the lane with its low half cleared. The pair of
-// activations is one broadcast 32-bit word, split the same way.
-template <int MR, int V>
-void gemm_bf16_tile_avx2(int64_t k_steps, const uint16_t* a0, int64_t lda, const uint16_t* b, int c0, float* c,
-                         int64_t ldc, bool accumulate) {
+// activations is one broadcast 32-bit word, split the same way. MR rows x the whole panel.
+template <int MR>
+void gemm_bf16_tile_avx2(int64_t k_steps, const uint16_t* a0, int64_t lda, const uint16_t* b, float* c, int64_t ldc,
+                         bool accumulate) {
+  constexpr int V = 4;  // chunks of 8 columns
   const __m256i high = _mm256_set1_epi32(int32_t(0xFFFF0000u));
   __m256 acc[MR][V];
 #pragma GCC unroll 4
@@ -131,7 +132,7 @@ void gemm_bf16_tile_avx2(int64_t k_steps, const uint16_t* a0, int64_t lda, const
     }
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 * (c0 + v)));
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 * v));
       const __m256 w0 = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)), w1 = _mm256_castsi256_ps(_mm256_and_si256(w, high));
 #pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) acc[i][v] = _mm256_fmadd_ps(x1[i], w1, _mm256_fmadd_ps(x0[i], w0, acc[i][v]));
@@ -141,7 +142,7 @@ void gemm_bf16_tile_avx2(int64_t k_steps, const uint16_t* a0, int64_t lda, const
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
-      float* dst = c + i * ldc + 8 * (c0 + v);
+      float* dst = c + i * ldc + 8 * v;
       _mm256_storeu_ps(dst, accumulate ? _mm256_add_ps(acc[i][v], _mm256_loadu_ps(dst)) : acc[i][v]);
     }
 }
@@ -182,17 +183,17 @@ void gemm_f32_tile_avx2(int64_t k_steps, const float* a, int64_t lda, const floa
 }  // namespace
 
 // Tiles of at most 8 accumulators: one row, two panels side by side (decode: more DRAM requests in
-// flight per core); two rows, a panel; 3-4 rows, the panel in row pairs (RowSplit::pairs).
+// flight per core); two rows, a panel; 3-4 rows, the panel in row pairs (panel_row_pairs).
 void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
   int j = 0;
   if (mr == 1)
-    for (; j + 2 <= np; j += 2) gemm_s8_tile_avx2<1, 8>(k_steps, a, lda, b + j * b_stride, b_stride, 0, c + 32 * j, ldc, accumulate);
+    for (; j + 2 <= np; j += 2) gemm_s8_tile_avx2<1, 8>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate);
   for (; j < np; ++j) {
     const int8_t* panel = b + j * b_stride;
     int32_t* cj = c + 32 * j;
-    panel_tiles_8acc<RowSplit::pairs>(mr, [&](auto MR, auto CH, int c0, int r0) {
-      gemm_s8_tile_avx2<MR.value, CH.value>(k_steps, a + r0 * lda, lda, panel, b_stride, c0, cj + r0 * ldc, ldc, accumulate);
+    panel_row_pairs(mr, [&](auto MR, int r0) {
+      gemm_s8_tile_avx2<MR.value, 4>(k_steps, a + r0 * lda, lda, panel, b_stride, cj + r0 * ldc, ldc, accumulate);
     });
   }
 }
@@ -221,9 +222,8 @@ void u8s8s32_gemm_2x32w__avx2(int mr, int np, int64_t k_steps, const int16_t* a,
 void bf16_gemm_4x32c2__avx2(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* b,
                             int64_t b_stride, float* c, int64_t ldc, bool accumulate) {
   for (int j = 0; j < np; ++j)
-    panel_tiles_8acc<RowSplit::pairs>(mr, [&](auto MR, auto CH, int c0, int r0) {
-      gemm_bf16_tile_avx2<MR.value, CH.value>(k_steps, a + r0 * lda, lda, b + j * b_stride, c0, c + 32 * j + r0 * ldc, ldc,
-                                              accumulate);
+    panel_row_pairs(mr, [&](auto MR, int r0) {
+      gemm_bf16_tile_avx2<MR.value>(k_steps, a + r0 * lda, lda, b + j * b_stride, c + 32 * j + r0 * ldc, ldc, accumulate);
     });
 }
 

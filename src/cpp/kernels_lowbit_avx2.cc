@@ -105,7 +105,7 @@ void lowbit_avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
   for (; j < np; ++j) {
     const uint8_t* panel = b + j * b_stride;
     float* cj = c + 32 * j;
-    panel_tiles_8acc<RowSplit::halves>(mr, [&](auto MR, auto CH, int c0, int /*r0: 0 with halves*/) {
+    panel_tiles_8acc(mr, [&](auto MR, auto CH, int c0) {
       lowbit_tile<BITS, MR.value, 1, CH.value>(k_steps, a, lda, panel, b_stride, c0, t, cj + 8 * c0, ldc, accumulate);
     });
   }

@@ -78,7 +78,7 @@ void weight_only_avx2(int mr, int np, int64_t k_steps, const float* a, int64_t l
   for (int j = 0; j < np; ++j) {
     const uint8_t* panel = b + j * b_stride;
     float* cj = c + 32 * j;
-    panel_tiles_8acc<RowSplit::halves>(mr, [&](auto MR, auto CH, int c0, int /*r0: 0 with halves*/) {
+    panel_tiles_8acc(mr, [&](auto MR, auto CH, int c0) {
       weight_only_tile<BITS, MR.value, CH.value>(k_steps, a, lda, panel, c0, G, cj + 8 * c0, ldc, accumulate);
     });
   }
