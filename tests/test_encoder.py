@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 import mixq  # noqa: E402
 from mixq.data import FORTUNES_DIR, sentences  # noqa: E402
 from mixq.models import BertConfig, BertModel  # noqa: E402
-from mixq.runtime.capture import UnsupportedModelError  # noqa: E402
-from mixq.runtime.encoder_capture import capture_encoder  # noqa: E402
-from mixq.runtime.encoder_oracle import simulate_encoder  # noqa: E402
+from mixq.runtime import UnsupportedModelError  # noqa: E402
+from mixq.runtime.encoder.capture import capture_encoder  # noqa: E402
+from mixq.runtime.encoder.oracle import simulate_encoder  # noqa: E402
 
 ORACLE_BOUND = 0.02  # max |plan - oracle| over unmasked tokens, relative to max |oracle| (module doc)
 
@@ -314,7 +314,7 @@ def test_minilm_w8a8_embeddings_agree_with_fp32_on_real_sentences():
     """all-MiniLM-L6-v2, real sentences (held out from the calibration ones): the w8a8 plan's
     sentence embeddings stay within cosine 0.99 of PyTorch fp32's (bench/bert.py measures 1000)."""
     from mixq.models import load_minilm
-    from mixq.text_study import plan_agreement, reference_embeddings, tokenized_batches
+    from mixq.planner.text_study import plan_agreement, reference_embeddings, tokenized_batches
 
     model, tok = load_minilm()
     texts = sentences()

@@ -80,11 +80,11 @@ def test_bad_quantization_parameters(rng):
     with pytest.raises(ValueError, match="out_scale"):
         mixq.matmul(x, p, x_scale=1.0, x_zero_point=0, out_dtype=np.uint8)
     with pytest.raises(ValueError, match="raw accumulator"):
-        mixq.matmul(x, p, x_scale=1.0, x_zero_point=0, out_dtype=np.int32, activation="relu")
+        mixq.matmul(x, p, x_scale=1.0, x_zero_point=0, out_dtype=np.int32, clamp="relu")
     with pytest.raises(ValueError, match="out_dtype"):
         mixq.matmul(x, p, x_scale=1.0, x_zero_point=0, out_dtype=np.float64)
-    with pytest.raises(ValueError, match="activation"):
-        mixq.matmul(np.zeros((2, 16), np.float32), p, activation="gelu")
+    with pytest.raises(ValueError, match="clamp must be"):
+        mixq.matmul(np.zeros((2, 16), np.float32), p, clamp="gelu")
     with pytest.raises(ValueError, match="bits"):
         mixq.pack_weights(np.zeros((4, 4), np.float32), bits=3)
     with pytest.raises(ValueError, match="int8 range"):

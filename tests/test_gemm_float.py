@@ -35,7 +35,7 @@ def test_static_int8_float_output(isa, rng, m, n, k, activation):
     p = mixq.pack_weights(w, bits=8, scale=w_scale)
     x = rng.integers(0, 256, (m, k), dtype=np.uint8)
     bias = rng.standard_normal(n).astype(np.float32)
-    got = mixq.matmul(x, p, bias, activation=activation, x_scale=0.02, x_zero_point=128)
+    got = mixq.matmul(x, p, bias, clamp=activation, x_scale=0.02, x_zero_point=128)
     corr = int_matmul_wrapped(x, w, 128).astype(np.float64)
     expect = _apply(corr * (np.float32(0.02) * w_scale.astype(np.float64)) + bias, activation)
     assert got.dtype == np.float32
@@ -52,7 +52,7 @@ def test_requantized_output_within_one(isa, rng, out, activation):
     x = rng.integers(-128, 128, (m, k), dtype=np.int8)
     bias = rng.standard_normal(n).astype(np.float32)
     out_scale, out_zp = 0.05, (10 if out == "uint8" else -3)
-    got = mixq.matmul(x, p, bias, activation=activation, out_dtype=out, x_scale=0.03, x_zero_point=-5,
+    got = mixq.matmul(x, p, bias, clamp=activation, out_dtype=out, x_scale=0.03, x_zero_point=-5,
                       out_scale=out_scale, out_zero_point=out_zp)
     y = _apply(int_matmul_wrapped(x, w, -5) * (0.03 * 0.004) + bias, activation)
     info = np.iinfo(out)
@@ -68,7 +68,7 @@ def test_fp32_kernel(isa, rng, m, n, k):
     x = rng.standard_normal((m, k)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
     p = mixq.pack_weights(w, bits=32)
-    got = mixq.matmul(x, p, bias, activation="relu")
+    got = mixq.matmul(x, p, bias, clamp="relu")
     expect = np.maximum(x.astype(np.float64) @ w.T.astype(np.float64) + bias, 0)
     scale = np.abs(x) @ np.abs(w).T + 1
     assert np.all(np.abs(got - expect) <= 1e-5 * scale)
@@ -85,7 +85,7 @@ def test_bf16_kernel(isa, rng, m, n, k):
     scale = np.abs(x) @ np.abs(w).T + 1
     assert np.all(np.abs(got - expect) <= 1e-2 * scale)
     # Against the bf16-rounded operands the products are exact: only the fp32 sums round.
-    xb, wb = (mixq.kernels._round_bf16(v).astype(np.float64) for v in (x, w))
+    xb, wb = (mixq.quant.weights.round_bf16(v).astype(np.float64) for v in (x, w))
     assert np.all(np.abs(got - xb @ wb.T) <= 1e-5 * scale)
     has_bf16 = mixq.cpu_info()["features"]["avx512bf16"]
     level = "avx512bf16" if isa.startswith("avx512") and has_bf16 else "ref" if isa == "ref" else "avx2"

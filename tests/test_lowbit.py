@@ -19,7 +19,7 @@ def _codes(rng, n, k, bits, group):
     g = group or -(-k // 16) * 16
     n_groups = -(-k // g)
     codes = rng.integers(0, 1 << bits, (n, k), dtype=np.uint8)
-    scale = mixq.kernels._round_bf16(rng.uniform(0.01, 0.1, (n, n_groups)))  # stored as bf16
+    scale = mixq.quant.weights.round_bf16(rng.uniform(0.01, 0.1, (n, n_groups)))  # stored as bf16
     zp = rng.integers(0, 1 << bits, (n, n_groups)).astype(np.uint8)
     return codes, scale, zp, g
 
@@ -73,11 +73,11 @@ def test_signed_activations_bias_and_requantized_output(rng, bits, group):
     p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
     x = rng.integers(-128, 128, (m, k), dtype=np.int8)
     bias = rng.standard_normal(n).astype(np.float32)
-    y = mixq.matmul(x, p, bias, activation="relu", x_scale=0.02, x_zero_point=-3)
+    y = mixq.matmul(x, p, bias, clamp="relu", x_scale=0.02, x_zero_point=-3)
     expect, mag = _reference(x.astype(np.int64) + 128, 0.02, 125, codes, scale, zp, g)
     expect = np.maximum(expect + bias, 0)
     assert np.all(np.abs(y - expect) <= 1e-5 * mag + 1e-5)
-    q = mixq.matmul(x, p, bias, activation="relu", x_scale=0.02, x_zero_point=-3, out_dtype=np.uint8,
+    q = mixq.matmul(x, p, bias, clamp="relu", x_scale=0.02, x_zero_point=-3, out_dtype=np.uint8,
                     out_scale=0.1, out_zero_point=0)
     assert np.abs(q.astype(int) - np.clip(np.rint(expect / 0.1), 0, 255)).max() <= 1
 
@@ -109,7 +109,7 @@ def test_weight_only_fp32_activations(isa, rng, bits, group, m, n, k):
     p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
     x = rng.standard_normal((m, k)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
-    got = mixq.matmul(x, p, bias, activation="relu6", act="fp32")
+    got = mixq.matmul(x, p, bias, clamp="relu6", act="fp32")
     wd = _dequantize(codes, scale, zp, g)
     expect = np.clip(x.astype(np.float64) @ wd.T + bias, 0, 6)
     mag = np.abs(x.astype(np.float64)) @ np.abs(wd).T + 1
@@ -150,8 +150,8 @@ def test_weight_only_bf16_activations(isa, rng, bits, group, m, n, k):
     p = mixq.pack_weights(codes, bits=bits, group_size=group, scale=scale, zero_point=zp)
     x = rng.standard_normal((m, k)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
-    got = mixq.matmul(x, p, bias, activation="relu", act="bf16")
-    xb = mixq.kernels._round_bf16(x).astype(np.float64)
+    got = mixq.matmul(x, p, bias, clamp="relu", act="bf16")
+    xb = mixq.quant.weights.round_bf16(x).astype(np.float64)
     wd = _dequantize(codes, scale, zp, g)
     expect = np.maximum(xb @ wd.T + bias, 0)
     mag = np.abs(xb) @ np.abs(wd).T + 1

@@ -1,4 +1,4 @@
-"""mixq.report: the planner's markdown report and its PNG plots, on synthetic data."""
+"""mixq.planner.report: the planner's markdown report and its PNG plots, on synthetic data."""
 import math
 import struct
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from mixq.report import (  # noqa: E402
+from mixq.planner.report import (  # noqa: E402
     INSTALL_HINT, MissingMatplotlibError, default_why, layers_from_costs, write_report)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -177,7 +177,7 @@ def test_missing_matplotlib_message(tmp_path, monkeypatch):
 
 
 def test_import_mixq_does_not_import_matplotlib():
-    code = "import sys, mixq, mixq.report; assert not any(m.startswith('matplotlib') for m in sys.modules)"
+    code = "import sys, mixq, mixq.planner.report; assert not any(m.startswith('matplotlib') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -213,8 +213,8 @@ def test_default_why_precision_boundary():
 
 
 def test_layers_from_costs(tmp_path):
-    from mixq.roofline import Machine
-    from mixq.roofline.cost import OpCost
+    from mixq.planner.roofline import Machine
+    from mixq.planner.roofline.cost import OpCost
 
     def op(name, kind, prec, wb, meas, bound="memory"):
         return OpCost(name, kind, prec, (8, 8, 64), (8, 8, 64), 4.7e6, wb, 8192, 2e-5, bound, meas)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import mixq
-from mixq.roofline import Machine, machine, model_ai, plan_costs, profile_plan, weight_bytes
-from mixq.roofline.machine import cache_path, cpu_name
+from mixq.planner.roofline import Machine, machine, model_ai, plan_costs, profile_plan, weight_bytes
+from mixq.planner.roofline.machine import cache_path, cpu_name
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

@@ -1,6 +1,6 @@
 """The CNN runtime: compile -> plan vs PyTorch (fp32) and vs the fake-quant oracle (quantized).
 
-Documented bound (README, mixq.runtime.oracle): the plan and the oracle compute the same
+Documented bound (README, mixq.runtime.cnn.oracle): the plan and the oracle compute the same
 quantized network; they differ only by float rounding that can flip a uint8 code at a
 rounding boundary. On the outputs we require max |plan - oracle| <= 5 % of max |oracle| and
 top-1 agreement >= 99 %. FP32 plans match PyTorch within 1e-4 relative.
@@ -13,7 +13,7 @@ nn = torch.nn
 
 import mixq  # noqa: E402
 from mixq.models import zoo  # noqa: E402
-from mixq.runtime.oracle import simulate  # noqa: E402
+from mixq.runtime.cnn.oracle import simulate  # noqa: E402
 
 QUANT_CONFIGS = ["w8a8", "w4a8-g32", "w2a8-g32", "w4a32", "bf16"]
 
@@ -263,7 +263,7 @@ def test_unsupported_ops_listed_with_module_path():
         def forward(self, x):
             return self.norm(self.act(self.conv(x))) * 2
 
-    with pytest.raises(mixq.runtime.capture.UnsupportedModelError) as e:
+    with pytest.raises(mixq.runtime.UnsupportedModelError) as e:
         mixq.compile(Bad().eval(), torch.randn(1, 3, 8, 8), "fp32", progress=False)
     msg = str(e.value)
     assert "act: module GELU" in msg

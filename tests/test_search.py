@@ -38,7 +38,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mixq.search import (
+from mixq.planner.search import (
     EvalCache,
     Evaluation,
     HistoryEntry,
@@ -550,11 +550,11 @@ def test_hutchinson_trace_tiny_model():
 
 
 def test_last_confirmed_steps_back_to_a_config_that_holds_on_held_out_images():
-    """mixq.study confirms the AIQ pick on held-out images: the last accepted step within the floor
+    """mixq.planner.study confirms the AIQ pick on held-out images: the last accepted step within the floor
     there, walking back from the end; the start when none holds."""
     from types import SimpleNamespace
 
-    from mixq.study import last_confirmed
+    from mixq.planner.study import last_confirmed
 
     steps = [SimpleNamespace(config={"a": p}) for p in ("fp32", "w8a8", "w4a8", "w2a8")]
     drop = {"fp32": 0.0, "w8a8": 0.2, "w4a8": 0.6, "w2a8": 1.4}

@@ -5,8 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mixq  # noqa: E402
-from mixq.roofline import encoder_costs, model_totals, weight_bytes  # noqa: E402
-from mixq.text_study import encoder_layers, plan_agreement, reference_embeddings, search_encoder  # noqa: E402
+from mixq.planner.roofline import encoder_costs, model_totals, weight_bytes  # noqa: E402
+from mixq.planner.text_study import encoder_layers, plan_agreement, reference_embeddings, search_encoder  # noqa: E402
 
 from test_encoder import small_bert  # noqa: E402
 

@@ -12,7 +12,7 @@ import os
 # leaves torch's own speed unchanged within noise.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .kernels import (  # noqa: E402
+from .ops import (  # noqa: E402
     PackedWeight,
     available_isas,
     cpu_info,
@@ -22,10 +22,10 @@ from .kernels import (  # noqa: E402
     matmul,
     measure_bandwidth,
     measure_peak,
-    pack_weights,
     set_isa,
     set_num_threads,
 )
+from .quant import PRECISIONS, QuantConfig, pack_weights  # noqa: E402
 
 from .runtime import EncoderPlan, Plan, PlanFileError, compile_encoder, load_plan  # noqa: E402
 
@@ -34,6 +34,8 @@ __version__ = "0.1.0"
 cpu_info()  # validates MIXQ_ISA now rather than at the first matmul
 
 __all__ = [
+    "PRECISIONS",
+    "QuantConfig",
     "EncoderPlan",
     "Plan",
     "PlanFileError",
@@ -56,7 +58,7 @@ __all__ = [
 
 
 def compile(model, example_input, config=None, calibration=None, **kw):
-    """PyTorch model -> quantized inference Plan (see mixq.runtime.compile.compile)."""
-    from .runtime.compile import compile as _compile
+    """PyTorch model -> quantized inference Plan (see mixq.runtime.cnn.compile.compile)."""
+    from .runtime.cnn.compile import compile as _compile
 
     return _compile(model, example_input, config, calibration, **kw)

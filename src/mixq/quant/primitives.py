@@ -17,8 +17,8 @@ in float32 the way the core does it:
   point ``2^(b-1)``, the convention of the low-bit weight packer). For uint8 this is exactly
   the core's per-row dynamic activation quantization.
 
-Weights: :func:`quantize_weight` / :func:`fake_quant_weight` reuse the quantizers of
-:mod:`mixq.kernels` (the ones :func:`mixq.pack_weights` runs), so they describe the packed
+Weights: :func:`quantize_weight` / :func:`fake_quant_weight` reuse the weight codecs of
+:mod:`mixq.quant.weights` (the ones :func:`mixq.pack_weights` runs), so they describe the packed
 weight exactly.
 """
 
@@ -28,7 +28,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .. import kernels as _kernels
+from .weights import codec
 
 __all__ = [
     "QDTYPES",
@@ -244,27 +244,12 @@ def _weight_2d(w, axis) -> tuple[np.ndarray, tuple]:
     return w2, moved.shape
 
 
-def _low_bit_group(k: int, group_size) -> int:
-    """The group pack_weights uses: group_size, or one (16-padded) group per channel for None."""
-    if group_size is None:
-        return -(-k // 16) * 16
-    if isinstance(group_size, bool) or group_size not in _kernels._GROUP_SIZES:
-        raise ValueError(f"group_size must be one of {_kernels._GROUP_SIZES} or None (per channel), "
-                         f"got {group_size!r}")
-    return int(group_size)
-
-
 def _quantize_weight_2d(w2, bits, group_size, symmetric, clip_search):
-    if bits == 8:
-        if group_size is not None or clip_search:
-            raise ValueError("group_size and clip_search apply to bits=4 and bits=2")
-        q, s, z = _kernels._quantize_weight_int8(w2, True, bool(symmetric))
-        return q, s, z, None
-    if bits in (4, 2):
-        group = _low_bit_group(w2.shape[1], group_size)
-        codes, s, z = _kernels._quantize_low_bit(w2, bits, group, bool(symmetric), bool(clip_search))
-        return np.ascontiguousarray(codes), s, z, group
-    raise ValueError(f"bits must be 8, 4 or 2, got {bits!r}")
+    try:
+        c = codec(bits)
+    except ValueError:
+        raise ValueError(f"bits must be 8, 4 or 2, got {bits!r}") from None
+    return c.quantize(w2, group_size, symmetric, clip_search)
 
 
 def quantize_weight(w, bits: int = 8, group_size: int | None = None, symmetric: bool = True,
@@ -295,13 +280,6 @@ def fake_quant_weight(w, bits: int = 8, group_size: int | None = None, symmetric
     in ``w``'s shape. Same arguments as :func:`quantize_weight`."""
     w2, moved_shape = _weight_2d(w, axis)
     q, s, z, group = _quantize_weight_2d(w2, bits, group_size, symmetric, clip_search)
-    if bits == 8:
-        zp = np.zeros(s.shape, np.int64) if z is None else z.astype(np.int64)
-        deq = (q.astype(np.int64) - zp[:, None]).astype(np.float32) * s[:, None]
-    else:
-        k = w2.shape[1]
-        s_full = np.repeat(s, group, axis=1)[:, :k]
-        z_full = np.repeat(z.astype(np.int64), group, axis=1)[:, :k]
-        deq = (q.astype(np.int64) - z_full).astype(np.float32) * s_full
+    deq = codec(bits).dequantize(q, s, z, group, w2.shape[1])
     deq = deq.astype(np.float32).reshape(moved_shape)
     return np.ascontiguousarray(np.moveaxis(deq, 0, int(axis)))

@@ -1,17 +1,20 @@
-"""The runtime: capture (torch.fx) -> graph -> lower(config) -> Plan; save/load; run.
+"""The runtimes: a model -> a plan of integer and float ops run by the core, saved to one file.
 
+``cnn``: PyTorch CNNs (torch.fx capture). ``encoder``: BERT-style transformer encoders.
 Loading and running a saved plan needs numpy and mixq only; compiling needs torch.
 """
+from .cnn import Plan
 from .encoder import EncoderPlan, compile_encoder
-from .plan import Plan, load_plan
+from .errors import UnsupportedModelError
+from .load import load_plan
 from .plan_file import PlanFileError
 
-__all__ = ["Plan", "EncoderPlan", "load_plan", "PlanFileError", "compile", "compile_encoder"]
+__all__ = ["Plan", "EncoderPlan", "load_plan", "PlanFileError", "UnsupportedModelError", "compile", "compile_encoder"]
 
 
 def __getattr__(name):
     if name == "compile":  # imported lazily: compile needs torch, loading a plan does not
-        from .compile import compile
+        from .cnn.compile import compile
 
         return compile
     raise AttributeError(name)

@@ -1,0 +1,4 @@
+"""The ``mixq`` command (see main.py for the subcommands)."""
+from .main import main
+
+__all__ = ["main"]
