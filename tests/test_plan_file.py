@@ -44,7 +44,8 @@ def test_corrupt_truncated_and_foreign_files_are_refused(saved, tmp_path):
         "truncated.mixq": (blob[: len(blob) - 100], "truncated"),
         "empty.mixq": (b"", "not a mixq plan"),
         "foreign.mixq": (b"PK\x03\x04" + blob[4:], "not a mixq plan"),
-        "future.mixq": (blob[:8] + (99).to_bytes(4, "little") + blob[12:], "newer"),
+        "future.mixq": (blob[:8] + (99).to_bytes(4, "little") + blob[12:], "version 99 is newer"),
+        "version0.mixq": (blob[:8] + (0).to_bytes(4, "little") + blob[12:], "version 0 is not one"),
     }
     for name, (data, message) in cases.items():
         p = tmp_path / name

@@ -52,8 +52,9 @@ def read_plan(path) -> tuple[dict, dict[str, np.ndarray], dict]:
     if len(blob) < _HEADER.size or blob[:8] != MAGIC:
         raise PlanFileError(f"{path}: not a mixq plan file (bad magic)")
     magic, version, n_json, n_data, crc = _HEADER.unpack_from(blob)
-    if version > VERSION:
-        raise PlanFileError(f"{path}: plan format version {version} is newer than this mixq reads ({VERSION})")
+    if version != VERSION:
+        newer = "newer than" if version > VERSION else "not one"
+        raise PlanFileError(f"{path}: plan format version {version} is {newer} this mixq reads ({VERSION})")
     if len(blob) != _HEADER.size + n_json + n_data:
         raise PlanFileError(f"{path}: truncated or padded: {len(blob)} bytes, header says "
                             f"{_HEADER.size + n_json + n_data}")
