@@ -41,6 +41,8 @@ __all__ = [
     "PlanFileError",
     "compile",
     "compile_encoder",
+    "search",
+    "search_encoder",
     "load_plan",
     "PackedWeight",
     "available_isas",
@@ -62,3 +64,17 @@ def compile(model, example_input, config=None, calibration=None, **kw):
     from .runtime.cnn.compile import compile as _compile
 
     return _compile(model, example_input, config, calibration, **kw)
+
+
+def search(model, example_input, calibration, evaluate, **kw):
+    """Per-layer precision search of a PyTorch CNN (see mixq.planner.model_search.search)."""
+    from .planner.model_search import search as _search
+
+    return _search(model, example_input, calibration, evaluate, **kw)
+
+
+def search_encoder(model, batches, reference=None, **kw):
+    """Per-layer precision search of a BERT-style encoder (see mixq.planner.text_study.search_encoder)."""
+    from .planner.text_study import search_encoder as _search_encoder
+
+    return _search_encoder(model, batches, reference, **kw)
