@@ -1,6 +1,6 @@
 """The CNN runtime: compile -> plan vs PyTorch (fp32) and vs the fake-quant oracle (quantized).
 
-Documented bound (README, mixq.runtime.cnn.oracle): the plan and the oracle compute the same
+Documented bound (docs/runtime.md, mixq.runtime.cnn.oracle): the plan and the oracle compute the same
 quantized network; they differ only by float rounding that can flip a uint8 code at a
 rounding boundary. On the outputs we require max |plan - oracle| <= 5 % of max |oracle| and
 top-1 agreement >= 99 %. FP32 plans match PyTorch within 1e-4 relative.

@@ -1,4 +1,4 @@
-"""mixq.search: objective, greedy / coordinate descent / exhaustive, Pareto fronts, baselines,
+"""mixq.planner.search: objective, greedy / coordinate descent / exhaustive, Pareto fronts, baselines,
 the resumable evaluation cache and the sensitivity scores -- on a synthetic problem (no model).
 
 The synthetic problem (6 layers x {fp32, w8a8, w4a8}):

@@ -3,7 +3,7 @@
 `search()` ties the pieces together: the runtime compiles the model at a candidate config
 (`ModelCompiler`: capture and calibration once, packed weights cached per layer), the user's
 `evaluate(plan)` gives its accuracy, the cost model gives its arithmetic intensity and
-roofline-predicted latency (or the plan's measured latency), and `mixq.search` algorithms pick
+roofline-predicted latency (or the plan's measured latency), and `mixq.planner.search` algorithms pick
 the configs. Evaluations are cached on disk, keyed by a digest of the model, the candidates,
 the calibration and the evaluation subset: a killed search resumes with nothing lost.
 """

@@ -228,7 +228,7 @@ def layer_rows(study: Study, plans: dict, data: StudyData, machine: Machine, bef
         if ca is None or cb.kind not in ("conv", "linear", "depthwise"):
             continue
         rows.append(dict(name=cb.name, kind=cb.kind, flops=cb.flops, before=side(cb, t_b), after=side(ca, t_a),
-                         bound_after=ca.bound))  # "why" from mixq.report's rules
+                         bound_after=ca.bound))  # "why" from mixq.planner.report's rules
     return rows
 
 

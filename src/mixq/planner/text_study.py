@@ -88,7 +88,7 @@ def search_encoder(model, batches, reference: np.ndarray | None = None, *, candi
                    metric: str = "cosine", algorithm: str = "coordinate", objective: str = "aiq", lam: float = 0.5,
                    max_drop: float | None = 1.0, attention: bool = True, machine: Machine | None = None,
                    seq: int = 128, cache_path=None, progress: bool = True):
-    """Search per-layer precisions of a BERT-style encoder (mixq.search's algorithms on the
+    """Search per-layer precisions of a BERT-style encoder (mixq.planner.search's algorithms on the
     encoder's layers). Accuracy: 100 x `metric` agreement with the FP32 `reference` embeddings
     of `batches` (computed if not given). AI and roofline latency are those of `seq`-token
     sequences at batch 1. Attention matmuls take fp32 or w8a8 only. The word embeddings follow

@@ -1,7 +1,7 @@
 """The planner's report: one markdown file and PNG plots in a folder.
 
 ```python
-from mixq.report import write_report
+from mixq.planner.report import write_report
 path = write_report("out/", title="ResNet-20, AIQ vs latency-aware", machine=m.to_dict(),
                     layers=layers, fronts={"aiq": [...], "latency": [...]}, summary=rows,
                     notes=["accuracy on 1000 test images"])   # -> out/report.md
@@ -10,14 +10,14 @@ path = write_report("out/", title="ResNet-20, AIQ vs latency-aware", machine=m.t
 Inputs are plain data (dicts of numbers and strings); a missing key, None or NaN prints as "-"
 and is left out of the plots, never an error.
 
-- ``machine``: `mixq.roofline.Machine.to_dict()` (cpu, isa, threads, peak_int8_gops,
+- ``machine``: `mixq.planner.roofline.Machine.to_dict()` (cpu, isa, threads, peak_int8_gops,
   peak_bf16_gflops, peak_fp32_gflops, gemm_int8_gops, gemm_fp32_gflops, dram_read_gbs,
   l3_read_gbs, l2_read_gbs, measured_at).
 - ``layers``: in execution order, one dict per layer: name, kind, flops, before / after =
   {precision, weight_bytes, act_bytes, ai, measured_s (or None), predicted_s}, bound_after
   ("compute" | "memory") and why (a short reason; when missing or empty, a reason is derived by
-  the rules of `mixq.report.why` and marked (*)). `layers_from_costs(before_ops, after_ops, why)`
-  builds these rows from two `mixq.roofline` cost lists (e.g. `Profile.ops`).
+  the rules of `mixq.planner.report.why` and marked (*)). `layers_from_costs(before_ops, after_ops, why)`
+  builds these rows from two `mixq.planner.roofline` cost lists (e.g. `Profile.ops`).
 - ``fronts``: name -> points {accuracy, ai, latency_s (or None), label, on_front}.
 - ``summary``: rows {config, accuracy, ai, latency_ms, weight_mb, speedup (optional; else the
   first row's latency / the row's latency)}.
@@ -67,7 +67,7 @@ def write_report(out_dir, *, title: str, machine: dict, layers: list[dict], fron
 
     require_matplotlib()
     if hasattr(machine, "to_dict") and not isinstance(machine, Mapping):
-        machine = machine.to_dict()  # a mixq.roofline.Machine is accepted as is
+        machine = machine.to_dict()  # a mixq.planner.roofline.Machine is accepted as is
     if machine is not None and not isinstance(machine, Mapping):
         raise TypeError(f"machine must be a dict (Machine.to_dict()), got {type(machine).__name__}")
     if fronts is not None and not isinstance(fronts, Mapping):

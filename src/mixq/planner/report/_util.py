@@ -97,7 +97,7 @@ def precision_color(precision) -> str:
 
 
 def compute_roof_gops(machine: dict, precision) -> float | None:
-    """GOPS roof of a precision from a machine dict, by mixq.roofline's rule (roof_field)."""
+    """GOPS roof of a precision from a machine dict, by mixq.planner.roofline's rule (roof_field)."""
     return pos(machine.get(roof_field(base_precision(precision))))
 
 

@@ -1,4 +1,4 @@
-"""Building the report's per-layer rows from the roofline cost model (mixq.roofline.OpCost)."""
+"""Building the report's per-layer rows from the roofline cost model (mixq.planner.roofline.OpCost)."""
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ._util import cell, fmt, layer_time, num, pos
 from .why import bound_of, default_why
 
-# (key, label, unit, format) of the machine table, in the order of mixq.roofline.Machine.
+# (key, label, unit, format) of the machine table, in the order of mixq.planner.roofline.Machine.
 MACHINE_ROWS = (
     ("cpu", "CPU", "", None),
     ("isa", "kernel ISA", "", None),
@@ -130,7 +130,7 @@ def layers_section(layers: list[dict], machine: dict) -> list[str]:
     lines += ["", "Values read before → after; **bold**: precision changed. Time: measured, or ≈ predicted by "
               "the roofline when not measured (a total with any predicted part is marked ≈). Bound: after, on the roofline."]
     if any_default:
-        lines += ["", "(*) reason derived from the numbers (rules in `mixq.report.why`); the caller gave none."]
+        lines += ["", "(*) reason derived from the numbers (rules in `mixq.planner.report.why`); the caller gave none."]
     return lines + [""]
 
 

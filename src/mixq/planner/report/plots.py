@@ -1,7 +1,7 @@
 """The report's PNG plots, drawn with matplotlib's object API on the Agg canvas.
 
 matplotlib is imported inside `require_matplotlib()` only, so `import mixq` (and `import
-mixq.report`) never needs it. No pyplot: figures are built as `Figure` objects on a
+mixq.planner.report`) never needs it. No pyplot: figures are built as `Figure` objects on a
 `FigureCanvasAgg`, so the caller's backend and pyplot state are left alone and nothing leaks.
 
 Each `plot_*` function returns `(drawn, note)`: whether the file was written and a sentence for
@@ -31,7 +31,7 @@ def require_matplotlib():
         from matplotlib.patches import Patch
     except ImportError as e:
         raise MissingMatplotlibError(
-            "mixq.report draws its plots with matplotlib, which is not installed (or fails to import: "
+            "mixq.planner.report draws its plots with matplotlib, which is not installed (or fails to import: "
             f"{e}). Install it with: {INSTALL_HINT}") from e
     return Figure, FigureCanvasAgg, Line2D, Patch
 

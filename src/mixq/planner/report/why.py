@@ -23,7 +23,7 @@ beyond ``SAME_SPEED`` (5 %).
 12. unchanged otherwise                         -> "kept at <precision> (<bound>-bound)"
 
 "bound" is the layer's ``bound_after`` when given, else computed from the after side: compute when
-AI ≥ compute roof(precision) / DRAM bandwidth (the roofline rule of mixq.roofline.cost), memory
+AI ≥ compute roof(precision) / DRAM bandwidth (the roofline rule of mixq.planner.roofline.cost), memory
 otherwise, unknown without a machine. Adjacent layers in execution order stand in for the graph's
 edges in rule 3 (a branch may make a neighbour that is not a producer look like one).
 """

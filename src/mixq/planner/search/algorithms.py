@@ -1,4 +1,4 @@
-"""Search algorithms over a :class:`~mixq.search.objective.Problem`.
+"""Search algorithms over a :class:`~mixq.planner.search.objective.Problem`.
 
 All are deterministic (no randomness at all: ties go to the first candidate in layer order,
 then in candidate order). Every algorithm
@@ -12,7 +12,7 @@ then in candidate order). Every algorithm
 - evaluates each distinct config at most once per run (an in-memory memo keyed by the
   config; pass the same ``memo`` dict to several runs, e.g. a λ sweep, to share it).
   ``SearchResult.evaluations`` counts calls to ``problem.evaluate`` made by the run (a disk
-  cache behind ``evaluate`` may still answer some of them, see :mod:`mixq.search.cache`).
+  cache behind ``evaluate`` may still answer some of them, see :mod:`mixq.planner.search.cache`).
 """
 from __future__ import annotations
 
@@ -88,9 +88,9 @@ class _Run:
     def __init__(self, problem: Problem, objective: Objective, memo: dict | None, progress: bool,
                  name: str, total: int | None = None):
         if not isinstance(problem, Problem):
-            raise TypeError(f"problem must be a mixq.search.Problem, got {type(problem).__name__}")
+            raise TypeError(f"problem must be a mixq.planner.search.Problem, got {type(problem).__name__}")
         if not isinstance(objective, Objective):
-            raise TypeError(f"objective must be a mixq.search.Objective, got {type(objective).__name__}")
+            raise TypeError(f"objective must be a mixq.planner.search.Objective, got {type(objective).__name__}")
         self.problem, self.objective, self.name = problem, objective, name
         self.memo = {} if memo is None else memo
         self.seen: dict[tuple, HistoryEntry] = {}
@@ -265,7 +265,7 @@ def lambda_sweep(problem: Problem, lambdas: Iterable[float], make_objective: Cal
     ``evaluations`` counts only its own new calls). ``algorithm``: "greedy", "coordinate"
     (= "coordinate_descent"), "exhaustive", or a callable with the same signature;
     ``kwargs`` go to it (e.g. ``progress=True``). Feed the results (or their histories) to
-    :func:`mixq.search.pareto_front` for the trade-off curve."""
+    :func:`mixq.planner.search.pareto_front` for the trade-off curve."""
     if isinstance(algorithm, str):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {sorted(ALGORITHMS)} or a callable, got {algorithm!r}")

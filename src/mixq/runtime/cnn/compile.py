@@ -70,7 +70,7 @@ def compile(model, example_input, config=None, calibration=None, *, observer: st
         batches (or (input, label) pairs) to set activation ranges of int8 layers; observer:
         "minmax" | "percentile" | "mse".
     The returned plan keeps its lowered spec (float weights) as `plan.lowered` for the
-    fake-quant oracle (mixq.runtime.oracle.simulate); it is not saved.
+    fake-quant oracle (mixq.runtime.cnn.oracle.simulate); it is not saved.
     """
     QuantConfig.from_any(config)  # a bad config fails before the (slower) capture
     return ModelCompiler(model, example_input, calibration, observer=observer, progress=progress,

@@ -13,7 +13,7 @@ from ...ops import PackedWeight
 from ...quant import parse_precision, quantize
 
 _INF = float("inf")
-_PACKED_KEY = re.compile(r"\.g\d+$")  # a PackedWeight's bytes (see runtime.pack)
+_PACKED_KEY = re.compile(r"\.g\d+$")  # a PackedWeight's bytes (see runtime.cnn.pack)
 
 
 def _act_table(kind: int, lo: float, hi: float, qin: tuple[float, int], qout: tuple[float, int]) -> np.ndarray:
@@ -25,7 +25,7 @@ def _act_table(kind: int, lo: float, hi: float, qin: tuple[float, int], qout: tu
 
 
 def build_core_plan(spec: dict, stored: dict[str, np.ndarray]):
-    """The core Plan for a spec (its JSON part) and its stored weights (see runtime.pack), and the
+    """The core Plan for a spec (its JSON part) and its stored weights (see runtime.cnn.pack), and the
     bytes of the deployed weights (packed codes, scales, zero points, column sums; other arrays
     as stored)."""
     plan = _core.Plan()

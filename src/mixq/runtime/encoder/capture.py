@@ -61,7 +61,7 @@ def capture_encoder(model) -> tuple[dict, dict[str, np.ndarray]]:
 
 def _batch_arrays(batch):
     """(input_ids, attention_mask) of a calibration batch: a dict with those keys, an (ids, mask)
-    pair, or an (index, ids, mask) triple as mixq.text_study.tokenized_batches makes."""
+    pair, or an (index, ids, mask) triple as mixq.planner.text_study.tokenized_batches makes."""
     if isinstance(batch, dict):
         return batch["input_ids"], batch.get("attention_mask")
     if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
