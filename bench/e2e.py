@@ -50,7 +50,7 @@ import numpy as np
 from harness.model_bench import ModelBench, add_peer_runners
 from harness.openvino_peer import OvPeers
 from harness.peers import MixqUnavailable
-from harness.report import Results, model_table_rows, print_columns, ratio
+from harness.report import Results, model_table_rows, print_columns, ratio, round_range_text
 from harness.timing import BUSY
 from peers_cnn import (INPUT_NAME, ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
                        torch_runner)
@@ -210,7 +210,8 @@ def print_targets(results: Results, info: dict, mixq_note: str | None) -> None:
             if v is None:
                 print(f"  n/a   {label:30s} {case}: mixq-w8a8 not measured")
             else:
-                print(f"  {'PASS' if v >= need else 'FAIL'}  {label:30s} {case}: {v:.2f}x (need >= {need})")
+                print(f"  {'PASS' if v >= need else 'FAIL'}  {label:30s} {case}: {v:.2f}x (need >= {need}"
+                      f"{round_range_text(results, case, 'mixq-w8a8', base)})")
     for impl, limit in BYTE_TARGETS:
         seen = set()
         for case in cases:
