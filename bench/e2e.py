@@ -32,8 +32,8 @@ Every impl's output is compared with torch-fp32 on the timed input before it is 
 wrong shape or a non-finite output is not timed; a large error is flagged with "!".
 Weight bytes: torch-fp32 its parameters; ORT all initializers of the model it runs (int8 weights
 + int32 biases + scales + zero points for ort-int8); OpenVINO all constants of its model; mixq
-plan.weight_bytes. "% fp32" is against
-4 x the parameters left after folding BatchNorm into the convolutions (weights + biases).
+plan.weight_bytes. "% fp32" is against 4 x the parameters left after folding BatchNorm into the
+convolutions (weights + biases).
 JSON rows: ops = 2 x conv/linear multiply-adds of the batch, bytes = the weight bytes.
 
 Run:  python bench/e2e.py [--quick] [--json [PATH]] [--threads N] [--repeats R]
