@@ -55,7 +55,7 @@ import numpy as np
 
 from harness import mixq_api
 from harness.log import make_log
-from harness.model_bench import ModelBench, add_peer_runners
+from harness.model_bench import ModelBench, add_peer_runners, print_not_measured
 from harness.onnx_export import export_onnx, ort_model_runner
 from harness.openvino_peer import OvPeers
 from harness.report import Results, model_table_rows, print_columns, ratio, round_range_text
@@ -266,7 +266,7 @@ def run_model(name, model, description, bench: ModelBench, batches=None, seq=SEQ
     with tempfile.TemporaryDirectory(prefix="mixq-bert-") as tmp:
         ort = OrtEncoder(model, inputs[batches[0]], args.threads, tmp, p)
         ov = OvPeers(ort.fp32_path, calibration, args.threads, INPUT_NAMES, log, transformer=True)
-    add_peer_runners(runners, (ort, ov), log)
+    add_peer_runners(runners, (ort, ov), log, bench.skipped)
     if "ort-int8" in ort.initializer_types:
         t = dict(ort.initializer_types["ort-int8"])
         i8, f32 = t.pop("INT8", 0), t.pop("FLOAT", 0)
@@ -358,6 +358,7 @@ def main(argv=None):
             agreement = sentence_agreement(runners, AGREEMENT_SENTENCES[bench.args.quick])
         del model, runners  # BERT-Large is 1.3 GB in fp32
     print_bert_table(bench.results, bench.info)
+    print_not_measured(bench.skipped, bench.results)
     if agreement:
         print_agreement(agreement)
     print_targets(bench.results, bench.info, agreement)

@@ -47,7 +47,7 @@ import time
 
 import numpy as np
 
-from harness.model_bench import ModelBench, add_peer_runners
+from harness.model_bench import ModelBench, add_peer_runners, print_not_measured
 from harness.openvino_peer import OvPeers
 from harness.peers import MixqUnavailable
 from harness.report import Results, model_table_rows, print_columns, ratio, round_range_text
@@ -158,7 +158,7 @@ def run_model(name, bench: ModelBench, mixq_state):
         log(f"  ort-int8 initializers: int8 {t.get('INT8', 0) / 1e6:.2f} MB, int32 "
             f"{t.get('INT32', 0) / 1e6:.3f} MB, float {t.get('FLOAT', 0) / 1e6:.3f} MB")
     peer_runners = {"torch-fp32": (torch_runner(model), torch_bytes)}
-    add_peer_runners(peer_runners, (ort, ov), log)
+    add_peer_runners(peer_runners, (ort, ov), log, bench.skipped)
     plans = MixqPlans(bench.peers["mixq"], model, calibration, mixq_state.get("gone"))
 
     for bs in batches:
@@ -233,6 +233,7 @@ def main(argv=None):
     for name in bench.models:
         run_model(name, bench, mixq_state)
     print_e2e_table(bench.results, bench.info)
+    print_not_measured(bench.skipped, bench.results)
     print_targets(bench.results, bench.info, mixq_state.get("gone"))
     bench.finish()
 

@@ -158,3 +158,19 @@ def test_openvino_missing_is_reported_not_fatal(monkeypatch):
     assert ov.runners == {} and set(ov.skipped) == {"ov-fp32", "ov-int8"}
     ov = openvino_peer.OvPeers(None, [], 2, ["input"], print)  # no ONNX export (no onnx package)
     assert ov.runners == {} and set(ov.skipped) == {"ov-fp32", "ov-int8"}
+
+
+def test_missing_peers_are_listed_under_the_table(capsys):
+    from harness.model_bench import add_peer_runners, print_not_measured
+    from harness.report import Results
+
+    class Missing:
+        runners, weight_bytes = {}, {}
+        skipped = {"ov-fp32": "openvino not installed", "ov-int8": "openvino not installed"}
+
+    runners, skipped = {}, {}
+    add_peer_runners(runners, [Missing()], print, skipped)
+    results = Results()
+    results.add("case", "ort-fp32", 1.0, 1.0)
+    print_not_measured(skipped, results)
+    assert runners == {} and "not measured: ov-fp32, ov-int8 (openvino not installed)" in capsys.readouterr().out

@@ -46,13 +46,28 @@ def check_and_time(runners: dict, x, ref, quality, args, log, per_round: dict | 
     return {impl: (*timed[impl], scored[impl]) for impl in scored}
 
 
-def add_peer_runners(runners: dict, peer_sets, log) -> None:
+def add_peer_runners(runners: dict, peer_sets, log, skipped: dict | None = None) -> None:
     """Adds {impl: (run, weight bytes)} of each peer set (OrtPeers, OvPeers, ...: objects with
-    runners, weight_bytes and skipped) to `runners`, logging the skipped impls with the reason."""
+    runners, weight_bytes and skipped) to `runners`, logging the skipped impls with the reason
+    (and keeping it in `skipped`, for print_not_measured)."""
     for ps in peer_sets:
         for impl, why in ps.skipped.items():
             log(f"  {impl}: skipped ({why})")
+            if skipped is not None:
+                skipped.setdefault(impl, why)
         runners.update({k: (f, ps.weight_bytes[k]) for k, f in ps.runners.items()})
+
+
+def print_not_measured(skipped: dict, results: Results) -> None:
+    """Lines under a table for the peers that have no row in it, with the reason: a missing
+    peer is reported, not silently left out."""
+    measured = {r["impl"] for r in results.rows}
+    by_reason: dict[str, list] = {}
+    for impl, why in skipped.items():
+        if impl not in measured:
+            by_reason.setdefault(why, []).append(impl)
+    for why, impls in by_reason.items():
+        print(f"not measured: {', '.join(impls)} ({why})")
 
 
 class ModelBench:
@@ -62,7 +77,7 @@ class ModelBench:
     def __init__(self, bench: str, doc: str, models, argv=None):
         self.bench, self.log = bench, make_log(bench)
         self.args, self.peers, self.machine, self.models = start_with_models(doc, argv, f"{bench}.py", models)
-        self.results, self.info = Results(), {}
+        self.results, self.info, self.skipped = Results(), {}, {}
 
     def time_case(self, case: str, runners: dict, feed, quality, ops: int, meta: dict, describe) -> dict:
         """Checks and times every runner on `feed` against torch-fp32 and records the rows.
