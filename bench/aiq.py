@@ -1,12 +1,13 @@
 """AIQ on real workloads: the claims of the planner, measured in one run.
 
-    python bench/aiq.py [--quick] [--json PATH] [--threads N]
+    python bench/aiq.py [--quick] [--json [PATH]] [--threads N]
 
 For ResNet-20 and MobileNetV2-small (shipped checkpoints, Fashion-MNIST): AIQ search (greedy then
 coordinate sweeps for ResNet-20, coordinate descent for MobileNetV2; on a seeded validation subset), latency-aware search (measured plan
 latency), uniform INT8/INT4 and random configs with the same number of lowered layers; final
 accuracy on every test image; measured latency at batch 1 and 128 of the mixq plans and of ORT
-fp32 (same process, same threads). Claims checked (printed PASS/FAIL):
+fp32 (same process, same threads; ORT through the harness's interleaved timer, alone, since the
+mixq plans are timed by mixq.study). Claims checked (printed PASS/FAIL):
   - ResNet-20: AIQ model AI >= 1.5x fp32 within 1 pp of fp32 accuracy, and at equal accuracy
     (within 0.1 pp) its AI beats uniform INT4 and every random config;
   - MobileNetV2-small: the AIQ config within 1 pp runs >= 1.66x faster than mixq fp32 and than
@@ -29,7 +30,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-import common  # noqa: E402
+from harness import cli, mixq_api  # noqa: E402
+from harness.machine import machine_info  # noqa: E402
+from harness.onnx_export import ort_session  # noqa: E402
+from harness.peers import peers  # noqa: E402
+from harness.report import Results, write_results  # noqa: E402
+from harness.timing import time_fn  # noqa: E402
 
 # The planner's default candidates (fp32, w8a8, w4a8-g128) for both models. ResNet-20 also took
 # w2a8-g64 until this session: its moves looked free on the 1 000 validation images and lost on the
@@ -50,31 +56,31 @@ IMPL = {"FP32": "mixq-fp32", "uniform INT8 (w8a8)": "mixq-w8a8", "uniform INT4 (
 def ort_fp32_latency(model, x1, xb, args) -> dict[int, float]:
     import peers_cnn
 
-    if common.peers()["onnxruntime"] is None:
+    if peers()["onnxruntime"] is None:
         return {}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.onnx")
         peers_cnn.export_onnx(model, x1, path)
         with open(path, "rb") as f:
-            sess = common.ort_session(f.read(), args.threads)
+            sess = ort_session(f.read(), args.threads)
         name = sess.get_inputs()[0].name
         out = {}
         for x in (x1, xb):
-            med, _ = common.time_fn(lambda x=x: sess.run(None, {name: x}), args.repeats, args.warmup, args.min_time)
+            med, _ = time_fn(lambda x=x: sess.run(None, {name: x}), args.repeats, args.warmup, args.min_time)
             out[len(x)] = med
         return out
 
 
 def main() -> int:
-    args = common.parse_args(__doc__.split("\n\n")[1])
+    args = cli.parse_args(__doc__.split("\n\n")[1])
     import mixq
-    from mixq.models import registry
-    from mixq.roofline import machine
-    from mixq.study import fashion_mnist_data, final_rows, print_summary, run_study, say
 
+    study_mod, registry = mixq_api.study(), mixq_api.registry()
+    fashion_mnist_data, final_rows, print_summary, run_study, say = (
+        study_mod.fashion_mnist_data, study_mod.final_rows, study_mod.print_summary, study_mod.run_study, study_mod.say)
     mixq.set_num_threads(args.threads)
-    results = common.Results()
-    mach = machine()
+    results = Results()
+    mach = mixq_api.roofline_machine()
     # 2 000 held-out images confirm the AIQ pick (mixq.study: selection bias on the validation set).
     data = fashion_mnist_data(300 if args.quick else 1000, seed=0, check_size=0 if args.quick else 2000)
     claims = []
@@ -123,8 +129,8 @@ def main() -> int:
     print("\nClaims:")
     for text, ok in claims:
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
-    if args.json:
-        common.write_json(args.json, common.machine_info(args.threads), results)
+    if args.json is not None:
+        write_results(args, "aiq", machine_info(args.threads), results)
     return 0
 
 

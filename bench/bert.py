@@ -1,4 +1,4 @@
-"""Transformer encoders: mixq vs torch and onnxruntime (fp32 and int8), same inputs and threads.
+"""Transformer encoders: mixq vs torch, onnxruntime and OpenVINO (fp32 and int8), same inputs and threads.
 
 Cases (model, sequence length, batch):
   bert-large  BERT-Large: 24 layers (--quick: 4), hidden 1024, random weights (BERT init, seed 0),
@@ -20,6 +20,10 @@ rounds: every impl once per round, so a slow spell of the machine hits all of th
                   QInt8 weights (ORT's choice for x86: uint8 activations x int8 weights run on
                   the VNNI u8s8 kernels), per tensor (per_channel=False); it also stores the
                   embedding tables (Gather) in int8
+  ov-fp32         the same ONNX export -> openvino.convert_model -> CPU plugin (f32, one stream,
+                  latency hint, INFERENCE_NUM_THREADS = threads), static input shape per batch
+  ov-int8         nncf.quantize(model_type=TRANSFORMER) of that OpenVINO model, calibrated on
+                  mixq's calibration batches (ORT's dynamic quantization needs none)
   mixq-fp32, mixq-w8a8, mixq-w4a8-g128
                   mixq.compile_encoder(model, config, calibration).run(input_ids,
                   attention_mask); calibration = 2 batches of 8 other texts (not the timed ones)
@@ -29,7 +33,8 @@ Every output is compared with torch-fp32 on the timed input before it is timed. 
 the worst token's ||h - h_torch|| / ||h_torch|| over the last hidden state; "emb cos" = the
 lowest cosine between its mean-pooled sentence embedding and torch-fp32's. Weight bytes:
 torch-fp32 its parameters (4 bytes each; "% fp32" is against this), torch-dynint8 int8 weights
-+ scales + fp32 biases + the float rest, ORT all initializers, mixq plan.weight_bytes.
++ scales + fp32 biases + the float rest, ORT all initializers, OpenVINO all constants of its
+model, mixq plan.weight_bytes.
 MiniLM also embeds 1000 real sentences (200 with --quick) with every impl: mean / min cosine
 and top-1 retrieval agreement with torch-fp32's embeddings (mixq.text_eval). The run ends with
 the targets (BERT-Large w8a8 >= 2.5x ORT fp32 and >= 1.3x ORT int8 at batch 1 and 8, weights
@@ -37,7 +42,7 @@ the targets (BERT-Large w8a8 >= 2.5x ORT fp32 and >= 1.3x ORT int8 at batch 1 an
 JSON rows: ops = 2 x multiply-adds (linear layers and the two attention matmuls), bytes = the
 weight bytes.
 
-Run:  python bench/bert.py [--quick] [--json PATH] [--threads N] [--repeats R]
+Run:  python bench/bert.py [--quick] [--json [PATH]] [--threads N] [--repeats R]
                            [--models bert-large,minilm]
 """
 from __future__ import annotations
@@ -48,36 +53,34 @@ import time
 
 import numpy as np
 
-from common import (BUSY, Results, check_and_time, export_onnx, model_table_rows, onnx_initializer_bytes,
-                    ort_session, print_columns, ratio, round_range_text, start_with_models, write_json)
+from harness import mixq_api
+from harness.log import make_log
+from harness.model_bench import ModelBench, add_peer_runners, print_not_measured
+from harness.onnx_export import export_onnx, ort_model_runner
+from harness.openvino_peer import OvPeers
+from harness.report import Results, model_table_rows, print_columns, ratio, round_range_text
+from harness.timing import BUSY
 
 SEQ = 128
 # name: (label, batch sizes); BERT-Large keeps QUICK_LAYERS layers with --quick
 MODELS = {"bert-large": ("BERT-Large", (1, 8)), "minilm": ("MiniLM-L6", (1, 8))}
 QUICK_LAYERS = 4
-PEER_IMPLS = ["torch-fp32", "torch-dynint8", "ort-fp32", "ort-int8"]
+PEER_IMPLS = ["torch-fp32", "torch-dynint8", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8"]
 MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a8-g128"}
 IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
-CALIBRATION = (2, 8)  # batches, rows per batch: mixq's SmoothQuant input ranges
+CALIBRATION = (2, 8)  # batches, rows per batch: mixq's SmoothQuant input ranges, nncf's too
 AGREEMENT_SENTENCES = {False: 1000, True: 200}  # MiniLM embedding agreement (full run, --quick)
 INPUT_NAMES, OUTPUT_NAME = ("input_ids", "attention_mask"), "last_hidden_state"
-
-
-def log(msg: str) -> None:
-    print(f"[bert] {msg}", flush=True)
-
-
+log = make_log("bert")
 
 
 # ---------------------------------------------------------------- models and inputs
 def build_model(name: str, quick: bool):
     """(eval BertModel, description of its weights)."""
-    from mixq.models import bert_large, load_minilm
-
     if name == "bert-large":
         layers = QUICK_LAYERS if quick else 24
-        return bert_large(seed=0, num_layers=layers), f"{layers} layers, random weights (seed 0)"
-    model, _ = load_minilm()
+        return mixq_api.bert_large(seed=0, num_layers=layers), f"{layers} layers, random weights (seed 0)"
+    model, _ = mixq_api.load_minilm()
     return model, "all-MiniLM-L6-v2 weights"
 
 
@@ -91,13 +94,10 @@ class TokenSource:
         self.texts, self.tok, self.pos = None, None, 0
         self.kind = "random token ids"
         try:
-            from mixq.data import sentences
-            from mixq.models import minilm_tokenizer
-
-            self.tok = minilm_tokenizer()
+            self.tok = mixq_api.minilm_tokenizer()
             if self.tok.vocab_size != vocab_size:
                 raise ValueError(f"tokenizer vocabulary {self.tok.vocab_size} != model's {vocab_size}")
-            self.texts = sentences()
+            self.texts = mixq_api.sentences()
             self.kind = "real text (fortunes, MiniLM tokenizer)"
         except Exception as e:  # no data: random ids time the same work
             log(f"real text not available ({type(e).__name__}: {e}); using random token ids")
@@ -143,7 +143,7 @@ def quality(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> tuple[float, 
 
 # ---------------------------------------------------------------- torch peers
 def torch_runner(model):
-    """numpy ids / mask in, numpy last hidden state out; threads set by common.set_threads."""
+    """numpy ids / mask in, numpy last hidden state out; threads set by harness.peers.set_threads."""
     import torch
 
     def run(feed):
@@ -179,10 +179,12 @@ def torch_dynint8(model):
 class OrtEncoder:
     """ort-fp32 and ort-int8 sessions from one ONNX export (either may be missing, with the
     reason in `skipped`). runners[impl] takes the feed dict; weight_bytes[impl] counts all
-    initializers; initializer_types[impl] the same split by element type."""
+    initializers; initializer_types[impl] the same split by element type; fp32_path the ONNX
+    export (the OpenVINO peers read it), None without onnx / onnxruntime."""
 
     def __init__(self, model, example: dict, threads: int, workdir: str, p: dict):
         self.runners, self.weight_bytes, self.initializer_types, self.skipped = {}, {}, {}, {}
+        self.fp32_path = None
         if p["onnxruntime"] is None or p["onnx"] is None:
             for impl in ("ort-fp32", "ort-int8"):
                 self.skipped[impl] = "onnxruntime / onnx not installed"
@@ -195,7 +197,8 @@ class OrtEncoder:
         export_onnx(model, tuple(torch.from_numpy(example[k]) for k in INPUT_NAMES), fp32_path,
                     INPUT_NAMES, [OUTPUT_NAME], axes)
         log(f"  ort-fp32: exported in {time.perf_counter() - t0:.1f} s (TorchScript exporter)")
-        self._add("ort-fp32", fp32_path, threads, p)
+        self.fp32_path = fp32_path
+        self._add("ort-fp32", fp32_path, threads)
         int8_path = os.path.join(workdir, "int8.onnx")
         try:
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -206,18 +209,12 @@ class OrtEncoder:
         except Exception as e:  # a quantizer failure must not take the fp32 rows with it
             self.skipped["ort-int8"] = f"quantization failed: {type(e).__name__}: {e}"
             return
-        self._add("ort-int8", int8_path, threads, p)
+        self._add("ort-int8", int8_path, threads)
 
-    def _add(self, impl: str, path: str, threads: int, p: dict) -> None:
-        types = onnx_initializer_bytes(p["onnx"].load(path))
+    def _add(self, impl: str, path: str, threads: int) -> None:
+        run, types = ort_model_runner(path, threads, INPUT_NAMES)
         self.initializer_types[impl] = types
         self.weight_bytes[impl] = sum(types.values())
-        with open(path, "rb") as f:
-            sess = ort_session(f.read(), threads)
-
-        def run(feed, sess=sess):
-            return sess.run(None, {k: feed[k] for k in INPUT_NAMES})[0]
-
         self.runners[impl] = run
 
 
@@ -249,9 +246,10 @@ class MixqEncoders:
 
 
 # ---------------------------------------------------------------- one model
-def run_model(name, model, description, args, p, results, info, batches=None, seq=SEQ):
-    """Time every impl on `model` for each batch size; rows go to results, quality to info.
-    Returns the runners {impl: (run(feed), weight bytes)}."""
+def run_model(name, model, description, bench: ModelBench, batches=None, seq=SEQ):
+    """Time every impl on `model` for each batch size; rows go to bench.results, quality to
+    bench.info. Returns the runners {impl: (run(feed), weight bytes)}."""
+    args, p = bench.args, bench.peers
     label, default_batches = MODELS.get(name, (name, (1, 8)))
     batches = batches or default_batches
     cfg = model.config
@@ -267,9 +265,8 @@ def run_model(name, model, description, args, p, results, info, batches=None, se
     runners["torch-dynint8"] = (torch_runner(qmodel), qbytes)
     with tempfile.TemporaryDirectory(prefix="mixq-bert-") as tmp:
         ort = OrtEncoder(model, inputs[batches[0]], args.threads, tmp, p)
-    for impl, why in ort.skipped.items():
-        log(f"  {impl}: skipped ({why})")
-    runners.update({k: (f, ort.weight_bytes[k]) for k, f in ort.runners.items()})
+        ov = OvPeers(ort.fp32_path, calibration, args.threads, INPUT_NAMES, log, transformer=True)
+    add_peer_runners(runners, (ort, ov), log, bench.skipped)
     if "ort-int8" in ort.initializer_types:
         t = dict(ort.initializer_types["ort-int8"])
         i8, f32 = t.pop("INT8", 0), t.pop("FLOAT", 0)
@@ -283,18 +280,10 @@ def run_model(name, model, description, args, p, results, info, batches=None, se
 
     for bs in batches:
         feed = inputs[bs]
-        case = f"{name} seq{seq} bs{bs}"
-        ref = runners["torch-fp32"][0](feed)
-        log(f"{case}:")
-        per_round = {}
-        timed = check_and_time(runners, feed, ref, lambda out: quality(out, ref, feed["attention_mask"]), args, log,
-                               per_round)
-        for impl, (med, mn, load, (err, cos)) in timed.items():
-            results.add(case, impl, med, mn, ops=model_ops(cfg, bs, seq), bytes=runners[impl][1],
-                        rounds=per_round.get(impl))
-            info[(case, impl)] = {"err": err, "cos": cos, "fp32_bytes": fp32_bytes, "load": load}
-            log(f"  {impl:15s} {med * 1e3:9.2f} ms  max rel err {err:.2e}  emb cos {cos:.5f}"
-                + (f"  (other processes used {load:.1f} cores meanwhile)" if load > BUSY else ""))
+        bench.time_case(f"{name} seq{seq} bs{bs}", runners, feed,
+                        lambda out, ref: dict(zip(("err", "cos"), quality(out, ref, feed["attention_mask"]))),
+                        model_ops(cfg, bs, seq), {"fp32_bytes": fp32_bytes},
+                        lambda q: f"max rel err {q['err']:.2e}  emb cos {q['cos']:.5f}")
     log(f"{label}: done in {time.perf_counter() - t_model:.1f} s")
     return runners
 
@@ -305,19 +294,14 @@ def sentence_agreement(runners, n: int) -> dict:
     none of them is among the timed or calibration texts, which come from the start) against
     torch-fp32's: mean / min cosine and top-1 retrieval agreement (mixq.text_eval)."""
     try:
-        from mixq.data import sentences
-        from mixq.models import minilm_tokenizer
-        from mixq.text_eval import embedding_agreement
-        from mixq.text_study import pooled_embeddings, tokenized_batches
-
-        batches = tokenized_batches(minilm_tokenizer(), sentences()[-n:])
+        batches = mixq_api.tokenized_batches(mixq_api.minilm_tokenizer(), mixq_api.sentences()[-n:])
     except Exception as e:
         log(f"sentence agreement skipped: {type(e).__name__}: {e}")
         return {}
     log(f"sentence embeddings of {n} sentences: {', '.join(runners)}")
-    emb = {impl: pooled_embeddings(batches, lambda ids, mask, run=run: run({"input_ids": ids, "attention_mask": mask}))
+    emb = {impl: mixq_api.pooled_embeddings(batches, lambda ids, mask, run=run: run({"input_ids": ids, "attention_mask": mask}))
            for impl, (run, _) in runners.items()}
-    return {impl: embedding_agreement(emb["torch-fp32"], e) for impl, e in emb.items() if impl != "torch-fp32"}
+    return {impl: mixq_api.embedding_agreement(emb["torch-fp32"], e) for impl, e in emb.items() if impl != "torch-fp32"}
 
 
 def print_agreement(agreement: dict) -> None:
@@ -366,20 +350,19 @@ def print_bert_table(results: Results, info: dict) -> None:
 
 
 def main(argv=None):
-    args, p, machine, models = start_with_models(__doc__, argv, "bert.py", MODELS)
-    results, info, agreement = Results(), {}, {}
-    for name in models:
-        model, description = build_model(name, args.quick)
-        runners = run_model(name, model, description, args, p, results, info)
+    bench, agreement = ModelBench("bert", __doc__, MODELS, argv), {}
+    for name in bench.models:
+        model, description = build_model(name, bench.args.quick)
+        runners = run_model(name, model, description, bench)
         if name == "minilm":
-            agreement = sentence_agreement(runners, AGREEMENT_SENTENCES[args.quick])
+            agreement = sentence_agreement(runners, AGREEMENT_SENTENCES[bench.args.quick])
         del model, runners  # BERT-Large is 1.3 GB in fp32
-    print_bert_table(results, info)
+    print_bert_table(bench.results, bench.info)
+    print_not_measured(bench.skipped, bench.results)
     if agreement:
         print_agreement(agreement)
-    print_targets(results, info, agreement)
-    if args.json:
-        write_json(args.json, machine, results)
+    print_targets(bench.results, bench.info, agreement)
+    bench.finish()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""End-to-end CNN inference: mixq plans vs torch and onnxruntime (fp32 and int8), same inputs and threads.
+"""End-to-end CNN inference: mixq plans vs torch, onnxruntime and OpenVINO (fp32 and int8), same inputs and threads.
 
 Cases (model, input, batch):
   resnet50      ResNet-50 v1.5, 3x224x224, batch 1 and 8 (--quick: 1)   random weights
@@ -7,7 +7,8 @@ Cases (model, input, batch):
 Random-weight models get random BatchNorm gamma/beta and running statistics measured on 16
 images, so activation ranges (and therefore quantization) look like a trained network's. The
 224 px inputs are smooth random images; ResNet-20 gets Fashion-MNIST test images (its registry
-input is 28x28, one channel). Calibration batches (the same for ORT and mixq) are other images.
+input is 28x28, one channel). Calibration batches (the same for ORT, OpenVINO and mixq) are
+other images.
 
 Impls (one process, same input array, same thread count; medians after warm-up, timed in
 interleaved rounds: every impl once per round, so a slow spell of the machine hits all alike):
@@ -15,21 +16,27 @@ interleaved rounds: every impl once per round, so a slow spell of the machine hi
   ort-fp32         torch.onnx.export(dynamo=False) -> onnxruntime, all graph optimizations
   ort-int8         quant_pre_process + quantize_static (QDQ, per-channel int8 weights, uint8
                    activations, MinMax calibration) -> onnxruntime
+  ov-fp32          the same ONNX export -> openvino.convert_model -> CPU plugin (f32, one
+                   stream, latency hint, INFERENCE_NUM_THREADS = threads), static input shape
+  ov-int8          nncf.quantize of that OpenVINO model on the same calibration batches as
+                   ort-int8 (default preset: symmetric int8 activations, per-channel weights)
   mixq-fp32, mixq-w8a8, mixq-w4a8-g128
                    plan = mixq.compile(model, example, config=..., calibration=[...]);
                    plan.run(x) -- rows are skipped with "mixq runtime not available" while
                    mixq.compile is missing or raises NotImplementedError
-Peer construction lives in bench/peers_cnn.py; the ONNX files go to a temporary directory.
+Peer construction lives in bench/peers_cnn.py and bench/harness/openvino_peer.py; the ONNX
+files go to a temporary directory. A peer that is not installed is reported and its rows skipped.
 
 Every impl's output is compared with torch-fp32 on the timed input before it is timed: "rel err"
 = ||y - y_torch|| / ||y_torch|| and "top1" = share of images with the same arg-max class. A
 wrong shape or a non-finite output is not timed; a large error is flagged with "!".
 Weight bytes: torch-fp32 its parameters; ORT all initializers of the model it runs (int8 weights
-+ int32 biases + scales + zero points for ort-int8); mixq plan.weight_bytes. "% fp32" is against
-4 x the parameters left after folding BatchNorm into the convolutions (weights + biases).
++ int32 biases + scales + zero points for ort-int8); OpenVINO all constants of its model; mixq
+plan.weight_bytes. "% fp32" is against 4 x the parameters left after folding BatchNorm into the
+convolutions (weights + biases).
 JSON rows: ops = 2 x conv/linear multiply-adds of the batch, bytes = the weight bytes.
 
-Run:  python bench/e2e.py [--quick] [--json PATH] [--threads N] [--repeats R]
+Run:  python bench/e2e.py [--quick] [--json [PATH]] [--threads N] [--repeats R]
                           [--models resnet50,mobilenet_v2,resnet20]
 """
 from __future__ import annotations
@@ -40,9 +47,12 @@ import time
 
 import numpy as np
 
-from common import (BUSY, MixqUnavailable, Results, check_and_time, model_table_rows, print_columns, ratio,
-                    start_with_models, write_json)
-from peers_cnn import (ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
+from harness.model_bench import ModelBench, add_peer_runners, print_not_measured
+from harness.openvino_peer import OvPeers
+from harness.peers import MixqUnavailable
+from harness.report import Results, model_table_rows, print_columns, ratio, round_range_text
+from harness.timing import BUSY
+from peers_cnn import (INPUT_NAME, ImageSource, OrtPeers, fp32_weight_bytes, log, model_ops, prepare_model,
                        torch_runner)
 
 # name: (label, batch sizes, batch sizes with --quick)
@@ -51,13 +61,11 @@ MODELS = {
     "mobilenet_v2": ("MobileNetV2", (1, 8), (1,)),
     "resnet20": ("ResNet-20", (1, 64), (1, 64)),
 }
-PEER_IMPLS = ["torch-fp32", "ort-fp32", "ort-int8"]
+PEER_IMPLS = ["torch-fp32", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8"]
 MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a8-g128"}
 IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
 BN_BATCHES = (2, 8)  # images that set the BatchNorm statistics of random-weight models
 CALIBRATION = {False: (8, 4), True: (4, 2)}  # quick -> (batches, images per batch)
-
-
 
 
 # ---------------------------------------------------------------- mixq
@@ -127,7 +135,8 @@ def quality(out, ref) -> tuple[float, float]:
     return err, float(np.mean(out.argmax(1) == ref.argmax(1)))
 
 
-def run_model(name, args, p, results, info, mixq_state):
+def run_model(name, bench: ModelBench, mixq_state):
+    args = bench.args
     label, batches, quick_batches = MODELS[name]
     batches = quick_batches if args.quick else batches
     t_model = time.perf_counter()
@@ -143,35 +152,28 @@ def run_model(name, args, p, results, info, mixq_state):
 
     with tempfile.TemporaryDirectory(prefix="mixq-e2e-") as tmp:
         ort = OrtPeers(model, inputs[batches[0]], calibration, args.threads, tmp)
-    for impl, why in ort.skipped.items():
-        log(f"  {impl}: skipped ({why})")
+        ov = OvPeers(ort.fp32_path, calibration, args.threads, [INPUT_NAME], log)
     if "ort-int8" in ort.initializer_types:
         t = ort.initializer_types["ort-int8"]
         log(f"  ort-int8 initializers: int8 {t.get('INT8', 0) / 1e6:.2f} MB, int32 "
             f"{t.get('INT32', 0) / 1e6:.3f} MB, float {t.get('FLOAT', 0) / 1e6:.3f} MB")
-    plans = MixqPlans(p["mixq"], model, calibration, mixq_state.get("gone"))
+    peer_runners = {"torch-fp32": (torch_runner(model), torch_bytes)}
+    add_peer_runners(peer_runners, (ort, ov), log, bench.skipped)
+    plans = MixqPlans(bench.peers["mixq"], model, calibration, mixq_state.get("gone"))
 
     for bs in batches:
         x = inputs[bs]
-        case = f"{name} {c}x{h}x{w} bs{bs}"
-        ops = model_ops(model, x)
-        runners = {"torch-fp32": (torch_runner(model), torch_bytes)}
-        runners.update({k: (f, ort.weight_bytes[k]) for k, f in ort.runners.items()})
+        runners = dict(peer_runners)
         for impl in MIXQ_CONFIGS:
             r = plans.runner(impl, x)
             if r is not None:
                 runners[impl] = r
         if plans.unavailable:
             mixq_state["gone"] = plans.unavailable
-        ref = np.asarray(runners["torch-fp32"][0](x))
-        log(f"{case}:")
-        for impl, (med, mn, load, (err, top1)) in check_and_time(runners, x, ref, lambda out: quality(out, ref),
-                                                                   args, log).items():
-            results.add(case, impl, med, mn, ops=ops, bytes=runners[impl][1])
-            info[(case, impl)] = {"err": err, "top1": top1, "fp32_bytes": fp32_bytes, "model": name,
-                                  "bs": bs, "load": load}
-            log(f"  {impl:15s} {med * 1e3:9.2f} ms  rel err {err:.2e}  top1 {100 * top1:.0f}%"
-                + (f"  (other processes used {load:.1f} cores meanwhile)" if load > BUSY else ""))
+        bench.time_case(f"{name} {c}x{h}x{w} bs{bs}", runners, x,
+                        lambda out, ref: dict(zip(("err", "top1"), quality(out, ref))), model_ops(model, x),
+                        {"fp32_bytes": fp32_bytes, "model": name, "bs": bs},
+                        lambda q: f"rel err {q['err']:.2e}  top1 {100 * q['top1']:.0f}%")
     log(f"{label}: done in {time.perf_counter() - t_model:.1f} s")
 
 
@@ -208,7 +210,8 @@ def print_targets(results: Results, info: dict, mixq_note: str | None) -> None:
             if v is None:
                 print(f"  n/a   {label:30s} {case}: mixq-w8a8 not measured")
             else:
-                print(f"  {'PASS' if v >= need else 'FAIL'}  {label:30s} {case}: {v:.2f}x (need >= {need})")
+                print(f"  {'PASS' if v >= need else 'FAIL'}  {label:30s} {case}: {v:.2f}x (need >= {need}"
+                      f"{round_range_text(results, case, 'mixq-w8a8', base)})")
     for impl, limit in BYTE_TARGETS:
         seen = set()
         for case in cases:
@@ -226,14 +229,13 @@ def print_targets(results: Results, info: dict, mixq_note: str | None) -> None:
 
 
 def main(argv=None):
-    args, p, machine, models = start_with_models(__doc__, argv, "e2e.py", MODELS)
-    results, info, mixq_state = Results(), {}, {}
-    for name in models:
-        run_model(name, args, p, results, info, mixq_state)
-    print_e2e_table(results, info)
-    print_targets(results, info, mixq_state.get("gone"))
-    if args.json:
-        write_json(args.json, machine, results)
+    bench, mixq_state = ModelBench("e2e", __doc__, MODELS, argv), {}
+    for name in bench.models:
+        run_model(name, bench, mixq_state)
+    print_e2e_table(bench.results, bench.info)
+    print_not_measured(bench.skipped, bench.results)
+    print_targets(bench.results, bench.info, mixq_state.get("gone"))
+    bench.finish()
 
 
 if __name__ == "__main__":

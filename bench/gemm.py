@@ -14,14 +14,17 @@ would); activations are not. Every mixq (and ORT int8) result is checked once ag
 exact reference before it is timed. It prints GOPS tables, mixq's % of its measured peak,
 mixq / best peer per shape, and PASS/FAIL for the performance targets (informational only).
 
-Run:  python bench/gemm.py [--quick] [--json PATH] [--threads N] [--repeats R]
+Run:  python bench/gemm.py [--quick] [--json [PATH]] [--threads N] [--repeats R]
 """
 from __future__ import annotations
 
 import numpy as np
 
-from common import (Results, best_peer_gops, ort_session, peers, print_table, start, time_interleaved,
-                    write_json)
+from harness.cli import start
+from harness.onnx_export import ort_session
+from harness.peers import peers
+from harness.report import Results, best_peer_gops, print_table, write_results
+from harness.timing import time_interleaved
 
 SHAPES = [(2048, 2048, 2048), (512, 1024, 1024), (128, 4096, 4096), (16, 4096, 4096),
           (3136, 64, 576), (196, 512, 4608)]
@@ -148,7 +151,7 @@ def float_impls(m, n, k, threads, rng):
 
 def run_impls(results, case, ops, impls, args):
     """Checks every impl's output, then times the good ones in interleaved rounds
-    (common.time_interleaved), so a slow spell of this VM hits them alike and their ratios hold."""
+    (harness.timing.time_interleaved), so a slow spell of this VM hits them alike and their ratios hold."""
     good = {}
     for impl, (fn, verify) in impls.items():
         try:
@@ -236,8 +239,7 @@ def main():
     print_table(results, FP, "fp32 GEMM, GFLOPS (median); ratio = mixq / best fp32 peer",
                 {"mixq-fp32": peak32, "mixq-bf16": peak16})
     print_targets(results, peak8)
-    if args.json:
-        write_json(args.json, machine, results)
+    write_results(args, "gemm", machine, results)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ and at 4x a few lines survive a cycle: measured for mixq w4-g128 4096^2 with set
 from the same float matrices into separate buffers (distinct memory is what defeats the
 cache, not distinct values).
 One "call" = one layer. Every impl of a case holds its set at once and the impls are timed in
-interleaved rounds (bench/common.time_interleaved: each round gives every impl a block of ~50 ms
+interleaved rounds (harness.timing.time_interleaved: each round gives every impl a block of ~50 ms
 of calls, the block's first call untimed, in rotated order, for >= ROUNDS rounds and >= 4 s; at
 these shapes every set cycles at least twice). Between two blocks of one impl the others stream
 their own sets, so each call finds its matrix out of cache. This VM's
@@ -27,7 +27,7 @@ jump (W4-g128 / MatMulNBits at 4096^2: 1.10x and 1.68x in two runs of one build)
 the median time per layer.
 
 The DRAM read bandwidth is measured right before and right after each case's timing
-(mixq.measure_bandwidth() if mixq has it, else the numpy estimate of bench/common.py); "% DRAM"
+(mixq.measure_bandwidth() if mixq has it, else the numpy estimate of harness/machine.py); "% DRAM"
 is taken against the median of all these measurements (also the JSON "dram_read_gbs"). A case
 whose measurement before it is > 15% off the median is marked "*" (the machine changed around it). The CPU time other
 processes used while a case was timed is measured too (/proc/stat minus our own); a case with
@@ -42,7 +42,7 @@ Impls (names per ARCHITECTURE.md "Benchmarks: the contract"):
                         accuracy_level=4 (int8 activations), symmetric: no zero points
   mixq-fp32, mixq-w8a8, mixq-w4a8-g32, mixq-w4a8-g128, mixq-w4a32-g128 / mixq-w4a16-g128
                         (weight-only, fp32 / bf16 activations), mixq-w2a8-g64
-ORT runs one session per weight matrix, made by bench/common.ort_session (idle intra-op
+ORT runs one session per weight matrix, made by harness.onnx_export.ort_session (idle intra-op
 threads do not spin). Checked for this benchmark: spinning on was slower (each session's
 pool spins while the next session runs), a global thread pool was no faster.
 Weight bytes per layer: mixq PackedWeight.nbytes (codes + scales + zero points + sums); the
@@ -60,7 +60,7 @@ timing) against float64 references before it is timed, so a wrong answer is neve
     under the PackedWeight's own scales and zero points.
 A mixq format the core does not support yet is skipped with its error printed.
 
-Run:  python bench/gemv.py [--quick] [--json PATH] [--threads N] [--repeats R]
+Run:  python bench/gemv.py [--quick] [--json [PATH]] [--threads N] [--repeats R]
 """
 from __future__ import annotations
 
@@ -68,15 +68,19 @@ import argparse
 import gc
 import math
 import statistics
-import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from common import (Results, numpy_dram_read_gbs, ort_session, peers, round_range_text, start, time_interleaved,
-                    write_json)
+from harness.cli import start
+from harness.log import progress
+from harness.machine import dram_probe
+from harness.onnx_export import ort_session
+from harness.peers import peers
+from harness.report import Results, round_range_text, write_results
+from harness.timing import time_interleaved
 
 SHAPES = [(4096, 4096), (11008, 4096)]  # (N, K) = (out_features, in_features)
 N_MATRICES = {(4096, 4096): 24, (11008, 4096): 8}  # distinct float matrices per shape
@@ -114,14 +118,6 @@ TOL_TORCH_DYNINT8 = 0.05     # per-tensor int8 weights
 TOL_DEQUANT = 0.02
 
 MIXQ_UNSUPPORTED = (TypeError, ValueError, NotImplementedError)
-
-
-def progress(text, done=False):
-    """A progress line rewritten in place on a terminal; in a log only the final (done) one."""
-    if sys.stdout.isatty():
-        print("\r\033[K" + text, end="\n" if done else "", flush=True)
-    elif done:
-        print(text)
 
 
 def first_line(error) -> str:
@@ -477,21 +473,15 @@ def build_mixq(data) -> dict:
 # ---------------------------------------------------------------- conditions per case
 class Conditions:
     """What the machine was like around each timed case: the DRAM read bandwidth measured right
-    before (mixq.measure_bandwidth() when mixq has it, else the numpy estimate of bench/common.py,
-    which streams 512 MB and so also flushes the L3) and the CPU other processes used during the
-    timing."""
+    before (harness.machine.dram_probe: mixq.measure_bandwidth() when mixq has it, else a numpy
+    estimate, which streams 512 MB and so also flushes the L3) and the CPU other processes used
+    during the timing."""
 
     UNUSUAL_DRAM = 0.15   # a bandwidth measurement this far off the median marks its case "*"
     BUSY_CORES = 0.2      # other processes using more than this during a case mark it "!"
 
     def __init__(self, threads):
-        mixq = peers()["mixq"]
-        if mixq is not None and hasattr(mixq, "measure_bandwidth"):
-            self.source = "mixq.measure_bandwidth()"
-            self._measure = lambda: float(mixq.measure_bandwidth())
-        else:
-            self.source = "numpy estimate, bench/common.numpy_dram_read_gbs"
-            self._measure = lambda: numpy_dram_read_gbs(threads)
+        self.source, self._measure = dram_probe(threads)
         self.dram, self.others, self.samples = {}, {}, []
 
     def measure_dram(self, case=None) -> float:
@@ -617,10 +607,9 @@ def main():
         for n, k in SHAPES:
             print_case_table(results, cond, case_name(m, n, k))
     print_targets(results, cond)
-    if args.json:
-        machine["dram_read_gbs"] = cond.median_dram()
-        machine["dram_read_source"] = f"{cond.source}, median of {len(cond.samples)} (before and after each case)"
-        write_json(args.json, machine, results)
+    machine["dram_read_gbs"] = cond.median_dram()
+    machine["dram_read_source"] = f"{cond.source}, median of {len(cond.samples)} (before and after each case)"
+    write_results(args, "gemv", machine, results)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
   model_ops          2 x multiply-adds of the conv / linear layers for one input shape
   torch_runner       torch-fp32: the eval model under torch.inference_mode
   OrtPeers           ort-fp32 and ort-int8 sessions built from one ONNX export
+  (ov-fp32 and ov-int8 come from the same export: harness/openvino_peer.py)
 
 ONNX export uses torch's TorchScript exporter (``torch.onnx.export(..., dynamo=False)``): the
 dynamo exporter, the default since torch 2.9, needs the ``onnxscript`` package, which the bench
@@ -27,14 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import export_onnx as export_torchscript_onnx
-from common import onnx_initializer_bytes, ort_session, peers
+from harness import mixq_api
+from harness.log import make_log
+from harness.onnx_export import export_onnx as export_torchscript_onnx
+from harness.onnx_export import ort_model_runner
+from harness.peers import peers
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-
-
-def log(msg: str) -> None:
-    print(f"[e2e] {msg}", flush=True)
+log = make_log("e2e")
 
 
 # ---------------------------------------------------------------- models and inputs
@@ -72,8 +73,7 @@ def prepare_model(name: str, seed: int = 0, bn_batches=None) -> tuple[nn.Module,
     random weights (zoo init), random BatchNorm gamma/beta and running statistics measured on
     `bn_batches` (a list of input arrays).
     """
-    from mixq.models import registry
-
+    registry = mixq_api.registry()
     spec = registry.info(name)
     if spec.has_checkpoint:
         return registry.get(name, pretrained=True).eval(), f"checkpoint {spec.checkpoint.name}"
@@ -105,9 +105,7 @@ class ImageSource:
     out the same image twice (until the subset is exhausted, then it wraps around)."""
 
     def __init__(self, name: str, seed: int = 0):
-        from mixq.models import registry
-
-        spec = registry.info(name)
+        spec = mixq_api.registry().info(name)
         self.shape = spec.input_shape
         self.rng = np.random.default_rng(seed)
         self.real = None
@@ -115,11 +113,9 @@ class ImageSource:
         self.kind = "random smooth images"
         if spec.dataset == "fashion-mnist":
             try:
-                from mixq.data import fashion_mnist, preprocess
-
-                images, labels = fashion_mnist("test-subset")
+                images, labels = mixq_api.fashion_mnist("test-subset")
                 order = self.rng.permutation(len(images))
-                self.real, self.labels = preprocess(images[order]), labels[order]
+                self.real, self.labels = mixq_api.preprocess(images[order]), labels[order]
                 self.kind = "Fashion-MNIST test images"
             except Exception as e:  # no data: random inputs still time the same work
                 log(f"{name}: Fashion-MNIST subset not available ({e}); using random images")
@@ -195,7 +191,7 @@ def model_ops(model: nn.Module, x: np.ndarray) -> int:
 
 # ---------------------------------------------------------------- torch
 def torch_runner(model: nn.Module):
-    """torch-fp32: numpy NCHW float32 in, numpy out; threads set by common.set_threads."""
+    """torch-fp32: numpy NCHW float32 in, numpy out; threads set by harness.peers.set_threads."""
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return model(torch.from_numpy(x)).numpy()
@@ -245,23 +241,25 @@ class OrtPeers:
 
     runners[impl] is a numpy -> numpy callable; weight_bytes[impl] the bytes of all the
     model's initializers (for int8: int8 weights + int32 biases + scales + zero points);
-    initializer_types[impl] the same split by element type."""
+    initializer_types[impl] the same split by element type; fp32_path the ONNX export (the
+    OpenVINO peers read it), None without onnx / onnxruntime."""
 
     def __init__(self, model: nn.Module, example: np.ndarray, calibration, threads: int,
                  workdir: str, int8: bool = True):
         self.runners, self.weight_bytes, self.initializer_types, self.skipped = {}, {}, {}, {}
+        self.fp32_path = None
         p = peers(verbose=False)
         if p["onnxruntime"] is None or p["onnx"] is None:
             for impl in ("ort-fp32", "ort-int8"):
                 self.skipped[impl] = "onnxruntime / onnx not installed"
             return
-        onnx = p["onnx"]
         fp32_path = os.path.join(workdir, "fp32.onnx")
         t0 = time.perf_counter()
         log("  ort-fp32: torch.onnx.export (TorchScript exporter, dynamic batch)")
         export_onnx(model, example, fp32_path)
         log(f"  ort-fp32: exported in {time.perf_counter() - t0:.1f} s")
-        self._add("ort-fp32", onnx.load(fp32_path), threads)
+        self.fp32_path = fp32_path
+        self._add("ort-fp32", fp32_path, threads)
         if not int8:
             self.skipped["ort-int8"] = "not asked for"
             return
@@ -271,15 +269,10 @@ class OrtPeers:
         except Exception as e:  # a quantizer failure must not take the fp32 rows with it
             self.skipped["ort-int8"] = f"quantization failed: {type(e).__name__}: {e}"
             return
-        self._add("ort-int8", onnx.load(int8_path), threads)
+        self._add("ort-int8", int8_path, threads)
 
-    def _add(self, impl: str, proto, threads: int) -> None:
-        types = onnx_initializer_bytes(proto)
+    def _add(self, impl: str, path: str, threads: int) -> None:
+        run, types = ort_model_runner(path, threads, [INPUT_NAME], single_input=True)
         self.initializer_types[impl] = types
         self.weight_bytes[impl] = sum(types.values())
-        sess = ort_session(proto, threads)
-
-        def run(x: np.ndarray, sess=sess) -> np.ndarray:
-            return sess.run(None, {INPUT_NAME: x})[0]
-
         self.runners[impl] = run

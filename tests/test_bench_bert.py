@@ -23,6 +23,7 @@ sys.path.insert(0, str(BENCH))
 import bert  # noqa: E402
 
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+HAVE_OV = HAVE_ORT and importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None
 # vocabulary of MiniLM's tokenizer, so the benchmark's real-text inputs fit the tiny model too
 TINY = BertConfig(vocab_size=30522, hidden_size=32, num_layers=2, num_heads=4,
                   intermediate_size=64, max_position_embeddings=128)
@@ -83,6 +84,8 @@ def test_quick_run_on_a_tiny_bert(tmp_path, monkeypatch, capsys):
     impls = ["torch-fp32", "torch-dynint8", "mixq-fp32", "mixq-w8a8", "mixq-w4a8-g128"]
     if HAVE_ORT:
         impls += ["ort-fp32", "ort-int8"]
+    if HAVE_OV:
+        impls += ["ov-fp32", "ov-int8"]
     for bs in (1, 8):
         for impl in impls:
             assert (f"minilm seq128 bs{bs}", impl) in got

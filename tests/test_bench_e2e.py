@@ -19,18 +19,19 @@ from torch import nn  # noqa: E402
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
-import common  # noqa: E402
 import e2e  # noqa: E402
 import peers_cnn  # noqa: E402
+from harness import cli  # noqa: E402
 
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+HAVE_OV = HAVE_ORT and importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None
 
 
 def test_unknown_model_is_rejected(capsys):
     with pytest.raises(SystemExit) as e:
-        common.parse_models(["--models", "resnet50,vgg"], "e2e.py", e2e.MODELS)
+        cli.parse_models(["--models", "resnet50,vgg"], "e2e.py", e2e.MODELS)
     assert e.value.code == 2 and "vgg" in capsys.readouterr().err
-    assert common.parse_models(["--quick", "--models", "resnet20"], "e2e.py", e2e.MODELS) == (["--quick"], ["resnet20"])
+    assert cli.parse_models(["--quick", "--models", "resnet20"], "e2e.py", e2e.MODELS) == (["--quick"], ["resnet20"])
 
 
 class Tiny(nn.Module):
@@ -128,6 +129,8 @@ def test_quick_run_with_stand_in_mixq(tmp_path, monkeypatch, capsys):
     impls = ["torch-fp32", "mixq-fp32", "mixq-w8a8", "mixq-w4a8-g128"]
     if HAVE_ORT:
         impls += ["ort-fp32", "ort-int8"]
+    if HAVE_OV:
+        impls += ["ov-fp32", "ov-int8"]
     for bs in (1, 64):
         for impl in impls:
             assert (f"resnet20 1x28x28 bs{bs}", impl) in got
@@ -145,3 +148,29 @@ def test_ort_peers_missing_is_reported_not_fatal(monkeypatch, tmp_path):
     x = np.zeros((1, 1, 28, 28), np.float32)
     ort = peers_cnn.OrtPeers(nn.Identity(), x, [x], 2, str(tmp_path))
     assert ort.runners == {} and set(ort.skipped) == {"ort-fp32", "ort-int8"}
+
+
+def test_openvino_missing_is_reported_not_fatal(monkeypatch):
+    from harness import openvino_peer
+
+    monkeypatch.setattr(openvino_peer, "peers", lambda verbose=False: {"openvino": None})
+    ov = openvino_peer.OvPeers("unused.onnx", [], 2, ["input"], print)
+    assert ov.runners == {} and set(ov.skipped) == {"ov-fp32", "ov-int8"}
+    ov = openvino_peer.OvPeers(None, [], 2, ["input"], print)  # no ONNX export (no onnx package)
+    assert ov.runners == {} and set(ov.skipped) == {"ov-fp32", "ov-int8"}
+
+
+def test_missing_peers_are_listed_under_the_table(capsys):
+    from harness.model_bench import add_peer_runners, print_not_measured
+    from harness.report import Results
+
+    class Missing:
+        runners, weight_bytes = {}, {}
+        skipped = {"ov-fp32": "openvino not installed", "ov-int8": "openvino not installed"}
+
+    runners, skipped = {}, {}
+    add_peer_runners(runners, [Missing()], print, skipped)
+    results = Results()
+    results.add("case", "ort-fp32", 1.0, 1.0)
+    print_not_measured(skipped, results)
+    assert runners == {} and "not measured: ov-fp32, ov-int8 (openvino not installed)" in capsys.readouterr().out

@@ -1,0 +1,83 @@
+"""Every import of mixq's internal modules by the benchmarks, in one place: the package layout
+may change, and then only this file follows it. The public API (mixq.compile, mixq.matmul, ...)
+is used directly as `mixq.<name>`. Imports are lazy so the harness loads without torch."""
+from __future__ import annotations
+
+
+def cpu_name() -> str:
+    from mixq.roofline.machine import cpu_name  # one reader of the CPU's model name
+
+    return cpu_name()
+
+
+def roofline_machine():
+    from mixq.roofline import machine
+
+    return machine()
+
+
+def registry():
+    from mixq.models import registry
+
+    return registry
+
+
+def bert_large(**kw):
+    from mixq.models import bert_large
+
+    return bert_large(**kw)
+
+
+def load_minilm():
+    from mixq.models import load_minilm
+
+    return load_minilm()
+
+
+def minilm_tokenizer():
+    from mixq.models import minilm_tokenizer
+
+    return minilm_tokenizer()
+
+
+def sentences():
+    from mixq.data import sentences
+
+    return sentences()
+
+
+def fashion_mnist(split: str):
+    from mixq.data import fashion_mnist
+
+    return fashion_mnist(split)
+
+
+def preprocess(images):
+    from mixq.data import preprocess
+
+    return preprocess(images)
+
+
+def embedding_agreement(ref, emb):
+    from mixq.text_eval import embedding_agreement
+
+    return embedding_agreement(ref, emb)
+
+
+def pooled_embeddings(batches, run):
+    from mixq.text_study import pooled_embeddings
+
+    return pooled_embeddings(batches, run)
+
+
+def tokenized_batches(tokenizer, texts):
+    from mixq.text_study import tokenized_batches
+
+    return tokenized_batches(tokenizer, texts)
+
+
+def study():
+    """mixq.study (the AIQ study behind bench/aiq.py)."""
+    import mixq.study
+
+    return mixq.study
