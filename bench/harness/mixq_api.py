@@ -5,13 +5,13 @@ from __future__ import annotations
 
 
 def cpu_name() -> str:
-    from mixq.roofline.machine import cpu_name  # one reader of the CPU's model name
+    from mixq.planner.roofline.machine import cpu_name  # one reader of the CPU's model name
 
     return cpu_name()
 
 
 def roofline_machine():
-    from mixq.roofline import machine
+    from mixq.planner.roofline import machine
 
     return machine()
 
@@ -59,25 +59,25 @@ def preprocess(images):
 
 
 def embedding_agreement(ref, emb):
-    from mixq.text_eval import embedding_agreement
+    from mixq.planner.text_eval import embedding_agreement
 
     return embedding_agreement(ref, emb)
 
 
 def pooled_embeddings(batches, run):
-    from mixq.text_study import pooled_embeddings
+    from mixq.planner.text_study import pooled_embeddings
 
     return pooled_embeddings(batches, run)
 
 
 def tokenized_batches(tokenizer, texts):
-    from mixq.text_study import tokenized_batches
+    from mixq.planner.text_study import tokenized_batches
 
     return tokenized_batches(tokenizer, texts)
 
 
 def study():
-    """mixq.study (the AIQ study behind bench/aiq.py)."""
-    import mixq.study
+    """mixq.planner.study (the AIQ study behind bench/aiq.py)."""
+    import mixq.planner.study
 
-    return mixq.study
+    return mixq.planner.study
