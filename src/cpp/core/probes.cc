@@ -11,33 +11,18 @@
 #include "core/cpu_features.h"
 #include "kernels/dispatch.h"
 #include "core/parallel.h"
-#include "kernels/peak.h"
 
 namespace mixq {
 
 double measure_peak_gops(const char* kind_c, double seconds) {
   const std::string kind = kind_c;
-  const Dispatch d = active_dispatch();
-  const CpuFeatures& f = cpu_features();
-  int64_t (*loop)(int64_t) = nullptr;
-  double ops_per_iter = 0;
-#if MIXQ_HAVE_AVX512VNNI
-  if (kind == "int8" && d.isa >= Isa::avx512vnni) loop = peak_loop_int8_avx512vnni, ops_per_iter = 2048;
-#endif
-#if MIXQ_HAVE_AVX512
-  if (kind == "fp32" && d.isa >= Isa::avx512) loop = peak_loop_fp32_avx512, ops_per_iter = 512;
-#endif
-#if MIXQ_HAVE_AVX2
-  if (kind == "fp32" && !loop && d.isa >= Isa::avx2) loop = peak_loop_fp32_avx2, ops_per_iter = 192;
-  if (kind == "int8" && !loop && d.isa >= Isa::avx2) loop = peak_loop_int8_avx2, ops_per_iter = 384;
-#endif
-#if MIXQ_HAVE_AVX512BF16
-  if (kind == "bf16" && d.isa >= Isa::avx512 && f.avx512bf16) loop = peak_loop_bf16_avx512bf16, ops_per_iter = 1024;
-#endif
-  (void)f;
   if (kind != "int8" && kind != "fp32" && kind != "bf16")
     throw std::invalid_argument("measure_peak: kind must be int8, fp32 or bf16");
-  if (!loop) throw std::invalid_argument("measure_peak: no " + kind + " peak loop for ISA " + isa_name(d.isa));
+  const Dispatch d = active_dispatch();
+  const KernelInfo* k = d[kind == "int8" ? KernelKind::peak_int8 : kind == "fp32" ? KernelKind::peak_fp32 : KernelKind::peak_bf16];
+  if (!k) throw std::invalid_argument("measure_peak: no " + kind + " peak loop for ISA " + isa_name(d.isa));
+  const PeakLoopFn loop = k->fn_as<PeakLoopFn>();
+  const double ops_per_iter = k->ops_per_iter;
   using clock = std::chrono::steady_clock;
   // Calibrate the iteration count on one thread, then time all threads running it together.
   int64_t iters = 1 << 16;

@@ -18,23 +18,7 @@
 
 namespace mixq {
 
-#if MIXQ_HAVE_AVX512
-extern const EncoderOps encoder_ops__avx512;
-#endif
-#if MIXQ_HAVE_AVX2
-extern const EncoderOps encoder_ops__avx2;
-#endif
-extern const EncoderOps encoder_ops__ref;
-
-const EncoderOps& encoder_ops() {
-#if MIXQ_HAVE_AVX512
-  if (int(active_dispatch().isa) >= int(Isa::avx512)) return encoder_ops__avx512;
-#endif
-#if MIXQ_HAVE_AVX2
-  if (int(active_dispatch().isa) >= int(Isa::avx2)) return encoder_ops__avx2;
-#endif
-  return encoder_ops__ref;
-}
+const EncoderOps& encoder_ops() { return active_dispatch()[KernelKind::encoder_ops]->ops_as<EncoderOps>(); }
 
 namespace {
 
@@ -98,9 +82,9 @@ void pack_values(const float* v, int64_t L, int64_t d, int64_t ld, bool int8, Pa
 void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const PackedWeight& wk,
                        const PackedWeight& wv, const float* mask_add, float* ctx, int64_t ldc, bool stream_ctx) {
   const Dispatch dsp = active_dispatch();
-  const GemmKernelInfo& kinfo = *dsp.s8;
+  const KernelInfo& kinfo = dsp.gemm(KernelKind::s8);
   const IsaOps& ops = *dsp.ops;
-  const auto kernel = reinterpret_cast<GemmS8Fn>(kinfo.fn);
+  const auto kernel = kinfo.fn_as<GemmS8Fn>();
   const int np_max = kinfo.nr / int(kPanelN);
   const int64_t L = wk.N, ldq = wk.padded_k(), ldp = wv.padded_k();
   const int64_t ldt = std::max(wk.n_pad(), wv.n_pad());

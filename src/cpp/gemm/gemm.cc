@@ -14,6 +14,7 @@
 #include "core/cpu_features.h"
 #include "kernels/dispatch.h"
 #include "core/parallel.h"
+#include "gemm/gemm_paths.h"
 
 namespace mixq {
 namespace {
@@ -79,7 +80,7 @@ struct NoPrepare {
 };
 
 template <typename Acc, typename Kernel, typename Epi, typename Prepare = NoPrepare>
-void run_blocked(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, int64_t b_step_bytes,
+void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int64_t b_step_bytes,
                  int64_t kc_granule, Kernel kernel, Epi epilogue, Prepare prepare_b = {}) {
   // Decode (1-2 rows): up to 4 panels per kernel call, which the low-bit kernels stream side by side
   // (more DRAM requests in flight per core; the int8 kernel takes two at a time). Otherwise the
@@ -172,7 +173,7 @@ void fold_column_affine(Epilogue& e, int64_t N, std::vector<float>& scale, std::
 // The weight-only kernels (fp32 or bf16 rows a of stride lda, zero padded to whole groups) over
 // the blocked loop, float epilogue.
 template <typename Fn, typename AElem>
-void run_weight_only(const PackedWeight& w, int64_t M, const GemmKernelInfo& kinfo, Fn fn, const AElem* a,
+void run_weight_only(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, Fn fn, const AElem* a,
                      int64_t lda, const IsaOps& ops, const Epilogue& e) {
   const int64_t group_steps = w.group_size / 4;
   run_blocked<float>(
@@ -242,32 +243,22 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
     throw std::invalid_argument("gemm_s8: weights are not int8 or low-bit");
   const Dispatch d = active_dispatch();
-  // Low-bit weights for a full row block or more: unpacked once per block and reused by all its
-  // rows (groupwise). Below that the codes are unpacked in registers (measured faster up to 64
-  // rows at K = N = 4096, and for decode, where they stream from DRAM) -- except small weights
-  // (a CNN's late layers at batch 1: M = 16..49), whose in-register path also pays a parallel pass
-  // of per-group activation sums: unpacked once from 12 rows, MobileNetV2-small's w4a8 layers at
-  // M = 49 and K = 144..192 went from 2x to 1.2x the w8a8 time.
-  constexpr int64_t kGroupwiseMinRows = 96, kSmallWeightMinRows = 12, kSmallWeightCodes = int64_t(1) << 18;
-  const int64_t min_rows = w.N * w.K <= kSmallWeightCodes ? kSmallWeightMinRows : kGroupwiseMinRows;
-  const bool groupwise = w.low_bit() && d.s8g && a.M >= min_rows;
-  // A small weight with one group over all of K (a CNN's 1x1 convs with K <= 128 at group 128),
-  // from a full row block: the GEMM is an int8 one. Unpacked by the caller once per call, it runs
-  // on the int8 kernel and its folded epilogue instead of the fp32 group fold: MobileNetV2-small's
-  // w4a8 layers with K = 9..96 ran at w8a8 speed instead of 12-35 % slower at batch 128. Below 96
-  // rows the serial unpack (and its handover to the other threads) costs more than it saves, and
-  // large weights keep the groupwise path, which unpacks in parallel (serially, 4096 x 4096
-  // per-channel codes made W4A8 at M = 128 3x slower).
-  constexpr int64_t kSingleGroupMaxCodes = int64_t(1) << 16;
-  if (groupwise && w.n_groups() == 1 && a.M >= kGroupwiseMinRows && w.N * w.K <= kSingleGroupMaxCodes) {
+  const GemmPaths& paths = gemm_paths(d.isa);
+  const KernelInfo* s8g = d[KernelKind::s8g];
+  const int64_t min_rows = w.N * w.K <= paths.small_weight_codes ? paths.small_weight_min_rows : paths.groupwise_min_rows;
+  const bool groupwise = w.low_bit() && s8g && a.M >= min_rows;
+  // A small weight with one group over all of K (a CNN's 1x1 convs with K <= 128 at group 128) is
+  // an int8 GEMM: unpacked by the caller once per call, it runs on the int8 kernel and its folded
+  // epilogue instead of the fp32 group fold.
+  if (groupwise && w.n_groups() == 1 && a.M >= paths.groupwise_min_rows && w.N * w.K <= paths.single_group_max_codes) {
     single_group_as_s8(w, d.ops, t_single_group);
     gemm_s8(t_single_group, a, e);
     return;
   }
-  const GemmKernelInfo& kinfo = groupwise                             ? *d.s8g
-                                : w.format == WeightFormat::u4_x32c4 ? *d.u4
-                                : w.format == WeightFormat::u2_x32c4 ? *d.u2
-                                                                     : *d.s8;
+  const KernelInfo& kinfo = groupwise                             ? *s8g
+                            : w.format == WeightFormat::u4_x32c4 ? d.gemm(KernelKind::u4)
+                            : w.format == WeightFormat::u2_x32c4 ? d.gemm(KernelKind::u2)
+                                                                 : d.gemm(KernelKind::s8);
   note_kernel(kinfo.name);
   if (a.M == 0) return;
   const IsaOps* ops = d.ops;
@@ -298,13 +289,13 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   if (w.low_bit()) e.wsum = w.wsum.data();  // the activation zero point's term (epilogue_lowbit)
 
   if (groupwise) {
-    const auto fn = reinterpret_cast<GemmGroupwiseFn>(kinfo.fn);
+    const auto fn = kinfo.fn_as<GemmGroupwiseFn>();
     const int64_t group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128, k4 = (K + 3) / 4;
     // B panels unpacked to s8 `code - zp`, with each group's scales after its codes. A small weight
     // under many row blocks (a CNN layer at a large batch) is unpacked once, by the caller, into
     // panels of all of K that every task reads (at 3136x64x576 the 33 tasks' own unpacks took 1.6 %
     // of the call); otherwise each task unpacks the panels of its kc slice into its thread's buffer.
-    const bool unpack_once = w.N * w.K <= kSmallWeightCodes && M >= 2 * kGroupwiseMinRows;
+    const bool unpack_once = w.N * w.K <= paths.small_weight_codes && M >= 2 * paths.groupwise_min_rows;
     const int64_t whole_k_panel = conflict_free_stride(w.n_groups() * group_bytes, 1);
     int8_t* whole_k = nullptr;
     if (unpack_once) {
@@ -345,7 +336,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     parallel_rows(M, K, [&](int64_t r0, int64_t n) {
       ops->group_sums_u8(n, K, rows + r0 * lda, lda, w.group_size, group_sums.data() + r0 * G, G);
     });
-    const auto fn = reinterpret_cast<GemmLowBitFn>(kinfo.fn);
+    const auto fn = kinfo.fn_as<GemmLowBitFn>();
     const int64_t group_steps = w.group_size / 4;
     run_blocked<float>(
         w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
@@ -381,14 +372,12 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
   };
   const int64_t ks = w.k_steps();
-  // Without VNNI, from 16 rows and 128 columns: activations widened to int16 once per call and each B
-  // panel once per block (reused by all its rows), so the kernel is vpmaddwd and adds alone (the
-  // in-place kernel sign-extends B per row tile: 207-227 GOPS at the compute-bound shapes on Zen 3,
-  // 232-255 this way). Narrower weights do not repay the widening of A: conv shapes with N = 16-64
-  // ran 10-35 % slower, N = 128 alike (alternating processes).
-#if MIXQ_HAVE_AVX2
-  constexpr int64_t kWideMinRows = 16, kWideMinCols = 128;
-  if (d.s8w && M >= kWideMinRows && w.N >= kWideMinCols) {
+  // Without VNNI (where an s8w kernel is selected): activations widened to int16 once per call and
+  // each B panel once per block (reused by all its rows), so the kernel is vpmaddwd and adds alone
+  // (the in-place kernel sign-extends B per row tile: 207-227 GOPS at the compute-bound shapes on
+  // Zen 3, 232-255 this way).
+  const KernelInfo* s8w = d[KernelKind::s8w];
+  if (s8w && M >= paths.wide_min_rows && w.N >= paths.wide_min_cols) {
     const int64_t K_read = w.padded_k(), ld16 = conflict_free_stride(K_read, 2);
     t_wide_a.resize(size_t(M * ld16) * sizeof(int16_t));
     int16_t* a16 = t_wide_a.as<int16_t>();
@@ -396,14 +385,15 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
       for (int64_t r = r0; r < r0 + n; ++r)
         for (int64_t k = 0; k < K_read; ++k) a16[r * ld16 + k] = int16_t(rows[r * lda + k]);
     });
-    const auto fn = reinterpret_cast<GemmS8WideFn>(d.s8w->fn);
+    const auto fn = s8w->fn_as<GemmS8WideFn>();
+    const auto widen = d[KernelKind::widen_s8]->fn_as<WidenS8Fn>();
     const int8_t* wdata = w.data.as<int8_t>();
     const int64_t panel_elems = w.panel_bytes();
-    note_kernel(d.s8w->name);
+    note_kernel(s8w->name);
     // Blocking as for 1 KiB per step: kc = 64 steps on a 512 KiB L2, so a widened panel (256 bytes a
     // step) fills half of L1 while the row tiles sweep it.
     run_blocked<int32_t>(
-        w, M, *d.s8w, 1024, 1,
+        w, M, *s8w, 1024, 1,
         [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
             bool accumulate) {
           if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
@@ -413,14 +403,13 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
         [&](int64_t p0, int64_t steps, int64_t n, int np) {
           t_wide_b.resize(size_t(np * steps * 128) * sizeof(int16_t));
           for (int j = 0; j < np; ++j)
-            widen_panel_s8__avx2(wdata + (n / kPanelN + j) * panel_elems + p0 * 128, steps,
-                                 t_wide_b.as<int16_t>() + j * steps * 128);
+            widen(wdata + (n / kPanelN + j) * panel_elems + p0 * 128, steps, t_wide_b.as<int16_t>() + j * steps * 128);
         });
     return;
   }
-#endif
-  const auto kernel = plain_kernel<uint8_t, int8_t, int32_t>(reinterpret_cast<GemmS8Fn>(d.s8->fn), rows, lda, w);
-  run_blocked<int32_t>(w, M, *d.s8, kPanelN * 4, 1,
+  const KernelInfo& s8 = d.gemm(KernelKind::s8);
+  const auto kernel = plain_kernel<uint8_t, int8_t, int32_t>(s8.fn_as<GemmS8Fn>(), rows, lda, w);
+  run_blocked<int32_t>(w, M, s8, kPanelN * 4, 1,
                        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
                            bool accumulate) {
                          if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
@@ -471,7 +460,8 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
     ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
   };
   if (w.format == WeightFormat::f32_x32) {
-    note_kernel(d.f32->name);
+    const KernelInfo& f32 = d.gemm(KernelKind::f32);
+    note_kernel(f32.name);
     if (M == 0) return;
     const int64_t ld = conflict_free_stride(ldx, 4);
     if (ld != ldx && M > 1) {  // fp32 rows are read in place unless their stride aliases in L1
@@ -482,15 +472,16 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
       });
       x = dst, ldx = ld;
     }
-    run_blocked<float>(w, M, *d.f32, kPanelN * 4, 1, plain_kernel<float, float, float>(reinterpret_cast<GemmF32Fn>(d.f32->fn), x, ldx, w), epi);
+    run_blocked<float>(w, M, f32, kPanelN * 4, 1, plain_kernel<float, float, float>(f32.fn_as<GemmF32Fn>(), x, ldx, w), epi);
   } else if (w.format == WeightFormat::bf16_x32c2) {
-    note_kernel(d.bf16->name);
+    const KernelInfo& bf16 = d.gemm(KernelKind::bf16);
+    note_kernel(bf16.name);
     if (M == 0) return;
     const int64_t K2 = conflict_free_stride(w.padded_k(), 2);
     t_prepared.resize(size_t(M * K2) * sizeof(uint16_t));
     uint16_t* xb = t_prepared.as<uint16_t>();
     parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * K2, K2); });
-    run_blocked<float>(w, M, *d.bf16, kPanelN * 4, 1, plain_kernel<uint16_t, uint16_t, float>(reinterpret_cast<GemmBf16Fn>(d.bf16->fn), xb, K2, w), epi);
+    run_blocked<float>(w, M, bf16, kPanelN * 4, 1, plain_kernel<uint16_t, uint16_t, float>(bf16.fn_as<GemmBf16Fn>(), xb, K2, w), epi);
   } else {
     throw std::invalid_argument("gemm_float: weights are not fp32 or bf16");
   }
@@ -499,7 +490,7 @@ void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, E
 void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, bool padded) {
   if (!w.low_bit()) throw std::invalid_argument("weight-only matmul needs int4 or int2 weights");
   const Dispatch d = active_dispatch();
-  const GemmKernelInfo& kinfo = w.format == WeightFormat::u4_x32c4 ? *d.f32u4 : *d.f32u2;
+  const KernelInfo& kinfo = d.gemm(w.format == WeightFormat::u4_x32c4 ? KernelKind::f32u4 : KernelKind::f32u2);
   note_kernel(kinfo.name);
   if (M == 0) return;
   const IsaOps* ops = d.ops;
@@ -517,13 +508,13 @@ void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t 
     });
     x = dst, ldx = ld;
   }
-  run_weight_only(w, M, kinfo, reinterpret_cast<GemmWeightOnlyFn>(kinfo.fn), x, ldx, *ops, e);
+  run_weight_only(w, M, kinfo, kinfo.fn_as<GemmWeightOnlyFn>(), x, ldx, *ops, e);
 }
 
 void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
   if (!w.low_bit()) throw std::invalid_argument("weight-only matmul needs int4 or int2 weights");
   const Dispatch d = active_dispatch();
-  const GemmKernelInfo& kinfo = w.format == WeightFormat::u4_x32c4 ? *d.bf16u4 : *d.bf16u2;
+  const KernelInfo& kinfo = d.gemm(w.format == WeightFormat::u4_x32c4 ? KernelKind::bf16u4 : KernelKind::bf16u2);
   note_kernel(kinfo.name);
   if (M == 0) return;
   const IsaOps* ops = d.ops;
@@ -531,7 +522,7 @@ void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int
   t_prepared.resize(size_t(M * ld) * sizeof(uint16_t));
   uint16_t* xb = t_prepared.as<uint16_t>();
   parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * ld, ld); });
-  run_weight_only(w, M, kinfo, reinterpret_cast<GemmWeightOnlyBf16Fn>(kinfo.fn), xb, ld, *ops, e);
+  run_weight_only(w, M, kinfo, kinfo.fn_as<GemmWeightOnlyBf16Fn>(), xb, ld, *ops, e);
 }
 
 }  // namespace mixq

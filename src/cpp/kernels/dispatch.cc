@@ -6,22 +6,21 @@
 #include <stdexcept>
 
 #include "core/cpu_features.h"
+#include "kernels/kernels.h"
 
 namespace mixq {
 namespace {
 
 bool compiled_in(Isa isa) {
-  for (const auto* ops : isa_ops_list())
-    if (ops->isa == isa) return true;
-  for (const auto& k : gemm_kernels())
+  for (const auto& k : kernel_table())
     if (k.isa == isa) return true;
   return false;
 }
 
-// Highest-level kernel of a kind at or below the level (ref is always there).
-const GemmKernelInfo* pick(KernelKind kind, Isa isa) {
-  const GemmKernelInfo* best = nullptr;
-  for (const auto& k : gemm_kernels()) {
+// Highest-level entry of a kind at or below the level that this CPU runs (ref is always there).
+const KernelInfo* pick(KernelKind kind, Isa isa) {
+  const KernelInfo* best = nullptr;
+  for (const auto& k : kernel_table()) {
     if (k.kind != kind || int(k.isa) > int(isa)) continue;
     if (k.needs_bf16 && !cpu_features().avx512bf16) continue;
     if (!best || int(k.isa) > int(best->isa)) best = &k;
@@ -30,13 +29,11 @@ const GemmKernelInfo* pick(KernelKind kind, Isa isa) {
 }
 
 Dispatch make_dispatch(Isa isa) {
-  Dispatch d{isa, pick(KernelKind::s8, isa), pick(KernelKind::f32, isa), pick(KernelKind::bf16, isa),
-             pick(KernelKind::u4, isa), pick(KernelKind::u2, isa), pick(KernelKind::f32u4, isa),
-             pick(KernelKind::f32u2, isa), pick(KernelKind::s8g, isa), pick(KernelKind::bf16u4, isa), pick(KernelKind::bf16u2, isa), nullptr};
-  for (const auto* ops : isa_ops_list())
-    if (int(ops->isa) <= int(isa) && (!d.ops || int(ops->isa) > int(d.ops->isa))) d.ops = ops;
-  d.s8w = pick(KernelKind::s8w, isa);
-  if (d.s8w && d.s8w->isa != d.s8->isa) d.s8w = nullptr;  // the AVX-512 int8 kernels need no widening
+  Dispatch d{isa, {}, nullptr};
+  for (int kind = 0; kind < kKernelKinds; ++kind) d.kernels[size_t(kind)] = pick(KernelKind(kind), isa);
+  const KernelInfo*& s8w = d.kernels[size_t(KernelKind::s8w)];
+  if (s8w && s8w->isa != d[KernelKind::s8]->isa) s8w = nullptr;
+  d.ops = &d[KernelKind::isa_ops]->ops_as<IsaOps>();
   return d;
 }
 
@@ -83,6 +80,12 @@ void set_isa(Isa isa) {
   std::lock_guard<std::mutex> lk(g_mu);
   g_dispatch = make_dispatch(isa);
   g_ready.store(true, std::memory_order_release);
+}
+
+const KernelInfo* reference_kernel(KernelKind kind) {
+  for (const auto& k : kernel_table())
+    if (k.kind == kind && k.isa == Isa::ref) return &k;
+  return nullptr;
 }
 
 const char* last_kernel() { return g_last_kernel.load(); }

@@ -1,54 +1,50 @@
-// The dispatch table, generated from kernels.inc: only what this build compiled is listed.
+// The table of kernels.inc: only what this build compiled is listed.
+#include <cstring>
+
+#include "core/cpu_features.h"
 #include "kernels/kernels.h"
 
 namespace mixq {
 
-const std::vector<GemmKernelInfo>& gemm_kernels() {
-  static const std::vector<GemmKernelInfo> table = {
-#define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                      \
-  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, KernelKind::kind, mr, nr, kr,                  \
-                                  reinterpret_cast<const void*>(&name),                            \
-                                  KernelKind::kind == KernelKind::bf16 && int(Isa::isa) >= int(Isa::avx512)}, )
-#define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)                                    \
-  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::u4 : KernelKind::u2, mr, nr, 4, \
-                                  reinterpret_cast<const void*>(&name), false}, )
-#define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)                                  \
-  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::f32u4 : KernelKind::f32u2, mr, nr, \
-                                  4, reinterpret_cast<const void*>(&name), false}, )
-#define MIXQ_GROUPWISE_KERNEL(name, isa, mr, nr, guard)                                            \
-  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, KernelKind::s8g, mr, nr, 4, reinterpret_cast<const void*>(&name), \
-                                  false}, )
-#define MIXQ_WEIGHT_ONLY_BF16_KERNEL(name, isa, bits, mr, nr, guard)                             \
-  MIXQ_WHEN(guard, GemmKernelInfo{#name, Isa::isa, bits == 4 ? KernelKind::bf16u4 : KernelKind::bf16u2, mr, nr, \
-                                  4, reinterpret_cast<const void*>(&name), int(Isa::isa) >= int(Isa::avx512)}, )
-#define MIXQ_ISA_OPS(name, isa, guard)
+const char* kind_name(KernelKind kind) {
+  static const char* const names[] = {
+#define MIXQ_KERNEL_KIND(kind, family, type) #kind,
 #include "kernels/kernels.inc"
-#undef MIXQ_GEMM_KERNEL
-#undef MIXQ_LOWBIT_KERNEL
-#undef MIXQ_WEIGHT_ONLY_KERNEL
-#undef MIXQ_GROUPWISE_KERNEL
-#undef MIXQ_WEIGHT_ONLY_BF16_KERNEL
-#undef MIXQ_ISA_OPS
+  };
+  return names[int(kind)];
+}
+
+const char* kind_family(KernelKind kind) {
+  static const char* const families[] = {
+#define MIXQ_KERNEL_KIND(kind, family, type) #family,
+#include "kernels/kernels.inc"
+  };
+  return families[int(kind)];
+}
+
+const std::vector<KernelInfo>& kernel_table() {
+  static const std::vector<KernelInfo> table = {
+#define MIXQ_ENTRY(name, kind, unit, mr, nr, kr, ops)                                                         \
+  MIXQ_WHEN(MIXQ_BUILT_##unit, KernelInfo{#name, KernelKind::kind, kUnit_##unit.level, kUnit_##unit.needs_bf16, mr, \
+                                          nr, kr, ops, reinterpret_cast<const void*>(&name)}, )
+#define MIXQ_GEMM_KERNEL(name, kind, unit, mr, nr, kr) MIXQ_ENTRY(name, kind, unit, mr, nr, kr, 0)
+#define MIXQ_KERNEL(name, kind, unit) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, 0)
+#define MIXQ_OPS_SET(name, kind, unit) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, 0)
+#define MIXQ_PEAK_LOOP(name, kind, unit, ops_per_iter) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, ops_per_iter)
+#include "kernels/kernels.inc"
+#undef MIXQ_ENTRY
   };
   return table;
 }
 
-std::vector<const IsaOps*> isa_ops_list() {
-  return {
-#define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)
-#define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)
-#define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)
-#define MIXQ_GROUPWISE_KERNEL(name, isa, mr, nr, guard)
-#define MIXQ_WEIGHT_ONLY_BF16_KERNEL(name, isa, bits, mr, nr, guard)
-#define MIXQ_ISA_OPS(name, isa, guard) MIXQ_WHEN(guard, &name, )
-#include "kernels/kernels.inc"
-#undef MIXQ_GEMM_KERNEL
-#undef MIXQ_LOWBIT_KERNEL
-#undef MIXQ_WEIGHT_ONLY_KERNEL
-#undef MIXQ_GROUPWISE_KERNEL
-#undef MIXQ_WEIGHT_ONLY_BF16_KERNEL
-#undef MIXQ_ISA_OPS
-  };
+const KernelInfo* find_kernel(const std::string& name) {
+  for (const auto& k : kernel_table())
+    if (name == k.name) return &k;
+  return nullptr;
+}
+
+bool kernel_runnable(const KernelInfo& k) {
+  return isa_supported(k.isa) && (!k.needs_bf16 || cpu_features().avx512bf16);
 }
 
 }  // namespace mixq

@@ -1,9 +1,13 @@
-// Micro-kernel and helper signatures, and the dispatch table built from kernels.inc.
+// Micro-kernel and helper signatures, and the kinds and entries of the one list (kernels.inc).
 #pragma once
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/isa.h"
+#include "ops/depthwise_impl.h"
+#include "ops/encoder_ops.h"
 
 namespace mixq {
 
@@ -12,20 +16,19 @@ namespace mixq {
 //     rows are read in place, so A needs no copy when it is already u8/fp32 with K % kr == 0)
 //  b: np packed B panels of [k_steps][32][kr] elements each, b_stride elements apart
 //  c: output tile, row stride ldc (elements); accumulate=false overwrites it.
-// mr is 1..MR and np is 1..nr/32 of the kernel.
+// mr is 1..MR of the kernel; np is any count (the driver passes up to nr/32, or 4 for 1-2 rows).
 using GemmS8Fn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                           int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate);
 using GemmF32Fn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
                            int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 // s8w: A rows as int16 (a[i*lda + 4p + t], t < 4, zero-extended u8), B panels of [k_steps][4 chunks]
 // [2][8 columns][2] int16: per step and chunk of 8 columns, the pairs (k0, k1) of each column, then
-// the pairs (k2, k3) (widen_panel_s8__avx2 below), so one vpmaddwd by a broadcast activation pair
+// the pairs (k2, k3) (WidenS8Fn below), so one vpmaddwd by a broadcast activation pair
 // gives 8 columns' partial sums in column order.
 using GemmS8WideFn = void (*)(int mr, int np, int64_t k_steps, const int16_t* a, int64_t lda, const int16_t* b,
                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate);
-// One x32c4 int8 panel's k steps [0, steps) -> that s8w layout (dst 32-byte aligned). Built with the
-// AVX2 kernels, the only s8w ones.
-void widen_panel_s8__avx2(const int8_t* src, int64_t steps, int16_t* dst);
+// One x32c4 int8 panel's k steps [0, steps) -> that s8w layout (dst 32-byte aligned).
+using WidenS8Fn = void (*)(const int8_t* src, int64_t steps, int16_t* dst);
 using GemmBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uint16_t* a, int64_t lda, const uint16_t* b,
                             int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 
@@ -63,19 +66,6 @@ using GemmWeightOnlyBf16Fn = void (*)(int mr, int np, int64_t k_steps, const uin
 // b: per group, group_steps x [32][4] s8 codes, then 32 fp32 scales; b_stride: bytes between panels.
 using GemmGroupwiseFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                  int64_t b_stride, int64_t group_steps, float* c, int64_t ldc, bool accumulate);
-
-// int8 on operands widened to int16 once per block (kernels.h, GemmS8WideFn): for CPUs without
-// VNNI, where sign-extending B inside the micro-kernel costs as many vector ops as the multiplies.
-enum class KernelKind { s8, f32, bf16, u4, u2, f32u4, f32u2, s8g, bf16u4, bf16u2, s8w };
-
-struct GemmKernelInfo {
-  const char* name;
-  Isa isa;
-  KernelKind kind;
-  int mr, nr, kr;
-  const void* fn;  // GemmS8Fn / GemmF32Fn / GemmBf16Fn by kind
-  bool needs_bf16;  // needs the AVX512-BF16 extension on top of its ISA level
-};
 
 // How an int32 accumulator tile becomes the caller's output.
 enum class OutType { s32, f32, u8, s8 };
@@ -168,41 +158,70 @@ struct IsaOps {
   void (*unpack_lowbit_s8)(int bits, const uint8_t* blocks, int64_t group_steps, int64_t n_groups, int8_t* dst);
 };
 
-// Element types of each kernel kind, so the one list can declare typed functions.
-struct Kind_s8 { using A = uint8_t; using B = int8_t; using C = int32_t; };
-struct Kind_f32 { using A = float; using B = float; using C = float; };
-struct Kind_bf16 { using A = uint16_t; using B = uint16_t; using C = float; };
-struct Kind_s8w { using A = int16_t; using B = int16_t; using C = int32_t; };
+// A compute-roof loop of `iters` iterations (kernels.inc gives the ops per iteration).
+using PeakLoopFn = int64_t (*)(int64_t iters);
+// A depthwise kernel (ops/depthwise_impl.h).
+using DwKernelFn = void (*)(const DwCall& call);
 
-#define MIXQ_GEMM_KERNEL(name, isa, kind, mr, nr, kr, guard)                                   \
-  void name(int, int, int64_t, const Kind_##kind::A*, int64_t, const Kind_##kind::B*, int64_t,        \
-            Kind_##kind::C*, int64_t, bool);
-#define MIXQ_LOWBIT_KERNEL(name, isa, bits, mr, nr, guard)                                            \
-  void name(int, int, int64_t, const uint8_t*, int64_t, const uint8_t*, int64_t, const LowBitArgs&, float*, \
-            int64_t, bool);
-#define MIXQ_WEIGHT_ONLY_KERNEL(name, isa, bits, mr, nr, guard)                                    \
-  void name(int, int, int64_t, const float*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t, bool);
-#define MIXQ_GROUPWISE_KERNEL(name, isa, mr, nr, guard)                                            \
-  void name(int, int, int64_t, const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, float*, int64_t, bool);
-#define MIXQ_WEIGHT_ONLY_BF16_KERNEL(name, isa, bits, mr, nr, guard)                               \
-  void name(int, int, int64_t, const uint16_t*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t, bool);
-#define MIXQ_ISA_OPS(name, isa, guard) extern const IsaOps name;
+// Every kind of the list, in its order.
+enum class KernelKind {
+#define MIXQ_KERNEL_KIND(kind, family, type) kind,
 #include "kernels/kernels.inc"
-#undef MIXQ_GROUPWISE_KERNEL
-#undef MIXQ_WEIGHT_ONLY_BF16_KERNEL
-#undef MIXQ_LOWBIT_KERNEL
-#undef MIXQ_WEIGHT_ONLY_KERNEL
-#undef MIXQ_GEMM_KERNEL
-#undef MIXQ_ISA_OPS
+};
+constexpr int kKernelKinds = 0
+#define MIXQ_KERNEL_KIND(kind, family, type) +1
+#include "kernels/kernels.inc"
+    ;
+const char* kind_name(KernelKind kind);
+const char* kind_family(KernelKind kind);  // gemm, gemm_helper, depthwise, ops, peak
+// The type of each kind's entries: a function pointer type or an ops struct.
+#define MIXQ_KERNEL_KIND(kind, family, type) using KindType_##kind = type;
+#include "kernels/kernels.inc"
 
-// Guards are 0/1 macros set by CMake; MIXQ_WHEN(guard, ...) keeps its text only when the guard is 1.
-#define MIXQ_ALWAYS 1
+// The kernels/<unit>/ folders: the dispatch level each needs, and whether it also needs the
+// AVX512-BF16 extension, which is not on the level ladder. MIXQ_BUILT_<unit>: did CMake compile it.
+struct KernelUnit {
+  Isa level;
+  bool needs_bf16;
+};
+constexpr KernelUnit kUnit_ref{Isa::ref, false}, kUnit_avx2{Isa::avx2, false}, kUnit_avx512{Isa::avx512, false},
+    kUnit_avx512vnni{Isa::avx512vnni, false}, kUnit_avx512bf16{Isa::avx512, true};
+#define MIXQ_BUILT_ref 1
+#define MIXQ_BUILT_avx2 MIXQ_HAVE_AVX2
+#define MIXQ_BUILT_avx512 MIXQ_HAVE_AVX512
+#define MIXQ_BUILT_avx512vnni MIXQ_HAVE_AVX512VNNI
+#define MIXQ_BUILT_avx512bf16 MIXQ_HAVE_AVX512BF16
+// MIXQ_WHEN(guard, ...) keeps its text only when the guard expands to 1.
 #define MIXQ_WHEN(guard, ...) MIXQ_WHEN_(guard, __VA_ARGS__)
 #define MIXQ_WHEN_(guard, ...) MIXQ_WHEN_##guard(__VA_ARGS__)
 #define MIXQ_WHEN_1(...) __VA_ARGS__
 #define MIXQ_WHEN_0(...)
 
-const std::vector<GemmKernelInfo>& gemm_kernels();  // every kernel compiled in
-std::vector<const IsaOps*> isa_ops_list();
+// Declarations of every entry, built or not (only built ones are referenced).
+#define MIXQ_GEMM_KERNEL(name, kind, unit, mr, nr, kr) std::remove_pointer_t<KindType_##kind> name;
+#define MIXQ_KERNEL(name, kind, unit) std::remove_pointer_t<KindType_##kind> name;
+#define MIXQ_PEAK_LOOP(name, kind, unit, ops_per_iter) std::remove_pointer_t<KindType_##kind> name;
+#define MIXQ_OPS_SET(name, kind, unit) extern const KindType_##kind name;
+#include "kernels/kernels.inc"
+
+// One entry of the list, as compiled into this build.
+struct KernelInfo {
+  const char* name;
+  KernelKind kind;
+  Isa isa;               // the dispatch level it needs
+  bool needs_bf16;       // ... and the AVX512-BF16 extension on top of it
+  int mr, nr, kr;        // GEMM tile (0 for other kinds)
+  double ops_per_iter;   // peak loops (0 for other kinds)
+  const void* fn;        // the function, or the ops struct, of the kind's type
+  template <typename T> T fn_as() const { return reinterpret_cast<T>(const_cast<void*>(fn)); }
+  template <typename T> const T& ops_as() const { return *static_cast<const T*>(fn); }
+};
+
+// Every entry this build compiled, in list order.
+const std::vector<KernelInfo>& kernel_table();
+// The entry of that name, or nullptr.
+const KernelInfo* find_kernel(const std::string& name);
+// Can this CPU run it (its level and, if needed, AVX512-BF16)?
+bool kernel_runnable(const KernelInfo& k);
 
 }  // namespace mixq

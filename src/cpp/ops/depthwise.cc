@@ -1,5 +1,5 @@
-// Depthwise convolution: weight packing, argument checks, the scalar reference and the choice of
-// kernel by the active ISA level.
+// Depthwise convolution: weight packing, argument checks and the choice of kernel by the active
+// ISA level (the kernels: kernels/<unit>/depthwise_<unit>.cc).
 #include "ops/depthwise.h"
 
 #include <algorithm>
@@ -11,8 +11,8 @@
 
 #include "ops/depthwise_impl.h"
 #include "kernels/dispatch.h"
+#include "kernels/kernels.h"
 #include "core/parallel.h"
-#include "ops/window.h"
 
 namespace mixq {
 namespace {
@@ -77,110 +77,17 @@ void check_clamp(float lo, float hi) {
   if (!(lo <= hi)) throw std::invalid_argument("depthwise: the clamp needs lo <= hi");
 }
 
-// Runs fn(n, oh) over every output row, in parallel.
-template <typename Fn>
-void for_each_output_row(const DwCall& c, Fn fn) {
-  parallel_for(c.s.N * c.OH, [&](int64_t task, int) { fn(task / c.OH, task % c.OH); });
-}
-
-// nearbyint() in the default rounding mode, written so that baseline SIMD (SSE2, no rounding
-// instruction) vectorizes it instead of calling libm: adding and removing 1.5 * 2^23 rounds any
-// |v| < 2^22 to the nearest integer, ties to even; larger magnitudes are integers already or
-// saturate the u8 code either way.
-inline float round_even(float v) {
-  const float magic = 12582912.f;
-  return std::fabs(v) < 4194304.f ? (v + magic) - magic : v;
-}
-
-void ref_int8(const DwCall& c) {
-  const DwShape& s = c.s;
-  const int64_t C = s.C;
-  const int8_t* codes = c.w->codes.data();
-  const float* mult = c.mult;
-  const std::vector<float> zeros(static_cast<size_t>(C), 0.f);
-  const float* bias = c.bias ? c.bias : zeros.data();
-  const float lo = c.lo, hi = c.hi, inv = 1.f / c.out_scale, zpf = float(c.out_zp);
-  const int16_t zp16 = int16_t(c.in_zp);
-  // Scalars captured by value: the float stores below could alias them through a reference,
-  // which would stop the loops from vectorizing.
-  for_each_output_row(c, [&, mult, bias, lo, hi, inv, zpf, zp16](int64_t n, int64_t oh) {
-    std::vector<int32_t> acc(static_cast<size_t>(C));
-    std::vector<float> y(static_cast<size_t>(C));
-    for (int64_t ow = 0; ow < c.OW; ++ow) {
-      std::fill(acc.begin(), acc.end(), 0);
-      for_each_tap(s, oh, ow, [&](int64_t ih, int64_t iw, int64_t t) {
-        const uint8_t* x = c.in_u8 + ((n * s.H + ih) * s.W + iw) * c.ld_in;
-        const int8_t* wt = codes + t * C;
-        // |(x - zp) * w| <= 255 * 128 fits int16: 16-bit multiplies, which baseline SIMD has.
-        for (int64_t ch = 0; ch < C; ++ch) acc[ch] += int16_t(int16_t(x[ch] - zp16) * wt[ch]);
-      });
-      for (int64_t ch = 0; ch < C; ++ch) {
-        const float v = float(acc[ch]) * mult[ch] + bias[ch];
-        y[ch] = v < lo ? lo : (v > hi ? hi : v);
-      }
-      const int64_t o = ((n * c.OH + oh) * c.OW + ow) * c.ld_out;
-      if (c.out_u8) {
-        uint8_t* out = c.out_u8 + o;
-        for (int64_t ch = 0; ch < C; ++ch) {
-          float v = round_even(y[ch] * inv) + zpf;
-          v = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
-          out[ch] = uint8_t(int32_t(v));
-        }
-      } else {
-        std::memcpy(c.out_f32 + o, y.data(), size_t(C) * sizeof(float));
-      }
-    }
-  });
-}
-
-void ref_f32(const DwCall& c) {
-  const DwShape& s = c.s;
-  const int64_t C = s.C;
-  const std::vector<float> zeros(static_cast<size_t>(C), 0.f);
-  const float* bias = c.bias ? c.bias : zeros.data();
-  const float lo = c.lo, hi = c.hi;
-  for_each_output_row(c, [&, bias, lo, hi](int64_t n, int64_t oh) {
-    std::vector<float> acc(static_cast<size_t>(C));
-    for (int64_t ow = 0; ow < c.OW; ++ow) {
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for_each_tap(s, oh, ow, [&](int64_t ih, int64_t iw, int64_t t) {
-        const float* x = c.in_f32 + ((n * s.H + ih) * s.W + iw) * c.ld_in;
-        for (int64_t cb = 0; cb * kDwBlock < C; ++cb) {  // packed weights: [cb][tap][16]
-          const float* wt = c.w->block(cb) + t * kDwBlock;
-          const int64_t c0 = cb * kDwBlock, nc = std::min(kDwBlock, C - c0);
-          for (int64_t j = 0; j < nc; ++j) acc[c0 + j] += x[c0 + j] * wt[j];
-        }
-      });
-      float* out = c.out_f32 + ((n * c.OH + oh) * c.OW + ow) * c.ld_out;
-      for (int64_t ch = 0; ch < C; ++ch) {
-        const float y = acc[ch] + bias[ch];
-        out[ch] = y < lo ? lo : (y > hi ? hi : y);
-      }
-    }
-  });
-}
-
-// Is the active ISA level at least `level`, with that level's translation unit built?
-bool active_at_least(Isa level, bool built) { return built && int(active_dispatch().isa) >= int(level); }
-
+// The kernel for a call: the active level's, by kind (kernels.inc).
 void run(const DwCall& c) {
-  if (active_at_least(Isa::avx512vnni, MIXQ_HAVE_AVX512VNNI) && dwconv3x3_vnni_fits(c)) {
-#if MIXQ_HAVE_AVX512VNNI
-    note_kernel("u8s8_dwconv3x3_c16x16__avx512vnni");
-    if (c.s.N > 0) dwconv3x3__avx512vnni(c);
-#endif
-    return;
+  const Dispatch& d = active_dispatch();
+  const KernelInfo* k = d[KernelKind::dw_f32];
+  if (c.int8) {
+    k = d[KernelKind::dw_s8_3x3] && dwconv3x3_vnni_fits(c) ? d[KernelKind::dw_s8_3x3] : d[KernelKind::dw_s8];
+    // The SIMD kernels accumulate exactly in fp32 only up to kDwMaxExactTaps taps.
+    if (c.w->taps() > kDwMaxExactTaps) k = reference_kernel(KernelKind::dw_s8);
   }
-  const bool simd = active_at_least(Isa::avx512, MIXQ_HAVE_AVX512) && !(c.int8 && c.w->taps() > kDwMaxExactTaps);
-  if (simd) {
-#if MIXQ_HAVE_AVX512
-    note_kernel(c.int8 ? "u8s8_dwconv_c16x8__avx512" : "f32_dwconv_c16x8__avx512");
-    if (c.s.N > 0) dwconv__avx512(c);
-#endif
-    return;
-  }
-  note_kernel(c.int8 ? "u8s8_dwconv__ref" : "f32_dwconv__ref");
-  if (c.s.N > 0) dwconv__ref(c);
+  note_kernel(k->name);
+  if (c.s.N > 0) k->fn_as<DwKernelFn>()(c);
 }
 
 }  // namespace
@@ -189,11 +96,6 @@ bool dwconv3x3_vnni_fits(const DwCall& c) {
   const DwShape& s = c.s;
   return c.int8 && s.KH == 3 && s.KW == 3 && s.DH == 1 && s.DW == 1 && (s.SW == 1 || s.SW == 2) &&
          c.w->quads.size() > 0;
-}
-
-void dwconv__ref(const DwCall& c) {
-  if (c.int8) ref_int8(c);
-  else ref_f32(c);
 }
 
 DwWeights::DwWeights(const DwWeights& o) : KH(o.KH), KW(o.KW), C(o.C), is_int8(o.is_int8), codes(o.codes) {

@@ -32,15 +32,12 @@ struct DwCall {
 // partial sum is an integer below 2 * 255 * 128 * 256 < 2^24 in magnitude for up to 256 taps.
 constexpr int64_t kDwMaxExactTaps = 256;
 
-// Scalar reference, always built: int32 accumulation for int8, plain loops for fp32.
-void dwconv__ref(const DwCall& c);
-// AVX-512 (F/BW/VL/DQ): channels in 16-lane fp32 vectors, up to 16 output pixels per micro-tile,
-// input rows converted once into padded fp32 rows. int8 calls with more than kDwMaxExactTaps taps must
-// go to the reference.
-void dwconv__avx512(const DwCall& c);
-// AVX-512 VNNI, int8 3x3 only (dilation 1, stride 1 or 2 along W; dwconv3x3_vnni_fits): exact
-// int32 accumulation on vpdpbusd, three instructions per output vector instead of nine FMAs.
+// The kernels are entries of kernels.inc (kinds dw_s8, dw_s8_3x3, dw_f32), of type
+// void(const DwCall&): a scalar reference (kernels/ref), AVX-512 F/BW/VL/DQ for every geometry
+// (channels in 16-lane fp32 vectors, up to 16 output pixels per micro-tile; int8 calls with more
+// than kDwMaxExactTaps taps must go to the reference) and AVX-512 VNNI for int8 3x3 kernels that
+// dwconv3x3_vnni_fits (exact int32 accumulation on vpdpbusd, three instructions per output vector
+// instead of nine FMAs).
 bool dwconv3x3_vnni_fits(const DwCall& c);
-void dwconv3x3__avx512vnni(const DwCall& c);
 
 }  // namespace mixq

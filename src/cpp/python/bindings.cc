@@ -130,8 +130,8 @@ nb::object matmul_float_input(const PackedWeight& w, In2<float> x, std::optional
 
 const IsaOps* ops_for(const std::string& isa_name_str) {
   Isa isa = isa_from_name(isa_name_str);
-  for (const auto* ops : isa_ops_list())
-    if (ops->isa == isa) return ops;
+  for (const auto& k : kernel_table())
+    if (k.kind == KernelKind::isa_ops && k.isa == isa) return &k.ops_as<IsaOps>();
   throw std::invalid_argument("no helper set compiled for ISA " + isa_name_str);
 }
 
@@ -149,13 +149,11 @@ nb::dict cpu_info() {
   nb::list avail;
   for (Isa i : available_isas()) avail.append(isa_name(i));
   out["available_isas"] = avail;
-  nb::dict kernels;
-  kernels["s8"] = d.s8->name, kernels["f32"] = d.f32->name, kernels["bf16"] = d.bf16->name;
-  kernels["u4"] = d.u4->name, kernels["u2"] = d.u2->name, kernels["f32u4"] = d.f32u4->name;
-  kernels["f32u2"] = d.f32u2->name, kernels["ops"] = d.ops->name;
-  kernels["s8g"] = d.s8g ? d.s8g->name : "none";
-  kernels["s8w"] = d.s8w ? d.s8w->name : "none";
-  kernels["bf16u4"] = d.bf16u4->name, kernels["bf16u2"] = d.bf16u2->name;
+  nb::dict kernels;  // the selected GEMM kernel of each kind, and the helper set
+  for (int kind = 0; kind < kKernelKinds; ++kind)
+    if (std::string(kind_family(KernelKind(kind))) == "gemm")
+      kernels[kind_name(KernelKind(kind))] = d.kernels[size_t(kind)] ? d.kernels[size_t(kind)]->name : "none";
+  kernels["ops"] = d.ops->name;
   out["kernels"] = kernels;
   out["l1d_bytes"] = f.l1d_bytes, out["l2_bytes"] = f.l2_bytes, out["l3_bytes"] = f.l3_bytes;
   out["physical_cores"] = f.physical_cores;
@@ -193,12 +191,13 @@ NB_MODULE(_core, m) {
   m.def("last_kernel", [] { return std::string(last_kernel()); });
   m.def("kernel_list", [] {
     nb::list out;
-    for (const auto& k : gemm_kernels()) {
+    for (const auto& k : kernel_table()) {
       nb::dict d;
-      d["name"] = k.name, d["isa"] = isa_name(k.isa);
-      const char* kinds[] = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "s8g", "bf16u4", "bf16u2", "s8w"};
-      d["kind"] = kinds[int(k.kind)];
+      d["name"] = k.name, d["isa"] = isa_name(k.isa), d["kind"] = kind_name(k.kind);
+      d["family"] = kind_family(k.kind);
       d["mr"] = k.mr, d["nr"] = k.nr, d["kr"] = k.kr, d["needs_bf16"] = k.needs_bf16;
+      d["runnable"] = kernel_runnable(k);
+      if (k.ops_per_iter > 0) d["ops_per_iter"] = k.ops_per_iter;
       out.append(d);
     }
     return out;

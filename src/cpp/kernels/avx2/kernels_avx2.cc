@@ -9,7 +9,6 @@
 
 #include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
-#include "kernels/peak.h"
 
 namespace mixq {
 namespace {
@@ -19,8 +18,8 @@ namespace {
 // and odd bytes (k1, k3) are sign-extended in place to int16 by shifts, so both vpmaddwd results
 // come out in column order and add into one accumulator per 8 columns. The 4 u8 activations of a
 // step are one broadcast 32-bit word, split into int16 (a0, a2) and (a1, a3) by a mask and a shift.
-// (Before: 4 passes of 8 columns with B widened by vpmovsxbw and each step's activations widened
-// in scalar code per pass: 110 GOPS at 2048^3, a third of the vpmaddwd roof; decode 15 GB/s.)
+// (Widening B by vpmovsxbw in 4 passes of 8 columns, with each step's activations widened in
+// scalar code per pass, reached a third of the vpmaddwd roof.)
 template <int MR, int V>
 void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const int8_t* b0, int64_t b_stride, int32_t* c,
                        int64_t ldc, bool accumulate) {
@@ -242,7 +241,7 @@ void f32_gemm_6x32__avx2(int mr, int np, int64_t k_steps, const float* a, int64_
 }
 
 // 12 independent FMA chains: the fp32 compute roof of one core without AVX-512.
-int64_t peak_loop_fp32_avx2(int64_t iters) {
+int64_t peak_fp32__avx2(int64_t iters) {
   __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-3f);
   __asm__("" : "+v"(x), "+v"(y));  // opaque operands: the compiler must not fold the chains
   // Distinct starting values: identical chains would be merged by the compiler.
@@ -266,7 +265,7 @@ int64_t peak_loop_fp32_avx2(int64_t iters) {
 // The exact int8 kernel's inner step, vpmaddwd (16 int16 MACs) + vpaddd, on 12 independent chains:
 // the int8 roof of a CPU without VNNI for products that must not saturate. Each chain multiplies
 // its own accumulator, so no two products are alike (the compiler would compute shared ones once).
-int64_t peak_loop_int8_avx2(int64_t iters) {
+int64_t peak_int8__avx2(int64_t iters) {
   __m256i y = _mm256_set1_epi16(-2);
   __asm__("" : "+x"(y));
   __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2), a3 = _mm256_set1_epi32(3);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/avx512/depthwise_avx512_common.h"
+#include "kernels/kernels.h"
 
 namespace mixq {
 namespace {
@@ -200,14 +201,15 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   }
 }
 
+template <bool INT8>
+void dwconv_avx512(const DwCall& c) {
+  const Plan p = make_plan(c, (c.s.KH - 1) * c.s.DH + 2);  // the ring and a pad row
+  for_each_task(c, p, [&](int64_t task) { run_task<INT8>(c, p, task); });
+}
+
 }  // namespace
 
-void dwconv__avx512(const DwCall& c) {
-  const Plan p = make_plan(c, (c.s.KH - 1) * c.s.DH + 2);  // the ring and a pad row
-  for_each_task(c, p, [&](int64_t task) {
-    if (c.int8) run_task<true>(c, p, task);
-    else run_task<false>(c, p, task);
-  });
-}
+void u8s8_dwconv_c16x8__avx512(const DwCall& c) { dwconv_avx512<true>(c); }
+void f32_dwconv_c16x8__avx512(const DwCall& c) { dwconv_avx512<false>(c); }
 
 }  // namespace mixq

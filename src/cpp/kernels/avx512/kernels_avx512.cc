@@ -6,7 +6,6 @@
 
 #include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
-#include "kernels/peak.h"
 
 namespace mixq {
 namespace {
@@ -93,7 +92,7 @@ void f32_gemm_14x32__avx512(int mr, int np, int64_t k_steps, const float* a, int
 }
 
 // 16 independent FMA chains: the fp32 compute roof of one core.
-int64_t peak_loop_fp32_avx512(int64_t iters) {
+int64_t peak_fp32__avx512(int64_t iters) {
   __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-3f);
   __asm__("" : "+v"(x), "+v"(y));  // opaque operands: the compiler must not fold the chains
   // Distinct starting values: identical chains would be merged by the compiler.

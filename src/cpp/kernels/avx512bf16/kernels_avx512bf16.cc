@@ -3,7 +3,6 @@
 
 #include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
-#include "kernels/peak.h"
 
 namespace mixq {
 namespace {
@@ -49,7 +48,7 @@ void bf16_gemm_14x32c2__avx512bf16(int mr, int np, int64_t k_steps, const uint16
 }
 
 // 16 independent vdpbf16ps chains: the bf16 compute roof of one core.
-int64_t peak_loop_bf16_avx512bf16(int64_t iters) {
+int64_t peak_bf16__avx512bf16(int64_t iters) {
   __m512bh x = as_bh(_mm512_set1_epi32(0x3f803f80)), y = as_bh(_mm512_set1_epi32(0x3a833a83));
   __asm__("" : "+v"(x), "+v"(y));  // opaque operands: the compiler must not fold the chains
   // Distinct starting values: identical chains would be merged by the compiler.

@@ -19,6 +19,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "kernels/avx512/depthwise_avx512_common.h"
+#include "kernels/kernels.h"
 
 namespace mixq {
 namespace {
@@ -146,7 +147,7 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
 
 }  // namespace
 
-void dwconv3x3__avx512vnni(const DwCall& c) {
+void u8s8_dwconv3x3_c16x16__avx512vnni(const DwCall& c) {
   const Plan p = make_plan(c, 1);  // one V row per task
   for_each_task(c, p, [&](int64_t task) { run_task(c, p, task); });
 }

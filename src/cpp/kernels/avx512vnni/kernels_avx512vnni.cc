@@ -7,7 +7,6 @@
 
 #include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
-#include "kernels/peak.h"
 
 namespace mixq {
 namespace {
@@ -62,7 +61,7 @@ void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint
 }
 
 // 16 independent vpdpbusd chains: the int8 compute roof of one core.
-int64_t peak_loop_int8_avx512vnni(int64_t iters) {
+int64_t peak_int8__avx512vnni(int64_t iters) {
   __m512i x = _mm512_set1_epi32(0x01010101), y = _mm512_set1_epi32(0x01020304);
   __asm__("" : "+v"(x), "+v"(y));  // opaque operands: the compiler must not fold the chains
   // Distinct starting values: identical chains would be merged by the compiler.

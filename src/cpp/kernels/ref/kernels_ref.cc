@@ -40,6 +40,17 @@ void bf16_gemm_4x32c2__ref(int mr, int np, int64_t k_steps, const uint16_t* a, i
     }
 }
 
+// Per step and chunk of 8 columns: the (k0, k1) pairs of the 8 columns, then their (k2, k3) pairs.
+void widen_panel_s8__ref(const int8_t* src, int64_t steps, int16_t* dst) {
+  for (int64_t p = 0; p < steps; ++p, src += 128, dst += 128)
+    for (int v = 0; v < 4; ++v)
+      for (int c = 0; c < 8; ++c)
+        for (int t = 0; t < 2; ++t) {
+          dst[32 * v + 2 * c + t] = src[32 * v + 4 * c + t];
+          dst[32 * v + 16 + 2 * c + t] = src[32 * v + 4 * c + 2 + t];
+        }
+}
+
 }  // namespace mixq
 
 namespace mixq {
