@@ -24,6 +24,7 @@
 #include "core/packed_weight.h"
 #include "core/parallel.h"
 #include "core/probes.h"
+#include "testing/kernel_tester.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -202,6 +203,24 @@ NB_MODULE(_core, m) {
     }
     return out;
   });
+  m.def("test_kernel", [](const std::string& name, uint64_t seed) {
+    const KernelInfo* k = find_kernel(name);
+    if (!k) throw std::invalid_argument("no kernel named '" + name + "' in this build (see kernel_list())");
+    KernelTestReport r;
+    {
+      nb::gil_scoped_release rel;
+      r = test_kernel(*k, seed);
+    }
+    nb::dict d;
+    d["name"] = k->name, d["kind"] = kind_name(k->kind), d["isa"] = isa_name(k->isa);
+    d["runnable"] = r.runnable, d["reference"] = r.reference;
+    d["cases"] = r.cases, d["mismatches"] = r.mismatches;
+    d["max_error"] = r.max_error, d["tolerance"] = r.tolerance;
+    d["first_mismatch"] = r.first_mismatch;
+    if (r.gops > 0 || k->ops_per_iter > 0) d["gops"] = r.gops, d["checksum"] = r.checksum;
+    return d;
+  }, "name"_a, "seed"_a = 0,
+     "Runs one listed kernel by name on edge shapes against its kind's reference (see kernel_tester.h).");
   m.def("measure_peak", [](const std::string& kind, double seconds) {
     nb::gil_scoped_release rel;
     return measure_peak_gops(kind.c_str(), seconds);
