@@ -9,8 +9,8 @@
 
 #include "core/aligned_buffer.h"
 #include "core/cpu_features.h"
-#include "kernels/dispatch.h"
 #include "core/parallel.h"
+#include "kernels/dispatch.h"
 
 namespace mixq {
 

@@ -11,10 +11,10 @@
 #include <limits>
 #include <stdexcept>
 
+#include "core/parallel.h"
+#include "gemm/gemm.h"
 #include "kernels/dispatch.h"
 #include "ops/encoder_ops.h"
-#include "gemm/gemm.h"
-#include "core/parallel.h"
 
 namespace mixq {
 

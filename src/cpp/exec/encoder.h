@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
-#include "gemm/gemm.h"
 #include "core/packed_weight.h"
+#include "gemm/gemm.h"
 
 namespace mixq {
 

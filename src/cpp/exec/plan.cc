@@ -5,9 +5,9 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/parallel.h"
 #include "gemm/gemm.h"
 #include "gemm/im2col.h"
-#include "core/parallel.h"
 
 namespace mixq {
 namespace {

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
-#include "ops/depthwise.h"
 #include "core/packed_weight.h"
 #include "exec/plan_ops.h"
+#include "ops/depthwise.h"
 
 namespace mixq {
 

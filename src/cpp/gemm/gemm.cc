@@ -12,9 +12,9 @@
 
 #include "core/aligned_buffer.h"
 #include "core/cpu_features.h"
-#include "kernels/dispatch.h"
 #include "core/parallel.h"
 #include "gemm/gemm_paths.h"
+#include "kernels/dispatch.h"
 
 namespace mixq {
 namespace {

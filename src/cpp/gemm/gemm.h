@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
-#include "kernels/kernels.h"
 #include "core/packed_weight.h"
+#include "kernels/kernels.h"
 
 namespace mixq {
 

@@ -13,8 +13,8 @@
 #include "kernels/kernels.h"
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define MIXQ_VECTOR_EPILOGUE 1
-#include "kernels/avx512/epilogue_avx512.h"
 #include "kernels/avx512/dynamic_quant_avx512.h"
+#include "kernels/avx512/epilogue_avx512.h"
 #include "kernels/avx512/unpack_lowbit_avx512.h"
 #endif
 

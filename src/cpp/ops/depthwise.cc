@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "ops/depthwise_impl.h"
+#include "core/parallel.h"
 #include "kernels/dispatch.h"
 #include "kernels/kernels.h"
-#include "core/parallel.h"
+#include "ops/depthwise_impl.h"
 
 namespace mixq {
 namespace {

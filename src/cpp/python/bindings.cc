@@ -19,11 +19,11 @@
 #include <string>
 
 #include "core/cpu_features.h"
-#include "kernels/dispatch.h"
-#include "gemm/gemm.h"
 #include "core/packed_weight.h"
 #include "core/parallel.h"
 #include "core/probes.h"
+#include "gemm/gemm.h"
+#include "kernels/dispatch.h"
 #include "testing/kernel_tester.h"
 
 namespace nb = nanobind;

@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/dispatch.h"
 #include "exec/encoder.h"
+#include "kernels/dispatch.h"
 #include "ops/encoder_ops.h"
 
 namespace nb = nanobind;

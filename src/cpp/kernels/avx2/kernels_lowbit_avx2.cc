@@ -16,8 +16,8 @@
 
 #include <algorithm>
 
-#include "kernels/kernel_util.h"
 #include "kernels/avx2/kernel_util_avx2.h"
+#include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
 
 namespace mixq {

@@ -10,8 +10,8 @@
 #include <type_traits>
 
 #include "core/cpu_features.h"
-#include "ops/depthwise_impl.h"
 #include "core/parallel.h"
+#include "ops/depthwise_impl.h"
 
 #define MIXQ_DW_INLINE inline __attribute__((always_inline))
 

@@ -8,8 +8,8 @@
 #include <cstdint>
 
 #include "core/gelu.h"
-#include "kernels/kernels.h"
 #include "kernels/avx512/tail_mask_avx512.h"
+#include "kernels/kernels.h"
 
 namespace mixq {
 namespace {

@@ -3,8 +3,8 @@
 // whose activations do not tolerate int8; the W4A8 path is faster where they do.
 #include <immintrin.h>
 
-#include "kernels/kernel_util.h"
 #include "kernels/avx512/kernel_util_avx512.h"
+#include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
 
 namespace mixq {

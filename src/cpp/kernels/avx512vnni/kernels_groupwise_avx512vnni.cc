@@ -6,8 +6,8 @@
 // its padding is skipped, not multiplied.
 #include <immintrin.h>
 
-#include "kernels/kernel_util.h"
 #include "kernels/avx512/kernel_util_avx512.h"
+#include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
 
 namespace mixq {

@@ -10,8 +10,8 @@
 
 #include <algorithm>
 
-#include "kernels/kernel_util.h"
 #include "kernels/avx512/kernel_util_avx512.h"
+#include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
 
 namespace mixq {
