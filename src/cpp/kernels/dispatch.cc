@@ -31,8 +31,10 @@ const KernelInfo* pick(KernelKind kind, Isa isa) {
 Dispatch make_dispatch(Isa isa) {
   Dispatch d{isa, {}, nullptr};
   for (int kind = 0; kind < kKernelKinds; ++kind) d.kernels[size_t(kind)] = pick(KernelKind(kind), isa);
+  // s8w runs on panels widened by the widen_s8 helper of its own unit.
   const KernelInfo*& s8w = d.kernels[size_t(KernelKind::s8w)];
-  if (s8w && s8w->isa != d[KernelKind::s8]->isa) s8w = nullptr;
+  const KernelInfo* widen = d[KernelKind::widen_s8];
+  if (s8w && (s8w->isa != d[KernelKind::s8]->isa || !widen || std::string(widen->unit) != s8w->unit)) s8w = nullptr;
   d.ops = &d[KernelKind::isa_ops]->ops_as<IsaOps>();
   return d;
 }

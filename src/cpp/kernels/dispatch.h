@@ -12,7 +12,8 @@ struct Dispatch {
   Isa isa;
   // Per kind, the list's entry of the highest level at or below isa that this CPU runs; nullptr
   // where none is (s8g below avx512vnni, dw_s8_3x3, peak loops at ref). s8w only where the s8
-  // kernel is of the same level: the AVX-512 int8 kernels need no widening.
+  // kernel is of the same level (the AVX-512 int8 kernels need no widening) and the selected
+  // widen_s8 helper is of its unit.
   std::array<const KernelInfo*, kKernelKinds> kernels;
   const IsaOps* ops;  // kernels[isa_ops]'s set
 

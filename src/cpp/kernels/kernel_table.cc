@@ -25,7 +25,7 @@ const char* kind_family(KernelKind kind) {
 const std::vector<KernelInfo>& kernel_table() {
   static const std::vector<KernelInfo> table = {
 #define MIXQ_ENTRY(name, kind, unit, mr, nr, kr, ops)                                                         \
-  MIXQ_WHEN(MIXQ_BUILT_##unit, KernelInfo{#name, KernelKind::kind, kUnit_##unit.level, kUnit_##unit.needs_bf16, mr, \
+  MIXQ_WHEN(MIXQ_BUILT_##unit, KernelInfo{#name, KernelKind::kind, #unit, kUnit_##unit.level, kUnit_##unit.needs_bf16, mr, \
                                           nr, kr, ops, reinterpret_cast<const void*>(&name)}, )
 #define MIXQ_GEMM_KERNEL(name, kind, unit, mr, nr, kr) MIXQ_ENTRY(name, kind, unit, mr, nr, kr, 0)
 #define MIXQ_KERNEL(name, kind, unit) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, 0)

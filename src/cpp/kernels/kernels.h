@@ -208,6 +208,7 @@ constexpr KernelUnit kUnit_ref{Isa::ref, false}, kUnit_avx2{Isa::avx2, false}, k
 struct KernelInfo {
   const char* name;
   KernelKind kind;
+  const char* unit;      // its kernels/<unit>/ folder
   Isa isa;               // the dispatch level it needs
   bool needs_bf16;       // ... and the AVX512-BF16 extension on top of it
   int mr, nr, kr;        // GEMM tile (0 for other kinds)
