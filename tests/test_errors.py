@@ -119,12 +119,19 @@ def test_cpu_info_and_kernel_list():
     assert info["l1d_bytes"] > 0 and info["l2_bytes"] > 0
     names = [k["name"] for k in mixq.kernel_list()]
     assert len(names) == len(set(names))
-    for k in mixq.kernel_list():  # names say types, tile and ISA
+    for k in mixq.kernel_list():  # names say types, tile (GEMM kernels) and ISA
         assert k["name"].endswith("__" + k["isa"]) or k["needs_bf16"]
-        assert f"{k['mr']}x{k['nr']}" in k["name"]
+        if k["family"] == "gemm":
+            assert f"{k['mr']}x{k['nr']}" in k["name"]
     kinds = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "bf16u4", "bf16u2"}
+    # Beside the GEMM kernels: the s8w panel widening, depthwise kernels, helper and encoder op sets.
+    kinds |= {"widen_s8", "dw_s8", "dw_f32", "isa_ops", "encoder_ops"}
     if any(k["isa"] == "avx512vnni" for k in mixq.kernel_list()):
         kinds.add("s8g")  # the groupwise W4A8 kernel is VNNI-only (listed where the compiler built it)
+        kinds |= {"dw_s8_3x3", "peak_int8"}
     if any(k["isa"] == "avx2" for k in mixq.kernel_list()):
         kinds.add("s8w")  # int8 on int16-widened operands, for CPUs without VNNI
+        kinds |= {"peak_fp32", "peak_int8"}
+    if any(k["needs_bf16"] for k in mixq.kernel_list()):
+        kinds.add("peak_bf16")
     assert kinds == {k["kind"] for k in mixq.kernel_list()}

@@ -1,0 +1,353 @@
+#include "exec/plan.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/parallel.h"
+#include "gemm/gemm.h"
+#include "gemm/im2col.h"
+
+namespace mixq {
+namespace {
+
+constexpr int64_t kAlign = 64;
+int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+void require(bool ok, const Op& op, const std::string& what) {
+  if (!ok) throw std::invalid_argument("plan op '" + op.name + "' (" + op.kind + "): " + what);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ conv
+int64_t ConvOp::row_stride(const RunContext& ctx) const {
+  const int64_t eb = ctx.info(inputs[0]).elem_bytes();
+  return conflict_free_stride(align_up(weights[0].padded_k(), 16), eb);
+}
+
+// Patch rows gathered per chunk: the chunk stays in L2 while the GEMM reads it (measured: a
+// whole-layer im2col of a batch streams through L3/DRAM and made batch 8 slower per image).
+int64_t ConvOp::chunk_rows(const RunContext& ctx) const {
+  const int64_t row_bytes = row_stride(ctx) * ctx.info(inputs[0]).elem_bytes();
+  return std::max<int64_t>(96, (int64_t(1) << 20) / row_bytes / 96 * 96);
+}
+
+int64_t ConvOp::scratch_bytes(const RunContext& ctx) const {
+  if (flatten_input || direct()) return 0;
+  const TensorInfo& out = ctx.info(output);
+  const int64_t rows = std::min(ctx.N * out.H * out.W, chunk_rows(ctx));
+  return rows * row_stride(ctx) * ctx.info(inputs[0]).elem_bytes();
+}
+
+void ConvOp::run(RunContext& ctx) const {
+  const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
+  const uint8_t* x = ctx.ptr[size_t(inputs[0])];
+  const int64_t eb = in.elem_bytes(), cin_g = in.C / groups, cout_g = out.C / groups;
+  const bool use_im2col = !flatten_input && !direct();
+  const int64_t M = flatten_input ? ctx.N : ctx.N * out.H * out.W;
+  const int64_t ld_rows = flatten_input ? in.H * in.W * in.C : use_im2col ? row_stride(ctx) : in.C;
+  const int64_t chunk = use_im2col ? chunk_rows(ctx) : M;
+  const ConvGeometry geo{ctx.N, in.H, in.W, KH, KW, SH, SW, PH, PW, DH, DW, out.H, out.W};
+  const TensorInfo* res = has_residual ? &ctx.info(inputs[1]) : nullptr;
+  for (int64_t g = 0; g < groups; ++g) {
+    const PackedWeight& w = weights[size_t(g)];
+    for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+      const int64_t rows = std::min(chunk, M - r0);
+      const uint8_t* a = flatten_input ? x : x + (r0 * in.C + g * cin_g) * eb;
+      if (use_im2col) {
+        const uint32_t pad = in.dtype == DType::u8 ? uint32_t(in.q.zp) : 0u;  // the code of a real 0
+        im2col(geo, eb, x, in.C, g * cin_g, cin_g, pad, r0, r0 + rows, ctx.scratch->as<uint8_t>(), ld_rows);
+        a = ctx.scratch->as<uint8_t>();
+      }
+      Epilogue e;
+      e.type = out.dtype == DType::u8 ? OutType::u8 : OutType::f32;
+      e.out = ctx.ptr[size_t(output)] + (r0 * out.C + g * cout_g) * out.elem_bytes();
+      e.ldo = out.C;
+      e.bias = bias.empty() ? nullptr : bias.data() + g * cout_g;
+      e.lo = lo, e.hi = hi;
+      e.out_scale = out.q.scale, e.out_zp = out.q.zp;
+      if (res) {
+        const uint8_t* r = ctx.ptr[size_t(inputs[1])] + (r0 * res->C + g * cout_g) * res->elem_bytes();
+        if (res->dtype == DType::u8) e.residual_u8 = r;
+        else e.residual_f32 = reinterpret_cast<const float*>(r);
+        e.ld_residual = res->C, e.residual_scale = res->q.scale, e.residual_zp = res->q.zp;
+      }
+      switch (mode) {
+        case Mode::int8_activations: {
+          QuantizedRows q;
+          q.data = a, q.M = rows, q.lda = ld_rows;
+          q.scale = &in.q.scale, q.zero_point = &in.q.zp;
+          q.padded = use_im2col;
+          gemm_s8(w, q, e);
+          break;
+        }
+        case Mode::float_weights:
+          gemm_float(w, reinterpret_cast<const float*>(a), rows, ld_rows, e);
+          break;
+        case Mode::weight_only:
+          gemm_weight_only(w, reinterpret_cast<const float*>(a), rows, ld_rows, e, use_im2col);
+          break;
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ depthwise
+void DepthwiseOp::run(RunContext& ctx) const {
+  const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
+  const DwShape s{ctx.N, in.H, in.W, in.C, KH, KW, SH, SW, PH, PW, DH, DW};
+  const float* b = bias.empty() ? nullptr : bias.data();
+  if (in.dtype == DType::u8) {
+    const bool u8_out = out.dtype == DType::u8;
+    dwconv_u8(s, ctx.ptr[size_t(inputs[0])], in.C, in.q.zp, weights, mult.data(), b, lo, hi, out.q.scale, out.q.zp,
+              u8_out ? ctx.ptr[size_t(output)] : nullptr,
+              u8_out ? nullptr : reinterpret_cast<float*>(ctx.ptr[size_t(output)]), out.C);
+  } else {
+    dwconv_f32(s, reinterpret_cast<const float*>(ctx.ptr[size_t(inputs[0])]), in.C, weights, b, lo, hi,
+               reinterpret_cast<float*>(ctx.ptr[size_t(output)]), out.C);
+  }
+}
+
+// ------------------------------------------------------------------ element-wise, pooling, layout
+void AddOp::run(RunContext& ctx) const {
+  const TensorInfo &a = ctx.info(inputs[0]), &b = ctx.info(inputs[1]), &out = ctx.info(output);
+  add_tensors(ctx.N * out.H * out.W * out.C, out.dtype, ctx.ptr[size_t(inputs[0])], a.q, ctx.ptr[size_t(inputs[1])],
+              b.q, lo, hi, ctx.ptr[size_t(output)], out.q);
+}
+
+void ConcatOp::run(RunContext& ctx) const {
+  const TensorInfo& out = ctx.info(output);
+  int64_t c0 = 0;
+  for (int t : inputs) {
+    const TensorInfo& in = ctx.info(t);
+    copy_channels(ctx.N * in.H * in.W, in.C, out.dtype, ctx.ptr[size_t(t)], in.q,
+                  ctx.ptr[size_t(output)] + c0 * out.elem_bytes(), out.C, out.q);
+    c0 += in.C;
+  }
+}
+
+void PoolOp::run(RunContext& ctx) const {
+  const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
+  const PoolShape s{ctx.N, in.H, in.W, in.C, KH, KW, SH, SW, PH, PW, DH, DW, out.H, out.W, count_include_pad};
+  if (is_max) max_pool(s, in.dtype, ctx.ptr[size_t(inputs[0])], ctx.ptr[size_t(output)]);
+  else avg_pool(s, in.dtype, ctx.ptr[size_t(inputs[0])], in.q, ctx.ptr[size_t(output)], out.q);
+}
+
+void ConvertOp::run(RunContext& ctx) const {
+  const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
+  const int64_t n = ctx.N * out.H * out.W * out.C;
+  if (in.dtype == DType::f32)
+    quantize_tensor(n, reinterpret_cast<const float*>(ctx.ptr[size_t(inputs[0])]), out.q, ctx.ptr[size_t(output)]);
+  else
+    dequantize_tensor(n, ctx.ptr[size_t(inputs[0])], in.q, reinterpret_cast<float*>(ctx.ptr[size_t(output)]));
+}
+
+void ActOp::run(RunContext& ctx) const {
+  const TensorInfo& out = ctx.info(output);
+  const int64_t n = ctx.N * out.H * out.W * out.C;
+  if (out.dtype == DType::u8) lut_u8(n, table.data(), ctx.ptr[size_t(inputs[0])], ctx.ptr[size_t(output)]);
+  else
+    act_f32(n, act, lo, hi, reinterpret_cast<const float*>(ctx.ptr[size_t(inputs[0])]),
+            reinterpret_cast<float*>(ctx.ptr[size_t(output)]));
+}
+
+// ------------------------------------------------------------------ the plan
+int Plan::add_tensor(const TensorInfo& t) {
+  if (t.H <= 0 || t.W <= 0 || t.C <= 0) throw std::invalid_argument("plan tensor shape must be positive");
+  if (t.dtype == DType::u8 && (!(t.q.scale > 0.f) || t.q.zp < 0 || t.q.zp > 255))
+    throw std::invalid_argument("u8 plan tensor needs scale > 0 and zero point in [0, 255]");
+  tensors_.push_back(t);
+  prepared_N_ = 0;
+  return int(tensors_.size() - 1);
+}
+
+void Plan::add_op(std::unique_ptr<Op> op) {
+  const int n = int(tensors_.size());
+  require(op->output >= 0 && op->output < n, *op, "output tensor id out of range");
+  require(!op->inputs.empty(), *op, "no inputs");
+  for (int t : op->inputs) require(t >= 0 && t < n && t != op->output, *op, "bad input tensor id");
+  for (const auto& prev : ops_) require(prev->output != op->output, *op, "output tensor already written by " + prev->name);
+  const TensorInfo &in = tensors_[size_t(op->inputs[0])], &out = tensors_[size_t(op->output)];
+  if (auto* c = dynamic_cast<ConvOp*>(op.get())) {
+    require(c->groups >= 1 && in.C % c->groups == 0 && out.C % c->groups == 0 && int64_t(c->weights.size()) == c->groups,
+            *op, "groups do not divide the channels");
+    const int64_t k = c->flatten_input ? in.H * in.W * in.C : c->KH * c->KW * (in.C / c->groups);
+    for (const auto& w : c->weights)
+      require(w.N == out.C / c->groups && w.K == k, *op, "weight shape does not match the tensors");
+    require(c->bias.empty() || int64_t(c->bias.size()) == out.C, *op, "bias needs one value per output channel");
+    require(op->inputs.size() == (c->has_residual ? 2u : 1u), *op, "a conv reads its input and an optional residual");
+    if (c->has_residual) {
+      const TensorInfo& r = tensors_[size_t(op->inputs[1])];
+      require(r.H == out.H && r.W == out.W && r.C == out.C, *op, "residual shape differs from the output");
+    }
+    const bool u8_in = in.dtype == DType::u8;
+    require(u8_in == (c->mode == ConvOp::Mode::int8_activations), *op, "input dtype does not match the precision");
+    if (c->mode == ConvOp::Mode::int8_activations)
+      for (const auto& w : c->weights)
+        require(w.format == WeightFormat::s8_x32c4 || w.low_bit(), *op, "int8 activations need int8/low-bit weights");
+  } else if (auto* d = dynamic_cast<DepthwiseOp*>(op.get())) {
+    require(in.C == out.C && d->weights.C == in.C && d->weights.KH == d->KH && d->weights.KW == d->KW, *op,
+            "depthwise weights do not match the tensors");
+    require((in.dtype == DType::u8) == d->weights.is_int8, *op, "input dtype does not match the weights");
+    require(in.dtype == DType::u8 || out.dtype == DType::f32, *op, "fp32 depthwise writes fp32");
+    require(!d->weights.is_int8 || int64_t(d->mult.size()) == in.C, *op, "int8 depthwise needs one multiplier per channel");
+  } else if (dynamic_cast<AddOp*>(op.get())) {
+    require(op->inputs.size() == 2, *op, "add takes two inputs");
+    for (int t : op->inputs) {
+      const TensorInfo& i = tensors_[size_t(t)];
+      require(i.H == out.H && i.W == out.W && i.C == out.C && i.dtype == out.dtype, *op, "add operands differ in shape or dtype");
+    }
+  } else if (dynamic_cast<ConcatOp*>(op.get())) {
+    int64_t c = 0;
+    for (int t : op->inputs) {
+      const TensorInfo& i = tensors_[size_t(t)];
+      require(i.H == out.H && i.W == out.W && i.dtype == out.dtype, *op, "concat inputs differ in shape or dtype");
+      c += i.C;
+    }
+    require(c == out.C, *op, "concat channels do not add up");
+  } else if (auto* p = dynamic_cast<PoolOp*>(op.get())) {
+    require(in.C == out.C && in.dtype == out.dtype, *op, "pooling keeps channels and dtype");
+    require(!p->is_max || in.dtype == DType::f32 || (in.q.scale == out.q.scale && in.q.zp == out.q.zp), *op,
+            "u8 max pooling keeps its input's quantization");
+  } else if (dynamic_cast<ConvertOp*>(op.get())) {
+    require(in.dtype != out.dtype && in.H * in.W * in.C == out.H * out.W * out.C, *op, "convert changes dtype only");
+  } else if (auto* a = dynamic_cast<ActOp*>(op.get())) {
+    require(in.dtype == out.dtype && in.H * in.W * in.C == out.H * out.W * out.C, *op, "activation keeps shape and dtype");
+    require(in.dtype == DType::f32 || a->table.size() == 256, *op, "u8 activation needs a 256-entry table");
+  }
+  ops_.push_back(std::move(op));
+  prepared_N_ = 0;
+}
+
+void Plan::set_io(int input, int output) {
+  const int n = int(tensors_.size());
+  if (input < 0 || input >= n || output < 0 || output >= n) throw std::invalid_argument("plan input/output id out of range");
+  if (tensors_[size_t(input)].dtype != DType::f32) throw std::invalid_argument("plan input must be float32");
+  input_ = input, output_ = output;
+  prepared_N_ = 0;
+}
+
+void Plan::prepare(int64_t N) {
+  const size_t n_t = tensors_.size();
+  // Lifetime of each tensor in op indices: [producer, last reader]; the output lives to the end.
+  std::vector<int64_t> first(n_t, -1), last(n_t, -1);
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    first[size_t(ops_[i]->output)] = int64_t(i);
+    last[size_t(ops_[i]->output)] = std::max<int64_t>(last[size_t(ops_[i]->output)], int64_t(i));
+    for (int t : ops_[i]->inputs) last[size_t(t)] = int64_t(i);
+  }
+  if (first[size_t(output_)] < 0) throw std::invalid_argument("no plan op computes the output tensor");
+  last[size_t(output_)] = int64_t(ops_.size());
+  for (size_t i = 0; i < ops_.size(); ++i)
+    for (int t : ops_[i]->inputs)
+      if (t != input_ && (first[size_t(t)] < 0 || first[size_t(t)] >= int64_t(i)))
+        throw std::invalid_argument("plan op '" + ops_[i]->name + "' reads a tensor that is not computed before it");
+  input_quantize_op_ = -1;
+  int readers = 0;
+  for (size_t i = 0; i < ops_.size(); ++i)
+    for (int t : ops_[i]->inputs)
+      if (t == input_) {
+        ++readers;
+        if (dynamic_cast<ConvertOp*>(ops_[i].get()) && tensors_[size_t(ops_[i]->output)].dtype == DType::u8)
+          input_quantize_op_ = int(i);
+      }
+  if (readers != 1) input_quantize_op_ = -1;
+  // First-fit placement by offset among the tensors alive at the same time.
+  offset_.assign(n_t, -1);
+  std::vector<std::pair<int64_t, int64_t>> placed;          // (offset, bytes) of live tensors
+  int64_t total = 0;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const int t = ops_[i]->output;
+    placed.clear();
+    for (size_t u = 0; u < n_t; ++u)
+      if (offset_[u] >= 0 && last[u] >= int64_t(i)) placed.emplace_back(offset_[u], align_up(N * tensors_[u].sample_bytes(), kAlign));
+    std::sort(placed.begin(), placed.end());
+    const int64_t bytes = align_up(N * tensors_[size_t(t)].sample_bytes(), kAlign);
+    int64_t off = 0;
+    for (const auto& [o, b] : placed) {
+      if (off + bytes <= o) break;
+      off = std::max(off, o + b);
+    }
+    offset_[size_t(t)] = off;
+    total = std::max(total, off + bytes);
+  }
+  arena_.resize(size_t(std::max<int64_t>(total, kAlign)));
+  prepared_N_ = N;
+}
+
+void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, std::vector<double>* op_seconds) {
+  if (input_ < 0 || output_ < 0) throw std::invalid_argument("plan has no input/output");
+  if (N <= 0) throw std::invalid_argument("batch size must be positive");
+  if (N != prepared_N_) prepare(N);
+  RunContext ctx;
+  ctx.N = N;
+  ctx.tensors = &tensors_;
+  ctx.scratch = &scratch_;
+  ctx.ptr.resize(tensors_.size());
+  for (size_t t = 0; t < tensors_.size(); ++t) ctx.ptr[t] = offset_[t] >= 0 ? arena_.as<uint8_t>() + offset_[t] : nullptr;
+  int skip_op = -1;
+  if (op_seconds) op_seconds->assign(ops_.size(), 0.0);
+  const auto t_in = std::chrono::steady_clock::now();
+  if (input_nchw) {
+    // NCHW -> NHWC in parallel over rows; when the input's only reader quantizes it, both in one
+    // pass straight into that op's output.
+    const TensorInfo& in = tensors_[size_t(input_)];
+    const int64_t H = in.H, W = in.W, C = in.C;
+    const bool quantize = input_quantize_op_ >= 0;
+    uint8_t* q = nullptr;
+    float* dst = nullptr;
+    QParams qp;
+    if (quantize) {
+      skip_op = input_quantize_op_;
+      const int out = ops_[size_t(skip_op)]->output;
+      q = ctx.ptr[size_t(out)], qp = tensors_[size_t(out)].q;
+    } else {
+      input_nhwc_.resize(size_t(N * in.sample_bytes()));
+      dst = input_nhwc_.as<float>();
+    }
+    const float inv = 1.f / qp.scale, zp = float(qp.zp);
+    parallel_for(N * H, [&](int64_t r, int) {
+      const int64_t n = r / H, y = r % H;
+      const float* src = input + n * C * H * W + y * W;
+      if (!quantize) {
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t x = 0; x < W; ++x) dst[(r * W + x) * C + c] = src[c * H * W + x];
+        return;
+      }
+      // Quantize each channel's row with contiguous (vectorized) loads, then interleave bytes.
+      thread_local std::vector<uint8_t> row;
+      row.resize(size_t(C * W));
+      for (int64_t c = 0; c < C; ++c) {
+        const float* __restrict s = src + c * H * W;
+        uint8_t* __restrict d = row.data() + c * W;
+        const float iv = inv, z = zp;
+        for (int64_t x = 0; x < W; ++x) d[x] = quantize_u8(s[x], iv, z);
+      }
+      uint8_t* __restrict out = q + r * W * C;
+      const uint8_t* __restrict rq = row.data();
+      for (int64_t x = 0; x < W; ++x)
+        for (int64_t c = 0; c < C; ++c) out[x * C + c] = rq[c * W + x];
+    });
+    if (!quantize) input = dst;
+    if (quantize && op_seconds)  // the fused quantize op is charged with the transposition
+      (*op_seconds)[size_t(skip_op)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_in).count();
+  }
+  ctx.ptr[size_t(input_)] = reinterpret_cast<uint8_t*>(const_cast<float*>(input));  // read only
+  int64_t scratch = 0;
+  for (const auto& op : ops_) scratch = std::max(scratch, op->scratch_bytes(ctx));
+  scratch_.resize(size_t(std::max<int64_t>(scratch, kAlign)));
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    if (int(i) == skip_op) continue;  // done with the input transposition
+    const auto t0 = std::chrono::steady_clock::now();
+    ops_[i]->run(ctx);
+    if (op_seconds) (*op_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  const TensorInfo& out = tensors_[size_t(output_)];
+  const int64_t n = N * out.H * out.W * out.C;
+  if (out.dtype == DType::f32) std::memcpy(output, ctx.ptr[size_t(output_)], size_t(n) * sizeof(float));
+  else dequantize_tensor(n, ctx.ptr[size_t(output_)], out.q, output);
+}
+
+}  // namespace mixq

@@ -1,0 +1,528 @@
+#include "gemm/gemm.h"
+
+#include <xmmintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/cpu_features.h"
+#include "core/parallel.h"
+#include "gemm/gemm_paths.h"
+#include "kernels/dispatch.h"
+
+namespace mixq {
+namespace {
+
+// Cache-derived block sizes (in k steps of the kernel and in rows/columns).
+struct Blocking {
+  int64_t mc, nc, kc_steps;
+};
+
+// tall_a_row_bytes > 0 (groupwise path, which unpacks B once per row block): row blocks up to 192
+// rows while their A (rows x bytes) fits half the L2, split evenly (measured 2-4 % faster at
+// M = 128..2048 than 96-row blocks).
+// small_m_a_row_bytes > 0 (int8 path): up to 192 rows in one block while their A fits half the L2, so
+// the weights stream once instead of once per 96-row block (interleaved A/B, end to end: BERT-Large
+// w8a8 at batch 1 0.8 % faster, MiniLM 5 % at batch 1 and 3 % at batch 8 through its 128-row FFN
+// blocks; BERT-Large at batch 8 alike).
+Blocking choose_blocking(int mr, int64_t M, int64_t N, int64_t k_step_bytes_b, int64_t tall_a_row_bytes = 0,
+                         int64_t small_m_a_row_bytes = 0) {
+  const CpuFeatures& f = cpu_features();
+  // Depth: one 32-column B panel of kc steps fills 1/8 of L2. The micro-kernels keep their
+  // speed with B streaming from L2 (measured), and a deep kc avoids re-reading the accumulators:
+  // K up to 4096 for int8 and 1024 for fp32 runs in one pass on a 1 MiB L2.
+  int64_t kc = std::max<int64_t>(64, (f.l2_bytes / 8) / k_step_bytes_b);
+  // Rows per block: the A rows of a block (mc x K) and the accumulator tile stay in L2.
+  int64_t mc = std::max<int64_t>(mr, (96 / mr) * mr);
+  const int threads = inside_parallel() ? 1 : get_num_threads();
+  if (tall_a_row_bytes > 0) {
+    const int64_t cap = std::clamp<int64_t>(int64_t(f.l2_bytes / 2) / tall_a_row_bytes, mc, 192);
+    const int64_t blocks = (M + cap - 1) / cap;
+    // Only while the tasks stay 2 panels wide or more (narrower ones re-read A per panel).
+    if (blocks * ((N + 2 * kPanelN - 1) / (2 * kPanelN)) >= 16 * threads)
+      mc = ((M + blocks - 1) / blocks + mr - 1) / mr * mr;
+  }
+  if (small_m_a_row_bytes > 0 && M <= 192 && M * small_m_a_row_bytes <= int64_t(f.l2_bytes / 2))
+    mc = std::max<int64_t>(mc, (M + mr - 1) / mr * mr);
+  int64_t nc = 256;
+  // Split N finer until there are enough tasks for an even finish across threads (not for a
+  // nested call: it runs serially, and narrow chunks only cost kernel width).
+  int64_t m_blocks = (M + mc - 1) / mc;
+  while (threads > 1 && nc > kPanelN && m_blocks * ((N + nc - 1) / nc) < 16 * threads) nc /= 2;
+  return {mc, nc, kc};
+}
+
+// Per-thread buffers, reused across calls so steady-state inference allocates nothing.
+thread_local AlignedBuffer t_acc;        // accumulator tile of a task
+thread_local AlignedBuffer t_prepared;   // converted activations of a call
+thread_local DynamicRows t_quantized;    // dynamically quantized activations of a call
+thread_local AlignedBuffer t_unpacked;   // low-bit B panels of a block, unpacked to s8 (groupwise path)
+thread_local AlignedBuffer t_wide_a;     // activations widened to int16 (s8w path)
+thread_local AlignedBuffer t_wide_b;     // B panels of a block widened to int16 (s8w path)
+
+// The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
+// C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
+// kernel sweeps the row micro-panels, so the B micro-panel is reused mc/mr times while hot.
+//   kernel(mr, np, p0, steps, m, n, tile, ldtile, accumulate): rows [m, m+mr), columns
+//     [n, n + 32*np), k steps [p0, p0+steps)
+//   epilogue(tile, ldtile, m0, rows, n0, cols): output of a finished micro-tile
+// kc_granule: kc slices are a multiple of it (low-bit groups must not straddle two slices).
+//   prepare_b(p0, steps, n, np): called before the rows of each B micro-panel are swept (the
+//     groupwise path unpacks the panels there, once per block).
+struct NoPrepare {
+  void operator()(int64_t, int64_t, int64_t, int) const {}
+};
+
+template <typename Acc, typename Kernel, typename Epi, typename Prepare = NoPrepare>
+void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int64_t b_step_bytes,
+                 int64_t kc_granule, Kernel kernel, Epi epilogue, Prepare prepare_b = {}) {
+  // Decode (1-2 rows): up to 4 panels per kernel call, which the low-bit kernels stream side by side
+  // (more DRAM requests in flight per core; the int8 kernel takes two at a time). Otherwise the
+  // kernel's own tile width, so a B micro-panel stays in L1.
+  const int mr_max = kinfo.mr, np_max = M <= 2 ? std::max(4, kinfo.nr / kPanelN) : kinfo.nr / kPanelN;
+  const int64_t N = w.N, ks = w.k_steps();
+  Blocking blk = choose_blocking(mr_max, M, N, b_step_bytes, kinfo.kind == KernelKind::s8g ? 4 * w.k_steps() : 0,
+                                 kinfo.kind == KernelKind::s8 ? 4 * w.k_steps() : 0);
+  blk.kc_steps = std::max<int64_t>(1, blk.kc_steps / kc_granule) * kc_granule;
+  const int64_t m_blocks = (M + blk.mc - 1) / blk.mc, n_chunks = (N + blk.nc - 1) / blk.nc;
+
+  parallel_for(m_blocks * n_chunks, [&](int64_t task, int) {
+    const int64_t m0 = (task / n_chunks) * blk.mc, mc = std::min(blk.mc, M - m0);
+    const int64_t n0 = (task % n_chunks) * blk.nc, nc = std::min(blk.nc, N - n0);
+    const int64_t n_panels = (nc + kPanelN - 1) / kPanelN;
+    const int64_t ldacc = n_panels * kPanelN;
+    t_acc.resize(size_t(mc * ldacc) * sizeof(Acc));
+    Acc* acc = t_acc.as<Acc>();
+    for (int64_t p0 = 0; p0 < ks; p0 += blk.kc_steps) {
+      const int64_t steps = std::min(blk.kc_steps, ks - p0);
+      for (int64_t j = 0; j < n_panels; j += np_max) {
+        const int np = int(std::min<int64_t>(np_max, n_panels - j));
+        prepare_b(p0, steps, n0 + j * kPanelN, np);
+        for (int64_t r = 0; r < mc; r += mr_max) {
+          const int mr = int(std::min<int64_t>(mr_max, mc - r));
+          Acc* tile = acc + r * ldacc + j * kPanelN;
+          kernel(mr, np, p0, steps, m0 + r, n0 + j * kPanelN, tile, ldacc, p0 > 0);
+          // Finish each micro-tile while it is still in L1.
+          if (p0 + steps >= ks) epilogue(tile, ldacc, m0 + r, mr, n0 + j * kPanelN, std::min<int64_t>(np * kPanelN, nc - j * kPanelN));
+        }
+      }
+    }
+  });
+}
+
+// Kernel call for the plain kinds: A rows in place at (m, p0), B panels at (n, p0).
+template <typename AElem, typename BElem, typename Acc, typename Fn>
+auto plain_kernel(Fn fn, const AElem* a, int64_t lda, const PackedWeight& w) {
+  const int64_t kr = w.kr(), panel_elems = w.panel_bytes() / int64_t(sizeof(BElem));
+  const BElem* wdata = w.data.as<BElem>();
+  return [=](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, Acc* tile, int64_t ldt, bool accumulate) {
+    fn(mr, np, steps, a + m * lda + p0 * kr, lda, wdata + (n / kPanelN) * panel_elems + p0 * kPanelN * kr,
+       panel_elems, tile, ldt, accumulate);
+  };
+}
+
+// Asks for the fp32 residual rows a micro-tile's epilogue adds, before the tile's last kernel call:
+// they were written long before (the layer's input), and the epilogue's loads of them, rows
+// ld_residual apart, stalled it (BERT-Large w8a8 at batch 8: a quarter of the epilogue's samples
+// on that add). Into L1: a prefetch into L2 measured no gain. (The u8 residuals of CNN plans
+// were not measured and are left alone.)
+void prefetch_residual(const Epilogue& e, int64_t m0, int mr, int64_t n0, int64_t cols) {
+  if (!e.residual_f32) return;
+  for (int r = 0; r < mr; ++r) {
+    const char* row = reinterpret_cast<const char*>(e.residual_f32 + (m0 + r) * e.ld_residual + n0);
+    for (int64_t b = 0; b < cols * int64_t(sizeof(float)); b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+  }
+}
+
+// Runs fn(r0, rows) over row chunks of about 64 KiB of input, in parallel.
+template <typename Fn>
+void parallel_rows(int64_t M, int64_t row_bytes, Fn fn) {
+  parallel_chunks(M, (int64_t(1) << 16) / std::max<int64_t>(row_bytes, 1),
+                  [&](int64_t r0, int64_t r1) { fn(r0, r1 - r0); });
+}
+
+
+// Per-column affine of a static-activation int8 GEMM (see Epilogue::col_scale):
+//   y = (acc - a_zp * colsum) * a_scale * b_scale + bias, then / out_scale for u8 output; the int32
+//   offset a_zp * colsum is subtracted before conversion to float (exact, as in the portable path).
+void fold_column_affine(Epilogue& e, int64_t N, std::vector<float>& scale, std::vector<float>& bias,
+                        std::vector<int32_t>& offset) {
+  const bool u8 = e.type == OutType::u8;
+  const double inv = u8 ? 1.0 / double(e.out_scale) : 1.0, zp = u8 ? double(e.out_zp) : 0.0;
+  const double sa = double(e.a_scale[0]);
+  const uint32_t azp = uint32_t(e.a_zp[0]);
+  scale.resize(size_t(N)), bias.resize(size_t(N)), offset.resize(size_t(N));
+  for (int64_t j = 0; j < N; ++j) {
+    // float(acc - offset) stays exact like the portable epilogue; only the scaling is folded.
+    scale[size_t(j)] = float(sa * double(e.b_scale[j]) * inv);
+    bias[size_t(j)] = float((e.bias ? double(e.bias[j]) : 0.0) * inv);
+    offset[size_t(j)] = int32_t(azp * uint32_t(e.colsum[j]));
+  }
+  // Clamp bounds in output codes: requantization is monotonic, so clamping before or after agrees.
+  // (The zero point is added after rounding: round-half-even of y + zp is not round(y) + zp.)
+  e.q_lo = u8 ? float(std::max(0.0, std::nearbyint(double(e.lo) * inv) + zp)) : e.lo;
+  e.q_hi = u8 ? float(std::min(255.0, std::nearbyint(double(e.hi) * inv) + zp)) : e.hi;
+}
+
+// The weight-only kernels (fp32 or bf16 rows a of stride lda, zero padded to whole groups) over
+// the blocked loop, float epilogue.
+template <typename Fn, typename AElem>
+void run_weight_only(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, Fn fn, const AElem* a,
+                     int64_t lda, const IsaOps& ops, const Epilogue& e) {
+  const int64_t group_steps = w.group_size / 4;
+  run_blocked<float>(
+      w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
+      [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+        fn(mr, np, steps, a + m * lda + p0 * 4, lda, w.lowbit_block(n, p0), w.panel_bytes(), group_steps, tile, ldt,
+           accumulate);
+      },
+      [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+        ops.epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
+      });
+}
+
+}  // namespace
+
+int64_t conflict_free_stride(int64_t row_elems, int64_t elem_bytes) {
+  return (row_elems * elem_bytes) % 4096 == 0 ? row_elems + 64 / elem_bytes : row_elems;
+}
+
+// Writing a line not in cache first reads it from DRAM (read for ownership), and those misses
+// stall the epilogue's stores; non-temporal stores skip the read. Only worth it when the next
+// reader would not find the output in cache anyway: BERT-Large w8a8 at batch 8 (layer outputs of
+// 4-16 MiB, a layer's working set past L3) ran ~3-6 % faster end to end, while a CNN plan at
+// batch 128 (activations that stay in L3 for the next layer) ran up to 13 % slower: so callers
+// decide, by this rule, for outputs they know are not read back at once.
+bool streaming_pays(int64_t out_bytes) { return out_bytes >= int64_t(cpu_features().l2_bytes); }
+
+namespace {
+
+// A low-bit weight whose one group spans all of K, as the int8 weight it equals: codes minus zero
+// points, with the group's scale per column. Written into `s8` (a thread's, reused across calls:
+// at batch 1 a layer takes a few microseconds, so the conversion must allocate nothing).
+void single_group_as_s8(const PackedWeight& w, const IsaOps* ops, PackedWeight& s8) {
+  thread_local std::vector<int8_t> unpacked;  // one panel's group block: codes, then fp32 scales
+  const int64_t group_steps = w.group_size / 4;
+  unpacked.resize(size_t(group_steps * 128 + 128));
+  s8.format = WeightFormat::s8_x32c4;
+  s8.N = w.N, s8.K = w.K;
+  s8.data.resize(s8.expected_data_bytes());
+  s8.scale.resize(size_t(w.n_pad()));
+  s8.colsum.resize(size_t(w.n_pad()));
+  s8.zero_point.clear();
+  const int64_t panel = s8.panel_bytes();
+  for (int64_t j = 0; j < w.n_panels(); ++j) {
+    ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(j * kPanelN, 0), group_steps, 1, unpacked.data());
+    int8_t* dst = s8.data.as<int8_t>() + j * panel;
+    std::memcpy(dst, unpacked.data(), size_t(panel));
+    std::memcpy(s8.scale.data() + j * kPanelN, unpacked.data() + group_steps * 128, kPanelN * sizeof(float));
+  }
+  // Column sums of the codes from the packed sums of the dequantized weights: with one group,
+  // wsum = scale * sum exactly up to float rounding (|sum| <= 15 K < 2^22), so the division rounds
+  // back to the integer. (The packing pads k >= K with the zero point: those codes are 0 here.)
+  // A zero scale zeroes the column's output whatever its sum.
+  // (Rounded by +-0.5 and truncation, not nearbyint: this file is built for the baseline ISA, where
+  // nearbyint is a libm call per column, and it cost more than the GEMM at M = 16.)
+  for (int64_t n = 0; n < w.n_pad(); ++n) {
+    const float sc = s8.scale[size_t(n)], v = sc != 0.f ? w.wsum[size_t(n)] / sc : 0.f;
+    s8.colsum[size_t(n)] = int32_t(v < 0.f ? v - 0.5f : v + 0.5f);
+  }
+}
+
+thread_local PackedWeight t_single_group;  // single_group_as_s8's output, reused across calls
+
+}  // namespace
+
+void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
+  if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
+    throw std::invalid_argument("gemm_s8: weights are not int8 or low-bit");
+  const Dispatch d = active_dispatch();
+  const GemmPaths& paths = gemm_paths(d.isa);
+  const KernelInfo* s8g = d[KernelKind::s8g];
+  const int64_t min_rows = w.N * w.K <= paths.small_weight_codes ? paths.small_weight_min_rows : paths.groupwise_min_rows;
+  const bool groupwise = w.low_bit() && s8g && a.M >= min_rows;
+  // A small weight with one group over all of K (a CNN's 1x1 convs with K <= 128 at group 128) is
+  // an int8 GEMM: unpacked by the caller once per call, it runs on the int8 kernel and its folded
+  // epilogue instead of the fp32 group fold.
+  if (groupwise && w.n_groups() == 1 && a.M >= paths.groupwise_min_rows && w.N * w.K <= paths.single_group_max_codes) {
+    single_group_as_s8(w, d.ops, t_single_group);
+    gemm_s8(t_single_group, a, e);
+    return;
+  }
+  const KernelInfo& kinfo = groupwise                             ? *s8g
+                            : w.format == WeightFormat::u4_x32c4 ? d.gemm(KernelKind::u4)
+                            : w.format == WeightFormat::u2_x32c4 ? d.gemm(KernelKind::u2)
+                                                                 : d.gemm(KernelKind::s8);
+  note_kernel(kinfo.name);
+  if (a.M == 0) return;
+  const IsaOps* ops = d.ops;
+  // The kernels read K_read values per row (groupwise: K to the k step, it skips group padding).
+  const int64_t M = a.M, K = w.K, K_read = groupwise ? (K + 3) / 4 * 4 : w.padded_k();
+  // The kernels read u8 rows in place; s8 input (shift by 128) or K_read != K (zero padding) is
+  // converted first.
+  const uint8_t* rows = a.data;
+  int64_t lda = a.lda;
+  if (a.is_signed || (K_read != K && !a.padded)) {
+    const int64_t ldd = conflict_free_stride(K_read, 1);
+    t_prepared.resize(size_t(M * ldd));
+    uint8_t* dst = t_prepared.as<uint8_t>();
+    parallel_rows(M, K, [&](int64_t r0, int64_t n) {
+      ops->prepare_a_u8(n, K, a.data + r0 * a.lda, a.lda, a.is_signed, dst + r0 * ldd, ldd);
+    });
+    rows = dst, lda = ldd;
+  }
+  // Zero points move to the u8 domain when s8 activations are shifted by +128.
+  std::vector<int32_t> a_zp(static_cast<size_t>(a.zp_stride ? M : 1));
+  for (size_t i = 0; i < a_zp.size(); ++i)
+    a_zp[i] = (a.zero_point ? a.zero_point[i * a.zp_stride] : 0) + (a.is_signed ? 128 : 0);
+  e.K = K;
+  e.a_zp = a_zp.data();
+  e.a_zp_stride = a.zp_stride ? 1 : 0;
+  e.a_scale = a.scale;
+  e.a_scale_stride = a.scale_stride;
+  if (w.low_bit()) e.wsum = w.wsum.data();  // the activation zero point's term (epilogue_lowbit)
+
+  if (groupwise) {
+    const auto fn = kinfo.fn_as<GemmGroupwiseFn>();
+    const int64_t group_steps = w.group_size / 4, group_bytes = group_steps * 128 + 128, k4 = (K + 3) / 4;
+    // B panels unpacked to s8 `code - zp`, with each group's scales after its codes. A small weight
+    // under many row blocks (a CNN layer at a large batch) is unpacked once, by the caller, into
+    // panels of all of K that every task reads (at 3136x64x576 the 33 tasks' own unpacks took 1.6 %
+    // of the call); otherwise each task unpacks the panels of its kc slice into its thread's buffer.
+    const bool unpack_once = w.N * w.K <= paths.small_weight_codes && M >= 2 * paths.groupwise_min_rows;
+    const int64_t whole_k_panel = conflict_free_stride(w.n_groups() * group_bytes, 1);
+    int8_t* whole_k = nullptr;
+    if (unpack_once) {
+      t_unpacked.resize(size_t(w.n_panels() * whole_k_panel));
+      whole_k = t_unpacked.as<int8_t>();
+      for (int64_t j = 0; j < w.n_panels(); ++j)
+        ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(j * kPanelN, 0), group_steps, w.n_groups(),
+                              whole_k + j * whole_k_panel);
+    }
+    // Bytes between the unpacked panels of a kc slice (the thread's own buffer, t_unpacked).
+    auto slice_bytes = [&](int64_t steps) { return conflict_free_stride(steps / group_steps * group_bytes, 1); };
+    run_blocked<float>(
+        w, M, kinfo, group_bytes / group_steps, group_steps,
+        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+          const int8_t* b = unpack_once ? whole_k + (n / kPanelN) * whole_k_panel + p0 / group_steps * group_bytes
+                                        : t_unpacked.as<int8_t>();
+          // Only the k steps that hold K: the padding of a last partial group is skipped.
+          fn(mr, np, std::min(steps, k4 - p0), rows + m * lda + p0 * 4, lda, b,
+             unpack_once ? whole_k_panel : slice_bytes(steps), group_steps, tile, ldt, accumulate);
+        },
+        [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+          ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
+        },
+        [&](int64_t p0, int64_t steps, int64_t n, int np) {
+          if (unpack_once) return;
+          const int64_t slice = slice_bytes(steps);
+          t_unpacked.resize(size_t(np * slice));
+          for (int j = 0; j < np; ++j)
+            ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(n + j * kPanelN, p0), group_steps, steps / group_steps,
+                                  t_unpacked.as<int8_t>() + j * slice);
+        });
+    return;
+  }
+  if (w.low_bit()) {
+    // Per-group activation row sums fold the weight zero points (LowBitArgs).
+    const int64_t G = w.n_groups();
+    std::vector<float> group_sums(size_t(M * G));
+    parallel_rows(M, K, [&](int64_t r0, int64_t n) {
+      ops->group_sums_u8(n, K, rows + r0 * lda, lda, w.group_size, group_sums.data() + r0 * G, G);
+    });
+    const auto fn = kinfo.fn_as<GemmLowBitFn>();
+    const int64_t group_steps = w.group_size / 4;
+    run_blocked<float>(
+        w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
+        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
+          const LowBitArgs args{group_steps, group_sums.data() + m * G + p0 / group_steps, G, (K + 3) / 4 - p0};
+          fn(mr, np, steps, rows + m * lda + p0 * 4, lda, w.lowbit_block(n, p0), w.panel_bytes(), args, tile, ldt,
+             accumulate);
+        },
+        [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+          ops->epilogue_lowbit(e, acc, ldacc, m0, mc, n0, nc);
+        });
+    return;
+  }
+
+  std::vector<int32_t> rowsum;
+  if (!w.zero_point.empty()) {  // weight zero points need the activation row sums
+    rowsum.resize(size_t(M));
+    parallel_rows(M, K, [&](int64_t r0, int64_t n) { ops->row_sums_u8(n, K, rows + r0 * lda, lda, rowsum.data() + r0); });
+  }
+  e.rowsum = rowsum.empty() ? nullptr : rowsum.data();
+  e.colsum = w.colsum.data();
+  e.b_zp = w.zero_point.empty() ? nullptr : w.zero_point.data();
+  e.b_scale = w.scale.data();
+  std::vector<float> col_scale, col_bias;
+  std::vector<int32_t> col_offset;
+  // (The folded epilogue has no GELU step.)
+  if (!e.b_zp && !e.gelu && e.a_zp_stride == 0 && a.scale_stride == 0 &&
+      (e.type == OutType::u8 || e.type == OutType::f32)) {
+    fold_column_affine(e, w.N, col_scale, col_bias, col_offset);
+    e.col_scale = col_scale.data(), e.col_bias = col_bias.data(), e.col_offset = col_offset.data();
+  }
+  const auto epilogue = [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+    ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
+  };
+  const int64_t ks = w.k_steps();
+  // Without VNNI (where an s8w kernel is selected): activations widened to int16 once per call and
+  // each B panel once per block (reused by all its rows), so the kernel is vpmaddwd and adds alone
+  // (the in-place kernel sign-extends B per row tile: 207-227 GOPS at the compute-bound shapes on
+  // Zen 3, 232-255 this way).
+  const KernelInfo* s8w = d[KernelKind::s8w];
+  if (s8w && M >= paths.wide_min_rows && w.N >= paths.wide_min_cols) {
+    const int64_t K_read = w.padded_k(), ld16 = conflict_free_stride(K_read, 2);
+    t_wide_a.resize(size_t(M * ld16) * sizeof(int16_t));
+    int16_t* a16 = t_wide_a.as<int16_t>();
+    parallel_rows(M, K_read, [&](int64_t r0, int64_t n) {
+      for (int64_t r = r0; r < r0 + n; ++r)
+        for (int64_t k = 0; k < K_read; ++k) a16[r * ld16 + k] = int16_t(rows[r * lda + k]);
+    });
+    const auto fn = s8w->fn_as<GemmS8WideFn>();
+    const auto widen = d[KernelKind::widen_s8]->fn_as<WidenS8Fn>();
+    const int8_t* wdata = w.data.as<int8_t>();
+    const int64_t panel_elems = w.panel_bytes();
+    note_kernel(s8w->name);
+    // Blocking as for 1 KiB per step: kc = 64 steps on a 512 KiB L2, so a widened panel (256 bytes a
+    // step) fills half of L1 while the row tiles sweep it.
+    run_blocked<int32_t>(
+        w, M, *s8w, 1024, 1,
+        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
+            bool accumulate) {
+          if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
+          fn(mr, np, steps, a16 + m * ld16 + p0 * 4, ld16, t_wide_b.as<int16_t>(), steps * 128, tile, ldt, accumulate);
+        },
+        epilogue,
+        [&](int64_t p0, int64_t steps, int64_t n, int np) {
+          t_wide_b.resize(size_t(np * steps * 128) * sizeof(int16_t));
+          for (int j = 0; j < np; ++j)
+            widen(wdata + (n / kPanelN + j) * panel_elems + p0 * 128, steps, t_wide_b.as<int16_t>() + j * steps * 128);
+        });
+    return;
+  }
+  const KernelInfo& s8 = d.gemm(KernelKind::s8);
+  const auto kernel = plain_kernel<uint8_t, int8_t, int32_t>(s8.fn_as<GemmS8Fn>(), rows, lda, w);
+  run_blocked<int32_t>(w, M, s8, kPanelN * 4, 1,
+                       [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
+                           bool accumulate) {
+                         if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
+                         kernel(mr, np, p0, steps, m, n, tile, ldt, accumulate);
+                       },
+                       epilogue);
+}
+
+void DynamicRows::resize(const PackedWeight& w, int64_t M) {
+  ldq = conflict_free_stride(w.padded_k(), 1);
+  codes.resize(size_t(M * ldq));
+  scale.resize(size_t(M)), zero_point.resize(size_t(M));
+}
+
+void DynamicRows::quantize(const float* x, int64_t r0, int64_t n, int64_t ldx, int64_t K, const float* col_mult) {
+  const IsaOps* ops = active_dispatch().ops;
+  std::atomic<bool> finite{true};
+  parallel_rows(n, 4 * K, [&](int64_t i0, int64_t rows) {
+    const int64_t r = r0 + i0;
+    if (!ops->quantize_rows_u8(rows, K, x + i0 * ldx, ldx, codes.as<uint8_t>() + r * ldq, ldq, scale.data() + r,
+                               zero_point.data() + r, col_mult))
+      finite = false;
+  });
+  if (!finite) throw std::invalid_argument("input contains NaN or Inf");
+}
+
+QuantizedRows DynamicRows::rows(int64_t M) const {
+  QuantizedRows a;
+  a.data = codes.as<uint8_t>(), a.M = M, a.lda = ldq;
+  a.scale = scale.data(), a.scale_stride = 1;
+  a.zero_point = zero_point.data(), a.zp_stride = 1;
+  return a;
+}
+
+void gemm_dynamic_s8(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, const float* col_mult) {
+  if (w.format != WeightFormat::s8_x32c4 && !w.low_bit())
+    throw std::invalid_argument("gemm_dynamic_s8: weights are not int8 or low-bit");
+  t_quantized.resize(w, M);
+  t_quantized.quantize(x, 0, M, ldx, w.K, col_mult);
+  gemm_s8(w, t_quantized.rows(M), e);
+}
+
+void gemm_float(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
+  const Dispatch d = active_dispatch();
+  const IsaOps* ops = d.ops;
+  const int64_t K = w.K;
+  auto epi = [&](const float* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+    ops->epilogue_f32(e, acc, ldacc, m0, mc, n0, nc);
+  };
+  if (w.format == WeightFormat::f32_x32) {
+    const KernelInfo& f32 = d.gemm(KernelKind::f32);
+    note_kernel(f32.name);
+    if (M == 0) return;
+    const int64_t ld = conflict_free_stride(ldx, 4);
+    if (ld != ldx && M > 1) {  // fp32 rows are read in place unless their stride aliases in L1
+      t_prepared.resize(size_t(M * ld) * sizeof(float));
+      float* dst = t_prepared.as<float>();
+      parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) {
+        for (int64_t r = r0; r < r0 + n; ++r) std::memcpy(dst + r * ld, x + r * ldx, size_t(K) * sizeof(float));
+      });
+      x = dst, ldx = ld;
+    }
+    run_blocked<float>(w, M, f32, kPanelN * 4, 1, plain_kernel<float, float, float>(f32.fn_as<GemmF32Fn>(), x, ldx, w), epi);
+  } else if (w.format == WeightFormat::bf16_x32c2) {
+    const KernelInfo& bf16 = d.gemm(KernelKind::bf16);
+    note_kernel(bf16.name);
+    if (M == 0) return;
+    const int64_t K2 = conflict_free_stride(w.padded_k(), 2);
+    t_prepared.resize(size_t(M * K2) * sizeof(uint16_t));
+    uint16_t* xb = t_prepared.as<uint16_t>();
+    parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * K2, K2); });
+    run_blocked<float>(w, M, bf16, kPanelN * 4, 1, plain_kernel<uint16_t, uint16_t, float>(bf16.fn_as<GemmBf16Fn>(), xb, K2, w), epi);
+  } else {
+    throw std::invalid_argument("gemm_float: weights are not fp32 or bf16");
+  }
+}
+
+void gemm_weight_only(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e, bool padded) {
+  if (!w.low_bit()) throw std::invalid_argument("weight-only matmul needs int4 or int2 weights");
+  const Dispatch d = active_dispatch();
+  const KernelInfo& kinfo = d.gemm(w.format == WeightFormat::u4_x32c4 ? KernelKind::f32u4 : KernelKind::f32u2);
+  note_kernel(kinfo.name);
+  if (M == 0) return;
+  const IsaOps* ops = d.ops;
+  const int64_t K = w.K, K_read = w.padded_k();
+  int64_t ld = conflict_free_stride(ldx, 4);
+  if ((K_read != K && !padded) || (ld != ldx && M > 1)) {  // zero padding to whole groups, or an aliasing stride
+    ld = conflict_free_stride(K_read, 4);
+    t_prepared.resize(size_t(M * ld) * sizeof(float));
+    float* dst = t_prepared.as<float>();
+    parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) {
+      for (int64_t r = r0; r < r0 + n; ++r) {
+        std::memcpy(dst + r * ld, x + r * ldx, size_t(K) * sizeof(float));
+        std::memset(dst + r * ld + K, 0, size_t(K_read - K) * sizeof(float));
+      }
+    });
+    x = dst, ldx = ld;
+  }
+  run_weight_only(w, M, kinfo, kinfo.fn_as<GemmWeightOnlyFn>(), x, ldx, *ops, e);
+}
+
+void gemm_weight_only_bf16(const PackedWeight& w, const float* x, int64_t M, int64_t ldx, Epilogue e) {
+  if (!w.low_bit()) throw std::invalid_argument("weight-only matmul needs int4 or int2 weights");
+  const Dispatch d = active_dispatch();
+  const KernelInfo& kinfo = d.gemm(w.format == WeightFormat::u4_x32c4 ? KernelKind::bf16u4 : KernelKind::bf16u2);
+  note_kernel(kinfo.name);
+  if (M == 0) return;
+  const IsaOps* ops = d.ops;
+  const int64_t K = w.K, ld = conflict_free_stride(w.padded_k(), 2);  // bf16 rows, zeros to whole groups
+  t_prepared.resize(size_t(M * ld) * sizeof(uint16_t));
+  uint16_t* xb = t_prepared.as<uint16_t>();
+  parallel_rows(M, 4 * K, [&](int64_t r0, int64_t n) { ops->prepare_a_bf16(n, K, x + r0 * ldx, ldx, xb + r0 * ld, ld); });
+  run_weight_only(w, M, kinfo, kinfo.fn_as<GemmWeightOnlyBf16Fn>(), xb, ld, *ops, e);
+}
+
+}  // namespace mixq

@@ -1,0 +1,155 @@
+// int8 3x3 depthwise convolution on vpdpbusd (AVX-512 VNNI), NHWC, stride 1 or 2 along W.
+//
+// vpdpbusd adds four u8 x s8 products into each int32 lane. Here a lane is a channel, and its four
+// bytes are the three kernel rows of one input column (the fourth byte has weight 0). For each
+// output row a task builds a "column-triple" row per 16-channel block,
+//   V[j] = for each channel c: (x[ih0][j][c], x[ih1][j][c], x[ih2][j][c], x[ih2][j][c]),
+// over the padded columns j, and an output pixel is then three vpdpbusd, one per kernel column kw,
+// against (w[0][kw][c], w[1][kw][c], w[2][kw][c], 0): three instructions where the fp32 path of
+// depthwise_avx512.cc needs nine FMAs and a u8 -> fp32 conversion of every input row. Each V
+// column is loaded once per micro-tile and fed to every output pixel that uses it.
+//
+// As in depthwise_avx512.cc, padding holds x = zp and the accumulators start at -zp * sum(w), so
+// the result is sum (x - zp) * w. The int32 sums are exact, and so is their conversion to float
+// (|acc| <= 9 * 255 * 128 < 2^24): results equal the fp32-accumulating path and the reference bit
+// for bit, through the same epilogues (depthwise_avx512_common.h).
+//
+// GCC 12 reports the _mm512_undefined_* operand inside explicit-rounding intrinsics as
+// uninitialized; it is a don't-care operand by design.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "kernels/avx512/depthwise_avx512_common.h"
+#include "kernels/kernels.h"
+
+namespace mixq {
+namespace {
+
+constexpr int64_t kTripleBytes = 64;  // one V column of a block: 16 channels x 4 bytes
+
+// ------------------------------------------------------------------------------- building V
+// The 16 channels of one input column (16 bytes), or the pad value outside the image.
+struct RowSource {
+  const uint8_t* row;  // pixel 0 of input row ih at the block's first channel; nullptr: a pad row
+  int64_t W, ld;
+  __mmask16 mask;      // the block's real channels (the rest load as 0: their weights are 0)
+  __m128i pad;
+
+  MIXQ_DW_INLINE __m128i column(int64_t iw) const {
+    return row && iw >= 0 && iw < W ? _mm_maskz_loadu_epi8(mask, row + iw * ld) : pad;
+  }
+  // Columns iw .. iw+3, one per 128-bit lane.
+  MIXQ_DW_INLINE __m512i columns4(int64_t iw) const {
+    if (row && iw >= 0 && iw + 3 < W && mask == 0xFFFF) {  // inside the image: plain loads
+      const uint8_t* p = row + iw * ld;
+      __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + ld)), 1);
+      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * ld)), 2);
+      return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * ld)), 3);
+    }
+    __m512i v = _mm512_castsi128_si512(column(iw));
+    v = _mm512_inserti32x4(v, column(iw + 1), 1);
+    v = _mm512_inserti32x4(v, column(iw + 2), 2);
+    return _mm512_inserti32x4(v, column(iw + 3), 3);
+  }
+};
+
+// V[j .. j+3] of one block from the three kernel rows' columns iw = j - PW .. j - PW + 3. Byte
+// interleaves give, per 128-bit lane (= column), the triples of channels 0-3, 4-7, 8-11 and 12-15
+// in four registers; a 4 x 4 transpose of 128-bit lanes makes each column's 64 bytes contiguous.
+MIXQ_DW_INLINE void build4(const RowSource (&src)[3], int64_t iw, __m512i* dst) {
+  const __m512i a = src[0].columns4(iw), b = src[1].columns4(iw), c = src[2].columns4(iw);
+  const __m512i ab_lo = _mm512_unpacklo_epi8(a, b), ab_hi = _mm512_unpackhi_epi8(a, b);
+  const __m512i cc_lo = _mm512_unpacklo_epi8(c, c), cc_hi = _mm512_unpackhi_epi8(c, c);
+  const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cc_lo), q1 = _mm512_unpackhi_epi16(ab_lo, cc_lo);
+  const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cc_hi), q3 = _mm512_unpackhi_epi16(ab_hi, cc_hi);
+  const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
+  const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
+  _mm512_store_si512(dst + 0, _mm512_shuffle_i32x4(t0, t1, 0x88));
+  _mm512_store_si512(dst + 1, _mm512_shuffle_i32x4(t0, t1, 0xDD));
+  _mm512_store_si512(dst + 2, _mm512_shuffle_i32x4(t2, t3, 0x88));
+  _mm512_store_si512(dst + 3, _mm512_shuffle_i32x4(t2, t3, 0xDD));
+}
+
+// ------------------------------------------------------------------------------ micro-kernels
+// v: V at the tile's first input column; w[kw]: the block's triples of kernel column kw.
+template <int T, int SW, typename Store>
+MIXQ_DW_INLINE void tile(const __m512i* v, const __m512i (&w)[3], __m512i init, int64_t ow, const Store& st) {
+  constexpr int NC = (T - 1) * SW + 3;  // V columns the tile reads
+  __m512i acc[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) acc[t] = init;
+#pragma GCC unroll 64
+  for (int c = 0; c < NC; ++c) {
+    const __m512i x = in_register(_mm512_load_si512(v + c));
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      const int kw = c - t * SW;
+      if (kw >= 0 && kw < 3) acc[t] = _mm512_dpbusd_epi32(acc[t], x, w[kw]);
+    }
+  }
+  __m512 y[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) y[t] = _mm512_cvtepi32_ps(acc[t]);
+  st.template store<T>(ow, y);
+}
+
+// One output row of one block: tiles of 16 pixels (stride 1; 8 for stride 2), then 8, 4, 2, 1.
+template <int SW, typename Store>
+void row(const __m512i* v, const __m512i (&w)[3], __m512i init, int64_t OW, const Store& store) {
+  const Store st = store;  // a local copy: its constants stay in registers
+  for_each_tile<SW == 1 ? 16 : 8>(OW, [&](auto n, int64_t ow) { tile<n.value, SW>(v + ow * SW, w, init, ow, st); });
+}
+
+// ---------------------------------------------------------------------------------------- tasks
+thread_local AlignedBuffer t_triples;  // V of every block of the task's group: [block][column][64]
+
+void run_task(const DwCall& c, const Plan& p, int64_t task) {
+  const DwShape& s = c.s;
+  const auto [n, cb0, nbk, oh0, oh1] = task_span(c, p, task);
+  const int64_t wb4 = (p.wb + 3) / 4 * 4;  // V columns, built 4 at a time
+  const __m128i pad = _mm_set1_epi8(char(c.in_zp));
+  const __m512i zp = _mm512_set1_epi8(char(c.in_zp));
+  t_triples.resize(size_t(nbk * wb4 * kTripleBytes));
+  __m512i* triples = t_triples.as<__m512i>();
+  const OutCodes q = out_codes(c);
+
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    for (int64_t k = 0; k < nbk; ++k) {
+      const int64_t cb = cb0 + k;
+      const __mmask16 mask = block_mask(c, cb);
+      RowSource src[3];
+      for (int kh = 0; kh < 3; ++kh) {
+        const int64_t ih = oh * s.SH - s.PH + kh;
+        const bool inside = ih >= 0 && ih < s.H;
+        src[kh] = {inside ? c.in_u8 + (n * s.H + ih) * s.W * c.ld_in + cb * kDwBlock : nullptr, s.W, c.ld_in, mask,
+                   pad};
+      }
+      __m512i* v = triples + k * wb4;
+      for (int64_t j = 0; j < wb4; j += 4) build4(src, j - s.PW, v + j);
+    }
+    const int64_t out_pix = (n * c.OH + oh) * c.OW;
+    for (int64_t k = 0; k < nbk; ++k) {
+      const int64_t cb = cb0 + k;
+      const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
+      const __m512i w[3] = {_mm512_load_si512(wq), _mm512_load_si512(wq + 1), _mm512_load_si512(wq + 2)};
+      // -zp * sum of the block's weights: vpdpbusd against zp in every byte sums zp * w per lane.
+      __m512i zw = _mm512_setzero_si512();
+      for (int kw = 0; kw < 3; ++kw) zw = _mm512_dpbusd_epi32(zw, zp, w[kw]);
+      const __m512i init = _mm512_sub_epi32(_mm512_setzero_si512(), zw);
+      const __m512i* v = triples + k * wb4;
+      with_block_store(c, q, cb, out_pix, [&](const auto& st) {
+        if (s.SW == 1) row<1>(v, w, init, c.OW, st);
+        else row<2>(v, w, init, c.OW, st);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+void u8s8_dwconv3x3_c16x16__avx512vnni(const DwCall& c) {
+  const Plan p = make_plan(c, 1);  // one V row per task
+  for_each_task(c, p, [&](int64_t task) { run_task(c, p, task); });
+}
+
+}  // namespace mixq

@@ -1,4 +1,0 @@
-// The shared helpers (ops_impl.h) compiled for the ref level.
-#include "ops_impl.h"
-
-MIXQ_DEFINE_ISA_OPS(ops__ref, Isa::ref)
