@@ -58,7 +58,10 @@ void ConvOp::run(RunContext& ctx) const {
       const uint8_t* a = flatten_input ? x : x + (r0 * in.C + g * cin_g) * eb;
       if (use_im2col) {
         const uint32_t pad = in.dtype == DType::u8 ? uint32_t(in.q.zp) : 0u;  // the code of a real 0
+        const auto t0 = std::chrono::steady_clock::now();
         im2col(geo, eb, x, in.C, g * cin_g, cin_g, pad, r0, r0 + rows, ctx.scratch->as<uint8_t>(), ld_rows);
+        if (ctx.im2col_seconds)
+          *ctx.im2col_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         a = ctx.scratch->as<uint8_t>();
       }
       Epilogue e;
@@ -277,7 +280,8 @@ void Plan::prepare(int64_t N) {
   prepared_N_ = N;
 }
 
-void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, std::vector<double>* op_seconds) {
+void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, std::vector<double>* op_seconds,
+               std::vector<double>* op_im2col_seconds) {
   if (input_ < 0 || output_ < 0) throw std::invalid_argument("plan has no input/output");
   if (N <= 0) throw std::invalid_argument("batch size must be positive");
   if (N != prepared_N_) prepare(N);
@@ -289,6 +293,7 @@ void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, st
   for (size_t t = 0; t < tensors_.size(); ++t) ctx.ptr[t] = offset_[t] >= 0 ? arena_.as<uint8_t>() + offset_[t] : nullptr;
   int skip_op = -1;
   if (op_seconds) op_seconds->assign(ops_.size(), 0.0);
+  if (op_im2col_seconds) op_im2col_seconds->assign(ops_.size(), 0.0);
   const auto t_in = std::chrono::steady_clock::now();
   if (input_nchw) {
     // NCHW -> NHWC in parallel over rows; when the input's only reader quantizes it, both in one
@@ -341,6 +346,7 @@ void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, st
   for (size_t i = 0; i < ops_.size(); ++i) {
     if (int(i) == skip_op) continue;  // done with the input transposition
     const auto t0 = std::chrono::steady_clock::now();
+    ctx.im2col_seconds = op_im2col_seconds ? &(*op_im2col_seconds)[i] : nullptr;
     ops_[i]->run(ctx);
     if (op_seconds) (*op_seconds)[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }

@@ -27,6 +27,7 @@ struct RunContext {
   const std::vector<TensorInfo>* tensors = nullptr;
   std::vector<uint8_t*> ptr;  // each tensor's storage for this run
   AlignedBuffer* scratch = nullptr;
+  double* im2col_seconds = nullptr;  // profiling: where a conv op adds the time of its im2col passes
   const TensorInfo& info(int t) const { return (*tensors)[size_t(t)]; }
 };
 
@@ -110,9 +111,9 @@ class Plan {
   void set_io(int input, int output);
   // input: N samples of the input tensor, float32 NHWC (or NCHW with input_nchw: transposed here,
   // in parallel); output: N samples of the output tensor as float32 NHWC. op_seconds (optional):
-  // wall time of each op.
+  // wall time of each op; op_im2col_seconds (optional): the part of it a conv spent in im2col.
   void run(const float* input, int64_t N, float* output, bool input_nchw = false,
-           std::vector<double>* op_seconds = nullptr);
+           std::vector<double>* op_seconds = nullptr, std::vector<double>* op_im2col_seconds = nullptr);
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::vector<std::unique_ptr<Op>>& ops() const { return ops_; }
   int input() const { return input_; }

@@ -46,9 +46,10 @@ ConvOp::Mode conv_mode(const std::string& s) {
   throw std::invalid_argument("conv mode must be float, int8 or weight_only");
 }
 
-// Runs the plan on x [N, H, W, C] float32; returns the output [N, H, W, C] and per-op seconds.
-// x is NHWC, or NCHW with nchw (transposed by the core).
-std::pair<nb::ndarray<nb::numpy, float>, std::vector<double>> run_plan(Plan& p, F32In4 x, bool nchw, bool profile) {
+// Runs the plan on x [N, H, W, C] float32; returns the output [N, H, W, C], per-op seconds and the
+// im2col part of each (profile only). x is NHWC, or NCHW with nchw (transposed by the core).
+std::tuple<nb::ndarray<nb::numpy, float>, std::vector<double>, std::vector<double>> run_plan(Plan& p, F32In4 x,
+                                                                                             bool nchw, bool profile) {
   const TensorInfo &in = p.tensors().at(size_t(p.input())), &out = p.tensors().at(size_t(p.output()));
   const int64_t want[3] = {nchw ? in.C : in.H, nchw ? in.H : in.W, nchw ? in.W : in.C};
   if (int64_t(x.shape(1)) != want[0] || int64_t(x.shape(2)) != want[1] || int64_t(x.shape(3)) != want[2])
@@ -57,13 +58,13 @@ std::pair<nb::ndarray<nb::numpy, float>, std::vector<double>> run_plan(Plan& p, 
   const int64_t N = int64_t(x.shape(0));
   float* buf = new float[size_t(std::max<int64_t>(1, N * out.H * out.W * out.C))];
   nb::capsule owner(buf, [](void* ptr) noexcept { delete[] static_cast<float*>(ptr); });
-  std::vector<double> seconds;
+  std::vector<double> seconds, im2col_seconds;
   {
     nb::gil_scoped_release rel;
-    p.run(x.data(), N, buf, nchw, profile ? &seconds : nullptr);
+    p.run(x.data(), N, buf, nchw, profile ? &seconds : nullptr, profile ? &im2col_seconds : nullptr);
   }
   size_t shape[4] = {size_t(N), size_t(out.H), size_t(out.W), size_t(out.C)};
-  return {nb::ndarray<nb::numpy, float>(buf, 4, shape, owner), seconds};
+  return {nb::ndarray<nb::numpy, float>(buf, 4, shape, owner), seconds, im2col_seconds};
 }
 
 }  // namespace
@@ -165,7 +166,7 @@ void bind_plan(nb::module_& m) {
            },
            "name"_a, "input"_a, "output"_a, "kind"_a, "lo"_a, "hi"_a, "table"_a.none())
       .def("set_io", &Plan::set_io, "input"_a, "output"_a)
-      .def("run", [](Plan& p, F32In4 x, bool nchw) { return run_plan(p, x, nchw, false).first; }, "x"_a,
+      .def("run", [](Plan& p, F32In4 x, bool nchw) { return std::get<0>(run_plan(p, x, nchw, false)); }, "x"_a,
            "nchw"_a = false)
       .def("profile", [](Plan& p, F32In4 x, bool nchw) { return run_plan(p, x, nchw, true); }, "x"_a,
            "nchw"_a = false)

@@ -143,13 +143,29 @@ class Plan:
     __call__ = run
 
     def profile(self, x, layout: str = "nchw", repeats: int = 1) -> list[dict]:
-        """Per-op wall time (median of `repeats` runs after one warm-up): name, kind, precision, seconds."""
+        """Per-op wall time (median of `repeats` runs after one warm-up): name, kind, precision,
+        seconds, and im2col_s, the part of a conv's time spent gathering its patch rows."""
         xin, nchw = self._input(x, layout), layout == "nchw"
         self._core.run(xin, nchw)
-        runs = [self._core.profile(xin, nchw)[1] for _ in range(max(1, repeats))]
-        seconds = np.median(np.array(runs), axis=0)
-        return [dict(name=op["name"], kind=op["kind"], precision=op.get("precision", ""), seconds=float(s))
-                for op, s in zip(self.spec["ops"], seconds)]
+        runs = [self._core.profile(xin, nchw)[1:] for _ in range(max(1, repeats))]
+        seconds = np.median(np.array([r[0] for r in runs]), axis=0)
+        im2col = np.median(np.array([r[1] for r in runs]), axis=0)
+        return [dict(name=op["name"], kind=op["kind"], precision=op.get("precision", ""), seconds=float(s),
+                     im2col_s=float(i)) for op, s, i in zip(self.spec["ops"], seconds, im2col)]
+
+    def profile_by_kind(self, x, layout: str = "nchw", repeats: int = 5) -> dict[str, float]:
+        """Seconds per kind of work, from profile(): 'gemm' (conv and linear layers with their fused
+        bias / residual / clamp / requantize epilogue), 'im2col', 'depthwise', 'pool', 'add',
+        'concat', 'act', 'convert' (quantize / dequantize, including the input's NCHW -> NHWC),
+        and 'total' (their sum)."""
+        out: dict[str, float] = {}
+        for row in self.profile(x, layout, repeats):
+            kind = "gemm" if row["kind"] == "conv" else row["kind"]
+            out[kind] = out.get(kind, 0.0) + row["seconds"] - row["im2col_s"]
+            if row["im2col_s"]:
+                out["im2col"] = out.get("im2col", 0.0) + row["im2col_s"]
+        out["total"] = sum(out.values())
+        return out
 
     # ------------------------------------------------------------ files
     def save(self, path) -> None:
