@@ -34,23 +34,57 @@ int64_t ConvOp::chunk_rows(const RunContext& ctx) const {
   return std::max<int64_t>(96, (int64_t(1) << 20) / row_bytes / 96 * 96);
 }
 
+bool ConvOp::implicit(const RunContext& ctx) const {
+  return mode == Mode::int8_activations && !flatten_input && !direct() && groups == 1 && DH == 1 && DW == 1 &&
+         gemm_s8_conv_runs(weights[0], KW, ctx.info(inputs[0]).C);
+}
+
+int64_t ConvOp::padded_bytes(const RunContext& ctx) const {
+  const TensorInfo& in = ctx.info(inputs[0]);
+  return PH == 0 && PW == 0 ? 0 : ctx.N * (in.H + 2 * PH) * (in.W + 2 * PW) * in.C;
+}
+
 int64_t ConvOp::scratch_bytes(const RunContext& ctx) const {
   if (flatten_input || direct()) return 0;
+  if (implicit(ctx)) return padded_bytes(ctx);
   const TensorInfo& out = ctx.info(output);
   const int64_t rows = std::min(ctx.N * out.H * out.W, chunk_rows(ctx));
   return rows * row_stride(ctx) * ctx.info(inputs[0]).elem_bytes();
 }
 
+// The epilogue of output rows from r0 and channels from c0 (a group's slice).
+Epilogue ConvOp::epilogue(const RunContext& ctx, int64_t r0, int64_t c0) const {
+  const TensorInfo& out = ctx.info(output);
+  Epilogue e;
+  e.type = out.dtype == DType::u8 ? OutType::u8 : OutType::f32;
+  e.out = ctx.ptr[size_t(output)] + (r0 * out.C + c0) * out.elem_bytes();
+  e.ldo = out.C;
+  e.bias = bias.empty() ? nullptr : bias.data() + c0;
+  e.lo = lo, e.hi = hi;
+  e.out_scale = out.q.scale, e.out_zp = out.q.zp;
+  if (has_residual) {
+    const TensorInfo& res = ctx.info(inputs[1]);
+    const uint8_t* r = ctx.ptr[size_t(inputs[1])] + (r0 * res.C + c0) * res.elem_bytes();
+    if (res.dtype == DType::u8) e.residual_u8 = r;
+    else e.residual_f32 = reinterpret_cast<const float*>(r);
+    e.ld_residual = res.C, e.residual_scale = res.q.scale, e.residual_zp = res.q.zp;
+  }
+  return e;
+}
+
 void ConvOp::run(RunContext& ctx) const {
   const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
   const uint8_t* x = ctx.ptr[size_t(inputs[0])];
+  if (implicit(ctx)) {
+    run_implicit(ctx);
+    return;
+  }
   const int64_t eb = in.elem_bytes(), cin_g = in.C / groups, cout_g = out.C / groups;
   const bool use_im2col = !flatten_input && !direct();
   const int64_t M = flatten_input ? ctx.N : ctx.N * out.H * out.W;
   const int64_t ld_rows = flatten_input ? in.H * in.W * in.C : use_im2col ? row_stride(ctx) : in.C;
   const int64_t chunk = use_im2col ? chunk_rows(ctx) : M;
   const ConvGeometry geo{ctx.N, in.H, in.W, KH, KW, SH, SW, PH, PW, DH, DW, out.H, out.W};
-  const TensorInfo* res = has_residual ? &ctx.info(inputs[1]) : nullptr;
   for (int64_t g = 0; g < groups; ++g) {
     const PackedWeight& w = weights[size_t(g)];
     for (int64_t r0 = 0; r0 < M; r0 += chunk) {
@@ -64,19 +98,7 @@ void ConvOp::run(RunContext& ctx) const {
           *ctx.im2col_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         a = ctx.scratch->as<uint8_t>();
       }
-      Epilogue e;
-      e.type = out.dtype == DType::u8 ? OutType::u8 : OutType::f32;
-      e.out = ctx.ptr[size_t(output)] + (r0 * out.C + g * cout_g) * out.elem_bytes();
-      e.ldo = out.C;
-      e.bias = bias.empty() ? nullptr : bias.data() + g * cout_g;
-      e.lo = lo, e.hi = hi;
-      e.out_scale = out.q.scale, e.out_zp = out.q.zp;
-      if (res) {
-        const uint8_t* r = ctx.ptr[size_t(inputs[1])] + (r0 * res->C + g * cout_g) * res->elem_bytes();
-        if (res->dtype == DType::u8) e.residual_u8 = r;
-        else e.residual_f32 = reinterpret_cast<const float*>(r);
-        e.ld_residual = res->C, e.residual_scale = res->q.scale, e.residual_zp = res->q.zp;
-      }
+      const Epilogue e = epilogue(ctx, r0, g * cout_g);
       switch (mode) {
         case Mode::int8_activations: {
           QuantizedRows q;
@@ -95,6 +117,40 @@ void ConvOp::run(RunContext& ctx) const {
       }
     }
   }
+}
+
+// The input with its borders filled with the zero point (its code of a real 0), so every tap of
+// the implicit GEMM is in bounds; timed as the conv's im2col.
+void ConvOp::run_implicit(RunContext& ctx) const {
+  const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
+  const uint8_t* x = ctx.ptr[size_t(inputs[0])];
+  const int64_t HP = in.H + 2 * PH, WP = in.W + 2 * PW, C = in.C;
+  if (padded_bytes(ctx) > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    uint8_t* dst = ctx.scratch->as<uint8_t>();
+    const uint8_t zp = uint8_t(in.q.zp);
+    parallel_chunks(ctx.N * HP, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        uint8_t* d = dst + r * WP * C;
+        const int64_t n = r / HP, y = r % HP - PH;
+        if (y < 0 || y >= in.H) {
+          std::memset(d, zp, size_t(WP * C));
+          continue;
+        }
+        std::memset(d, zp, size_t(PW * C));
+        std::memcpy(d + PW * C, x + (n * in.H + y) * in.W * C, size_t(in.W * C));
+        std::memset(d + (PW + in.W) * C, zp, size_t(PW * C));
+      }
+    });
+    x = dst;
+    if (ctx.im2col_seconds)
+      *ctx.im2col_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  ConvRows a;
+  a.data = x, a.N = ctx.N, a.HP = HP, a.WP = WP, a.C = C;
+  a.KH = KH, a.KW = KW, a.SH = SH, a.SW = SW, a.OH = out.H, a.OW = out.W;
+  a.scale = in.q.scale, a.zero_point = in.q.zp;
+  gemm_s8_conv(weights[0], a, epilogue(ctx, 0, 0));
 }
 
 // ------------------------------------------------------------------ depthwise

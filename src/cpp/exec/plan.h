@@ -9,6 +9,7 @@
 #include "core/aligned_buffer.h"
 #include "core/packed_weight.h"
 #include "exec/plan_ops.h"
+#include "kernels/kernels.h"
 #include "ops/depthwise.h"
 
 namespace mixq {
@@ -42,8 +43,9 @@ class Op {
   int output = -1;
 };
 
-// Convolution (or linear) on the packed GEMM kernels: NHWC rows in place for 1x1/stride 1, im2col
-// otherwise; bias, clamp and requantization fused in the GEMM epilogue.
+// Convolution (or linear) on the packed GEMM kernels: NHWC rows in place for 1x1/stride 1, an
+// implicit GEMM over the zero-point-padded input for int8 convs the int8 kernel can read that way
+// (gemm_s8_conv_runs), im2col otherwise; bias, clamp and requantization fused in the GEMM epilogue.
 class ConvOp : public Op {
  public:
   enum class Mode { float_weights, int8_activations, weight_only };
@@ -59,6 +61,10 @@ class ConvOp : public Op {
 
  private:
   bool direct() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0; }
+  Epilogue epilogue(const RunContext& ctx, int64_t r0, int64_t c0) const;
+  bool implicit(const RunContext& ctx) const;        // run by gemm_s8_conv
+  void run_implicit(RunContext& ctx) const;
+  int64_t padded_bytes(const RunContext& ctx) const;  // its padded input copy (0 without padding)
   int64_t row_stride(const RunContext& ctx) const;  // im2col row length (elements)
   int64_t chunk_rows(const RunContext& ctx) const;  // output pixels gathered per im2col chunk
 };

@@ -418,6 +418,71 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
                        epilogue);
 }
 
+namespace {
+std::atomic<bool> g_implicit_conv{true};
+}  // namespace
+
+void set_implicit_conv(bool on) { g_implicit_conv.store(on); }
+
+bool gemm_s8_conv_runs(const PackedWeight& w, int64_t KW, int64_t C) {
+  // Symmetric int8 weights (no activation row sums needed), and CPUs without the widened int8
+  // path (it reads A widened to int16, which an implicit GEMM would have to widen per tap).
+  return g_implicit_conv.load(std::memory_order_relaxed) && w.format == WeightFormat::s8_x32c4 && w.zero_point.empty() && (KW * C) % 4 == 0 &&
+         active_dispatch()[KernelKind::s8w] == nullptr;
+}
+
+void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
+  if (!gemm_s8_conv_runs(w, a.KW, a.C) || w.K != a.KH * a.KW * a.C)
+    throw std::invalid_argument("gemm_s8_conv: weights and conv geometry do not fit the implicit int8 GEMM");
+  const Dispatch d = active_dispatch();
+  const IsaOps* ops = d.ops;
+  const KernelInfo& s8 = d.gemm(KernelKind::s8);
+  note_kernel(s8.name);
+  const int64_t M = a.N * a.OH * a.OW;
+  if (M == 0) return;
+  const int32_t a_zp = a.zero_point;
+  e.K = w.K;
+  e.a_zp = &a_zp, e.a_zp_stride = 0;
+  e.a_scale = &a.scale, e.a_scale_stride = 0;
+  e.colsum = w.colsum.data();
+  e.b_scale = w.scale.data();
+  std::vector<float> col_scale, col_bias;
+  std::vector<int32_t> col_offset;
+  if (!e.gelu && (e.type == OutType::u8 || e.type == OutType::f32)) {
+    fold_column_affine(e, w.N, col_scale, col_bias, col_offset);
+    e.col_scale = col_scale.data(), e.col_bias = col_bias.data(), e.col_offset = col_offset.data();
+  }
+  const auto fn = s8.fn_as<GemmS8Fn>();
+  const int8_t* wdata = w.data.as<int8_t>();
+  // K steps per kernel row (its KW taps, contiguous in the padded input), rows' stride, image line.
+  const int64_t seg = a.KW * a.C / 4, ks = w.k_steps(), panel = w.panel_bytes();
+  const int64_t lda = a.SW * a.C, line = a.WP * a.C;
+  run_blocked<int32_t>(
+      w, M, s8, kPanelN * 4, 1,
+      [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
+          bool accumulate) {
+        if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
+        const int8_t* b = wdata + (n / kPanelN) * panel;
+        // The tile's pixels in runs along one output row (equally spaced in the input), and each
+        // run's k steps split where a kernel row ends.
+        for (int64_t r = 0; r < mr;) {
+          const int64_t q = m + r, ox = q % a.OW, oy = (q / a.OW) % a.OH, img = q / (a.OW * a.OH);
+          const int run = int(std::min<int64_t>(mr - r, a.OW - ox));
+          const uint8_t* px = a.data + ((img * a.HP + oy * a.SH) * a.WP + ox * a.SW) * a.C;
+          bool acc = accumulate;
+          for (int64_t p = p0; p < p0 + steps;) {
+            const int64_t ky = p / seg, s = p % seg, len = std::min(seg - s, p0 + steps - p);
+            fn(run, np, len, px + ky * line + s * 4, lda, b + p * kPanelN * 4, panel, tile + r * ldt, ldt, acc);
+            acc = true, p += len;
+          }
+          r += run;
+        }
+      },
+      [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+        ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
+      });
+}
+
 void DynamicRows::resize(const PackedWeight& w, int64_t M) {
   ldq = conflict_free_stride(w.padded_k(), 1);
   codes.resize(size_t(M * ldq));

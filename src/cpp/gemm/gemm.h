@@ -49,6 +49,24 @@ struct DynamicRows {
   void quantize(const float* x, int64_t r0, int64_t n, int64_t ldx, int64_t K, const float* col_mult);
   QuantizedRows rows(int64_t M) const;
 };
+// A convolution's GEMM rows read straight from its input (implicit GEMM, no im2col): row p is
+// output pixel (n, oy, ox), its K = [ky][kx][c] taken from u8 NHWC input whose borders are already
+// padded with the zero point. A kernel row's KW taps are then one contiguous run of KW * C bytes.
+struct ConvRows {
+  const uint8_t* data = nullptr;  // [N][HP][WP][C] u8, padding included
+  int64_t N = 0, HP = 0, WP = 0, C = 0;
+  int64_t KH = 1, KW = 1, SH = 1, SW = 1, OH = 0, OW = 0;
+  float scale = 1.f;              // per-tensor activation quantization
+  int32_t zero_point = 0;
+};
+// Whether gemm_s8_conv runs a conv of int8 weights w with per-pixel depth KW * C (dilation 1, one
+// group): the plain int8 kernel of the active ISA, K steps that never straddle a kernel row.
+bool gemm_s8_conv_runs(const PackedWeight& w, int64_t KW, int64_t C);
+// The int8 GEMM of the conv (as gemm_s8 on its im2col rows, bit for bit; see gemm_s8_conv_runs).
+void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e);
+// Off: every conv takes im2col (the tests compare the two paths).
+void set_implicit_conv(bool on);
+
 // fp32 activations, int8 weights: per-row dynamic u8 quantization inside the core (W8A8 dynamic).
 // col_mult (optional): x[m, k] * col_mult[k] is what gets quantized (SmoothQuant factors).
 // Throws std::invalid_argument on NaN/Inf input.

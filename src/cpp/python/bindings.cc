@@ -184,6 +184,8 @@ NB_MODULE(_core, m) {
   m.def("set_num_threads", &set_num_threads, "n"_a);
   m.def("get_num_threads", &get_num_threads);
   m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, "name"_a);
+  // Testing: convs through im2col only (off) or the implicit int8 GEMM where it applies (on).
+  m.def("set_implicit_conv", &set_implicit_conv, "on"_a);
   m.def("available_isas", [] {
     std::vector<std::string> out;
     for (Isa i : available_isas()) out.push_back(isa_name(i));
