@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,7 @@ class Plan {
   int input_quantize_op_ = -1;  // the input's only reader when it quantizes it (fused with NCHW -> NHWC)
   std::vector<int64_t> offset_;
   AlignedBuffer arena_, scratch_, input_nhwc_;
+  std::mutex run_mutex_;  // runs share arena_, scratch_, input_nhwc_ and the layout
 };
 
 }  // namespace mixq
