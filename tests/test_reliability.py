@@ -281,3 +281,17 @@ def test_failed_huge_batch_leaves_every_plan_working(tmp_path):
         print(json.dumps(dict(errors=errors, after_cnn=ok_after_cnn, after_enc=ok_after_enc)))
     """)
     assert result == dict(errors=["cnn", "encoder"], after_cnn=[True, True], after_enc=[True, True]), result
+
+
+def test_plan_loader_fuzz_smoke(tiny, tmp_path):
+    """A bounded run of tests/fuzz_plan_loader.py on a CNN and an encoder seed (CI runs it longer):
+    every edited file loads and runs, or raises PlanFileError; no crash."""
+    _, cnn_path = tiny
+    _, enc_path = _small_encoder(tmp_path)
+    script = __import__("pathlib").Path(__file__).parent / "fuzz_plan_loader.py"
+    r = subprocess.run([sys.executable, str(script), str(cnn_path), str(enc_path), "--max-runs", "1500",
+                        "--seconds", "60", "--seed", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode in (0, 1), f"fuzzer died with {r.returncode}: {r.stderr[-2000:]}"
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["executions"] >= 200 and result["loaded"] > 0, result
+    assert not result["findings"], result["findings"][:5]

@@ -68,7 +68,8 @@ def read_plan(path) -> tuple[dict, dict[str, np.ndarray], dict]:
             raise ValueError("the document needs a 'spec' object and an 'arrays' list")
         stored = {}
         for e in doc["arrays"]:
-            if e["dtype"] not in _DTYPES or e["offset"] < 0 or e["offset"] + e["nbytes"] > n_data:
+            if (e["dtype"] not in _DTYPES or e["offset"] < 0 or e["offset"] % _ALIGN or e["nbytes"] < 0
+                    or e["offset"] + e["nbytes"] > n_data):
                 raise ValueError(f"bad array entry {e['name']!r}")
             a = np.frombuffer(data, dtype=e["dtype"], count=e["nbytes"] // np.dtype(e["dtype"]).itemsize,
                               offset=e["offset"])
