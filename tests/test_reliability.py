@@ -79,7 +79,8 @@ def _index(name, **fields):
 
 # (what is edited, the edit, text the PlanFileError must contain)
 CNN_CASES = {
-    "depthwise padding 100": (_set("dw", "padding", [100, 100]), "'dw' (depthwise): padding"),
+    "depthwise padding 100": (_set("dw", "padding", [100, 100]), "'dw' (depthwise): output shape"),
+    "conv padding 2^14": (_set("conv", "padding", [2**14, 2**14]), "'conv' (conv): padding"),
     "pool kernel 2^40": (_set("pool", "kernel", [2**40, 2**40]), "'pool' (pool): kernel"),
     "conv stride 0": (_set("conv", "stride", [0, 0]), "'conv' (conv): stride"),
     "depthwise stride 7": (_set("dw", "stride", [7, 7]), "'dw' (depthwise): output shape"),
@@ -154,6 +155,19 @@ def test_crafted_cnn_plan_files_are_refused_naming_op_and_field(tiny, tmp_path):
     assert results[str(version0)].startswith("PlanFileError") and "version 0" in results[str(version0)]
 
 
+@pytest.mark.parametrize("kernel, padding, groups", [(1, 1, 1), (3, 3, 1), (3, 3, 8)])
+def test_conv_padding_past_the_kernel_still_runs(kernel, padding, groups):
+    """torch allows a conv to pad past its kernel span; validation must not refuse such models."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1),
+                            torch.nn.Conv2d(8, 8, kernel, padding=padding, groups=groups)).eval()
+    x = torch.randn(2, 8, 10, 10)
+    ref = m(x).detach().numpy()
+    np.testing.assert_allclose(mixq.compile(m, x, None, progress=False).run(x.numpy()), ref, rtol=1e-4, atol=1e-5)
+    y8 = mixq.compile(m, x, "w8a8", calibration=[x], progress=False).run(x.numpy())
+    assert np.abs(y8 - ref).max() <= 0.05 * np.abs(ref).max()  # the runtime's documented bound
+
+
 def test_the_unedited_file_loads_and_matches(tiny, tmp_path):
     plan, path = tiny
     doc, data = _parts(path)
@@ -169,7 +183,9 @@ def test_core_refuses_bad_geometry_without_the_validator(tiny):
 
     _, path = tiny
     spec, stored, _ = read_plan(path)
-    for name, key, value, message in [("dw", "padding", [100, 100], "padding too large"),
+    for name, key, value, message in [("dw", "padding", [100, 100], "output shape differs"),
+                                      ("conv", "padding", [2**14, 2**14], "padded input too large"),
+                                      ("pool", "padding", [2, 2], "pool padding"),
                                       ("pool", "kernel", [2**40, 2**40], "kernel, stride and dilation"),
                                       ("conv", "stride", [0, 0], "kernel, stride and dilation"),
                                       ("dw", "stride", [7, 7], "output shape differs")]:

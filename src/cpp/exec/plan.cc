@@ -20,14 +20,15 @@ void require(bool ok, const Op& op, const std::string& what) {
 }
 
 // A window op's geometry must be sane and produce exactly the declared output (the kernels size
-// their loops from the geometry and write into the declared tensor). Torch's padding limits:
-// a pool pads at most half its kernel, a conv at most its dilated span.
+// their loops from the geometry and write into the declared tensor). A pool pads at most half its
+// kernel (torch's limit: no window wholly in padding); a conv's padded input is bounded.
 void require_window(const Op& op, const TensorInfo& in, const TensorInfo& out, int64_t KH, int64_t KW, int64_t SH,
                     int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW, bool pool) {
   constexpr int64_t kMax = int64_t(1) << 24;
   for (int64_t v : {KH, KW, SH, SW, DH, DW}) require(v >= 1 && v <= kMax, op, "kernel, stride and dilation must be in [1, 2^24]");
   for (int64_t v : {PH, PW}) require(v >= 0 && v <= kMax, op, "padding must be in [0, 2^24]");
-  require(PH <= (pool ? KH / 2 : DH * (KH - 1)) && PW <= (pool ? KW / 2 : DW * (KW - 1)), op, "padding too large for the kernel");
+  require(!pool || (PH <= KH / 2 && PW <= KW / 2), op, "pool padding exceeds half the kernel");
+  require((in.H + 2 * PH) * (in.W + 2 * PW) <= kMax * 16, op, "padding makes the padded input too large");
   const int64_t eh = in.H + 2 * PH - DH * (KH - 1) - 1, ew = in.W + 2 * PW - DW * (KW - 1) - 1;
   require(eh >= 0 && ew >= 0, op, "the kernel does not fit the padded input");
   require(out.H == eh / SH + 1 && out.W == ew / SW + 1, op, "the output shape differs from the one the geometry gives");

@@ -61,13 +61,14 @@ def _window(op: dict, where: str, in_hw, pool: bool) -> tuple[int, int]:
     k, s, d = _pair(op, "kernel", where, 1), _pair(op, "stride", where, 1), _pair(op, "dilation", where, 1)
     p = _pair(op, "padding", where, 0)
     out = []
+    # A conv may pad past its kernel (torch allows it); its padded input is bounded like a tensor.
+    if not pool and (in_hw[0] + 2 * p[0]) * (in_hw[1] + 2 * p[1]) > MAX_ELEMENTS:
+        _fail(where, "padding", f"{p} makes the padded input larger than {MAX_ELEMENTS} pixels")
     for i in range(2):
         span = d[i] * (k[i] - 1)
-        # torch's own limits: pooling pads at most half the kernel, a conv at most its dilated span.
-        limit = k[i] // 2 if pool else span
-        if p[i] > limit:
-            _fail(where, "padding", f"{p} exceeds {'half the kernel' if pool else 'the dilated kernel span'} "
-                                    f"({limit}) on axis {i}")
+        # torch's limit: pooling pads at most half the kernel (no window lies wholly in padding).
+        if pool and p[i] > k[i] // 2:
+            _fail(where, "padding", f"{p} exceeds half the kernel ({k[i] // 2}) on axis {i}")
         if span + 1 > in_hw[i] + 2 * p[i]:
             _fail(where, "kernel", f"{k} (dilation {d}) does not fit the padded input {in_hw} + 2 * {p}")
         out.append((in_hw[i] + 2 * p[i] - span - 1) // s[i] + 1)
