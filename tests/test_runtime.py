@@ -282,6 +282,30 @@ def test_unsupported_ops_listed_with_module_path():
     assert "function mul" in msg
 
 
+def test_tuple_returning_modules_are_named():
+    """LSTM / GRU return tuples; each is named with its path, not only the getitem after it."""
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.rnn = nn.LSTM(24, 8, batch_first=True)
+            self.head = nn.Sequential(nn.GRU(8, 8, batch_first=True))
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            seq = self.conv(x).mean(1)  # [N, 6, 6] -> rows as a sequence
+            seq = seq.reshape(x.shape[0], 1, 36)[..., :24]
+            y, _ = self.rnn(seq)
+            y, _ = self.head(y)
+            return self.fc(y[:, -1])
+
+    with pytest.raises(mixq.runtime.UnsupportedModelError) as e:
+        mixq.compile(Recurrent().eval(), torch.randn(1, 1, 8, 8), "fp32", progress=False)
+    msg = str(e.value)
+    assert "rnn: module LSTM (returns a tuple)" in msg
+    assert "head.0: module GRU (returns a tuple)" in msg
+
+
 def test_config_errors():
     model = _randomize_bn(zoo.resnet20())
     x = torch.randn(1, 1, 28, 28)

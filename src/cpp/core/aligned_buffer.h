@@ -26,7 +26,10 @@ class AlignedBuffer {
   // Contents are not preserved when the buffer grows.
   void resize(size_t n) {
     if (n > cap_) {
+      // Free first (no old + new peak); if the allocation fails the buffer is empty, never a
+      // null pointer with the old capacity that the next resize would trust.
       std::free(p_);
+      p_ = nullptr, n_ = cap_ = 0;
       // Buffers of 2 MiB and more sit on whole 2 MiB pages and ask for transparent huge pages:
       // weights streamed from DRAM then cost one TLB entry per 2 MiB instead of 512 (a plain
       // streaming read +25 %; mixq GEMV at 11008 x 4096 +2-8 %, alternating processes).

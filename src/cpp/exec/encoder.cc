@@ -182,6 +182,8 @@ void Encoder::set_word_embeddings_s8(const int8_t* codes, const float* scale, in
 
 void Encoder::set_embeddings(const float* position, int64_t max_positions, const float* token_type, int64_t types,
                              const float* gamma, const float* beta) {
+  // run() indexes row 0 of each table when no token types are given.
+  if (max_positions < 1 || types < 1) throw std::invalid_argument("encoder: position and token type tables need rows");
   max_pos_ = max_positions, types_ = types;
   pos_.assign(position, position + max_positions * H_);
   type_.assign(token_type, token_type + types * H_);

@@ -19,6 +19,21 @@ void require(bool ok, const Op& op, const std::string& what) {
   if (!ok) throw std::invalid_argument("plan op '" + op.name + "' (" + op.kind + "): " + what);
 }
 
+// A window op's geometry must be sane and produce exactly the declared output (the kernels size
+// their loops from the geometry and write into the declared tensor). A pool pads at most half its
+// kernel (torch's limit: no window wholly in padding); a conv's padded input is bounded.
+void require_window(const Op& op, const TensorInfo& in, const TensorInfo& out, int64_t KH, int64_t KW, int64_t SH,
+                    int64_t SW, int64_t PH, int64_t PW, int64_t DH, int64_t DW, bool pool) {
+  constexpr int64_t kMax = int64_t(1) << 24;
+  for (int64_t v : {KH, KW, SH, SW, DH, DW}) require(v >= 1 && v <= kMax, op, "kernel, stride and dilation must be in [1, 2^24]");
+  for (int64_t v : {PH, PW}) require(v >= 0 && v <= kMax, op, "padding must be in [0, 2^24]");
+  require(!pool || (PH <= KH / 2 && PW <= KW / 2), op, "pool padding exceeds half the kernel");
+  require((in.H + 2 * PH) * (in.W + 2 * PW) <= kMax * 16, op, "padding makes the padded input too large");
+  const int64_t eh = in.H + 2 * PH - DH * (KH - 1) - 1, ew = in.W + 2 * PW - DW * (KW - 1) - 1;
+  require(eh >= 0 && ew >= 0, op, "the kernel does not fit the padded input");
+  require(out.H == eh / SH + 1 && out.W == ew / SW + 1, op, "the output shape differs from the one the geometry gives");
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ conv
@@ -215,6 +230,9 @@ void ActOp::run(RunContext& ctx) const {
 // ------------------------------------------------------------------ the plan
 int Plan::add_tensor(const TensorInfo& t) {
   if (t.H <= 0 || t.W <= 0 || t.C <= 0) throw std::invalid_argument("plan tensor shape must be positive");
+  constexpr int64_t kMaxElems = int64_t(1) << 28;  // per sample; keeps every size product in range
+  if (t.H > kMaxElems || t.W > kMaxElems || t.C > kMaxElems || t.H * t.W > kMaxElems || t.H * t.W * t.C > kMaxElems)
+    throw std::invalid_argument("plan tensor has more than 2^28 elements per sample");
   if (t.dtype == DType::u8 && (!(t.q.scale > 0.f) || t.q.zp < 0 || t.q.zp > 255))
     throw std::invalid_argument("u8 plan tensor needs scale > 0 and zero point in [0, 255]");
   tensors_.push_back(t);
@@ -232,6 +250,8 @@ void Plan::add_op(std::unique_ptr<Op> op) {
   if (auto* c = dynamic_cast<ConvOp*>(op.get())) {
     require(c->groups >= 1 && in.C % c->groups == 0 && out.C % c->groups == 0 && int64_t(c->weights.size()) == c->groups,
             *op, "groups do not divide the channels");
+    if (c->flatten_input) require(out.H == 1 && out.W == 1, *op, "a linear layer writes [1, 1, C]");
+    else require_window(*op, in, out, c->KH, c->KW, c->SH, c->SW, c->PH, c->PW, c->DH, c->DW, false);
     const int64_t k = c->flatten_input ? in.H * in.W * in.C : c->KH * c->KW * (in.C / c->groups);
     for (const auto& w : c->weights)
       require(w.N == out.C / c->groups && w.K == k, *op, "weight shape does not match the tensors");
@@ -249,6 +269,7 @@ void Plan::add_op(std::unique_ptr<Op> op) {
   } else if (auto* d = dynamic_cast<DepthwiseOp*>(op.get())) {
     require(in.C == out.C && d->weights.C == in.C && d->weights.KH == d->KH && d->weights.KW == d->KW, *op,
             "depthwise weights do not match the tensors");
+    require_window(*op, in, out, d->KH, d->KW, d->SH, d->SW, d->PH, d->PW, d->DH, d->DW, false);
     require((in.dtype == DType::u8) == d->weights.is_int8, *op, "input dtype does not match the weights");
     require(in.dtype == DType::u8 || out.dtype == DType::f32, *op, "fp32 depthwise writes fp32");
     require(!d->weights.is_int8 || int64_t(d->mult.size()) == in.C, *op, "int8 depthwise needs one multiplier per channel");
@@ -268,6 +289,7 @@ void Plan::add_op(std::unique_ptr<Op> op) {
     require(c == out.C, *op, "concat channels do not add up");
   } else if (auto* p = dynamic_cast<PoolOp*>(op.get())) {
     require(in.C == out.C && in.dtype == out.dtype, *op, "pooling keeps channels and dtype");
+    require_window(*op, in, out, p->KH, p->KW, p->SH, p->SW, p->PH, p->PW, p->DH, p->DW, true);
     require(!p->is_max || in.dtype == DType::f32 || (in.q.scale == out.q.scale && in.q.zp == out.q.zp), *op,
             "u8 max pooling keeps its input's quantization");
   } else if (dynamic_cast<ConvertOp*>(op.get())) {
@@ -290,6 +312,9 @@ void Plan::set_io(int input, int output) {
 
 void Plan::prepare(int64_t N) {
   const size_t n_t = tensors_.size();
+  int64_t widest = kAlign;
+  for (const TensorInfo& t : tensors_) widest = std::max(widest, t.sample_bytes());
+  if (N > (int64_t(1) << 62) / widest / int64_t(n_t + 1)) throw std::bad_alloc();  // sizes would overflow
   // Lifetime of each tensor in op indices: [producer, last reader]; the output lives to the end.
   std::vector<int64_t> first(n_t, -1), last(n_t, -1);
   for (size_t i = 0; i < ops_.size(); ++i) {
@@ -313,15 +338,16 @@ void Plan::prepare(int64_t N) {
           input_quantize_op_ = int(i);
       }
   if (readers != 1) input_quantize_op_ = -1;
-  // First-fit placement by offset among the tensors alive at the same time.
-  offset_.assign(n_t, -1);
+  // First-fit placement by offset among the tensors alive at the same time. Computed aside and
+  // committed only once the arena is allocated: a failed (huge) batch leaves no stale layout.
+  std::vector<int64_t> offset(n_t, -1);
   std::vector<std::pair<int64_t, int64_t>> placed;          // (offset, bytes) of live tensors
   int64_t total = 0;
   for (size_t i = 0; i < ops_.size(); ++i) {
     const int t = ops_[i]->output;
     placed.clear();
     for (size_t u = 0; u < n_t; ++u)
-      if (offset_[u] >= 0 && last[u] >= int64_t(i)) placed.emplace_back(offset_[u], align_up(N * tensors_[u].sample_bytes(), kAlign));
+      if (offset[u] >= 0 && last[u] >= int64_t(i)) placed.emplace_back(offset[u], align_up(N * tensors_[u].sample_bytes(), kAlign));
     std::sort(placed.begin(), placed.end());
     const int64_t bytes = align_up(N * tensors_[size_t(t)].sample_bytes(), kAlign);
     int64_t off = 0;
@@ -329,10 +355,12 @@ void Plan::prepare(int64_t N) {
       if (off + bytes <= o) break;
       off = std::max(off, o + b);
     }
-    offset_[size_t(t)] = off;
+    offset[size_t(t)] = off;
     total = std::max(total, off + bytes);
   }
+  prepared_N_ = 0;
   arena_.resize(size_t(std::max<int64_t>(total, kAlign)));
+  offset_ = std::move(offset);
   prepared_N_ = N;
 }
 
@@ -340,6 +368,9 @@ void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, st
                std::vector<double>* op_im2col_seconds) {
   if (input_ < 0 || output_ < 0) throw std::invalid_argument("plan has no input/output");
   if (N <= 0) throw std::invalid_argument("batch size must be positive");
+  // One run at a time: the arena, scratch and layout are the plan's (see docs/runtime.md,
+  // "Thread-safety contract"); callers on other threads wait here, without the GIL.
+  std::lock_guard<std::mutex> lock(run_mutex_);
   if (N != prepared_N_) prepare(N);
   RunContext ctx;
   ctx.N = N;

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -124,7 +125,10 @@ class Plan {
   const std::vector<std::unique_ptr<Op>>& ops() const { return ops_; }
   int input() const { return input_; }
   int output() const { return output_; }
-  int64_t arena_bytes() const { return int64_t(arena_.size()); }
+  int64_t arena_bytes() const {
+    std::lock_guard<std::mutex> lock(run_mutex_);  // a run may be resizing it
+    return int64_t(arena_.size());
+  }
 
  private:
   void prepare(int64_t N);  // arena offsets for batch N, reusing memory of dead tensors
@@ -135,6 +139,7 @@ class Plan {
   int input_quantize_op_ = -1;  // the input's only reader when it quantizes it (fused with NCHW -> NHWC)
   std::vector<int64_t> offset_;
   AlignedBuffer arena_, scratch_, input_nhwc_;
+  mutable std::mutex run_mutex_;  // runs share arena_, scratch_, input_nhwc_ and the layout
 };
 
 }  // namespace mixq

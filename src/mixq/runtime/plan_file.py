@@ -64,13 +64,17 @@ def read_plan(path) -> tuple[dict, dict[str, np.ndarray], dict]:
         raise PlanFileError(f"{path}: checksum mismatch (the file is corrupt)")
     try:
         doc = json.loads(body)
+        if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict) or not isinstance(doc["arrays"], list):
+            raise ValueError("the document needs a 'spec' object and an 'arrays' list")
         stored = {}
         for e in doc["arrays"]:
-            if e["dtype"] not in _DTYPES or e["offset"] < 0 or e["offset"] + e["nbytes"] > n_data:
+            if (e["dtype"] not in _DTYPES or e["offset"] < 0 or e["offset"] % _ALIGN or e["nbytes"] < 0
+                    or e["offset"] + e["nbytes"] > n_data):
                 raise ValueError(f"bad array entry {e['name']!r}")
             a = np.frombuffer(data, dtype=e["dtype"], count=e["nbytes"] // np.dtype(e["dtype"]).itemsize,
                               offset=e["offset"])
             stored[e["name"]] = a.reshape(e["shape"]).copy()
-        return doc["spec"], stored, doc.get("meta", {})
-    except (KeyError, TypeError, ValueError) as e:
+        meta = doc.get("meta", {})
+        return doc["spec"], stored, meta if isinstance(meta, dict) else {}
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
         raise PlanFileError(f"{path}: malformed plan index: {e}") from e

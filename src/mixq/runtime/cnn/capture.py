@@ -273,9 +273,11 @@ class _Capturer:
                     continue
                 self.output_name = self.value[out.name]
             elif self.shape(fx_node) is None:
+                if fx_node.op == "call_module":  # a module returning a tuple (LSTM, GRU, attention)
+                    self.reject(fx_node, self.describe(fx_node) + " (returns a tuple)")
                 self.value[fx_node.name] = None  # a size or other non-tensor value: shapes are static
             elif any(hasattr(a, "op") and a.name in self.value and self.value[a.name] is None
-                     and self.shape(a) is not None for a in fx_node.all_input_nodes):
+                     and (self.shape(a) is not None or a.op == "call_module") for a in fx_node.all_input_nodes):
                 # Downstream of an unsupported op: still report this op if it is unsupported too.
                 if not self.known_op(fx_node):
                     self.reject(fx_node, self.describe(fx_node))

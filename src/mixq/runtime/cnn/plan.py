@@ -11,6 +11,7 @@ import numpy as np
 from ... import _core
 from ...ops import PackedWeight
 from ...quant import parse_precision, quantize
+from .validate import validate_cnn_plan
 
 _INF = float("inf")
 _PACKED_KEY = re.compile(r"\.g\d+$")  # a PackedWeight's bytes (see runtime.cnn.pack)
@@ -91,6 +92,7 @@ class Plan:
         self.spec = spec
         self.stored = stored
         self.meta = dict(meta or {})
+        validate_cnn_plan(spec, stored)  # before the core sees it (raises PlanFileError)
         self._core, self._weight_bytes = build_core_plan(spec, stored)
 
     # ------------------------------------------------------------ facts

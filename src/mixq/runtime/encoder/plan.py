@@ -8,6 +8,7 @@ from ... import _core
 from ...ops import PackedWeight
 from ...quant import parse_precision
 from .layout import _NORMS, ATTENTION, LINEARS, WORD_EMBEDDINGS, layer_prefix
+from .validate import validate_encoder_plan
 
 
 def _linear_mode(precision: str) -> str:
@@ -55,6 +56,7 @@ class EncoderPlan:
 
     def __init__(self, spec: dict, stored: dict[str, np.ndarray], meta: dict | None = None):
         self.spec, self.stored, self.meta = spec, stored, dict(meta or {})
+        validate_encoder_plan(spec, stored)  # before the core sees it (raises PlanFileError)
         self._core = build_core_encoder(spec, stored)
 
     @property
