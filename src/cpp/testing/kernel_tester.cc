@@ -89,6 +89,16 @@ void compare_tile(KernelTestReport& r, const TileBuffer<C>& got, int mr, int nco
     }
 }
 
+// The tile against the same tile from the kind's reference kernel (exp), as compare_tile does.
+template <typename C>
+void compare_with_ref(KernelTestReport& r, const TileBuffer<C>& got, const TileBuffer<C>& exp, int mr, int ncols,
+                      const std::vector<double>& mag, const std::string& what) {
+  std::vector<double> want(static_cast<size_t>(mr * ncols));
+  for (int i = 0; i < mr; ++i)
+    for (int n = 0; n < ncols; ++n) want[static_cast<size_t>(i * ncols + n)] = exp.c[static_cast<size_t>(i * exp.ldc + n)];
+  compare_tile(r, got, mr, ncols, want, mag, what);
+}
+
 template <typename C>
 void fill_tile(TileBuffer<C>& t, int mr, int ncols, bool accumulate, const std::vector<double>& init) {
   std::fill(t.c.begin(), t.c.end(), sentinel<C>());
@@ -211,10 +221,7 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
       ref->fn_as<GemmS8Fn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, exp.c.data(), exp.ldc,
                              c.accumulate);
       compare_tile(r, got, c.mr, int(ncols), want, mag, what);
-      std::vector<double> want_ref(want.size());
-      for (int i = 0; i < c.mr; ++i)
-        for (int64_t n = 0; n < ncols; ++n) want_ref[static_cast<size_t>(i * ncols + n)] = exp.c[static_cast<size_t>(i * exp.ldc + n)];
-      compare_tile(r, got, c.mr, int(ncols), want_ref, mag, what + " vs " + ref->name);
+      compare_with_ref(r, got, exp, c.mr, int(ncols), mag, what + " vs " + ref->name);
     } else {
       TileBuffer<float> got(c.mr, c.np), exp(c.mr, c.np);
       fill_tile(got, c.mr, int(ncols), c.accumulate, init);
@@ -237,10 +244,7 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
                                  c.accumulate);
       }
       compare_tile(r, got, c.mr, int(ncols), want, mag, what);
-      std::vector<double> want_ref(want.size());
-      for (int i = 0; i < c.mr; ++i)
-        for (int64_t n = 0; n < ncols; ++n) want_ref[static_cast<size_t>(i * ncols + n)] = exp.c[static_cast<size_t>(i * exp.ldc + n)];
-      compare_tile(r, got, c.mr, int(ncols), want_ref, mag, what + " vs " + ref->name);
+      compare_with_ref(r, got, exp, c.mr, int(ncols), mag, what + " vs " + ref->name);
     }
     ++r.cases;
   });
@@ -342,10 +346,7 @@ void test_lowbit_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
     const std::string what = c.str(k);
     compare_tile(r, got, c.mr, int(ncols), want, mag, what);
     if (ref) {
-      std::vector<double> want_ref(want.size());
-      for (int i = 0; i < c.mr; ++i)
-        for (int64_t n = 0; n < ncols; ++n) want_ref[static_cast<size_t>(i * ncols + n)] = exp.c[static_cast<size_t>(i * exp.ldc + n)];
-      compare_tile(r, got, c.mr, int(ncols), want_ref, mag, what + " vs " + ref->name);
+      compare_with_ref(r, got, exp, c.mr, int(ncols), mag, what + " vs " + ref->name);
     }
     ++r.cases;
   });
