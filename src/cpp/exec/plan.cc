@@ -34,6 +34,15 @@ void require_window(const Op& op, const TensorInfo& in, const TensorInfo& out, i
   require(out.H == eh / SH + 1 && out.W == ew / SW + 1, op, "the output shape differs from the one the geometry gives");
 }
 
+// Runs fn, adding its wall time to the op's im2col share when the run is profiled.
+template <typename Fn>
+void as_im2col(const RunContext& ctx, Fn fn) {
+  if (!ctx.im2col_seconds) return fn();
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  *ctx.im2col_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ conv
@@ -88,12 +97,9 @@ Epilogue ConvOp::epilogue(const RunContext& ctx, int64_t r0, int64_t c0) const {
 }
 
 void ConvOp::run(RunContext& ctx) const {
+  if (implicit(ctx)) return run_implicit(ctx);
   const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
   const uint8_t* x = ctx.ptr[size_t(inputs[0])];
-  if (implicit(ctx)) {
-    run_implicit(ctx);
-    return;
-  }
   const int64_t eb = in.elem_bytes(), cin_g = in.C / groups, cout_g = out.C / groups;
   const bool use_im2col = !flatten_input && !direct();
   const int64_t M = flatten_input ? ctx.N : ctx.N * out.H * out.W;
@@ -107,10 +113,9 @@ void ConvOp::run(RunContext& ctx) const {
       const uint8_t* a = flatten_input ? x : x + (r0 * in.C + g * cin_g) * eb;
       if (use_im2col) {
         const uint32_t pad = in.dtype == DType::u8 ? uint32_t(in.q.zp) : 0u;  // the code of a real 0
-        const auto t0 = std::chrono::steady_clock::now();
-        im2col(geo, eb, x, in.C, g * cin_g, cin_g, pad, r0, r0 + rows, ctx.scratch->as<uint8_t>(), ld_rows);
-        if (ctx.im2col_seconds)
-          *ctx.im2col_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        as_im2col(ctx, [&] {
+          im2col(geo, eb, x, in.C, g * cin_g, cin_g, pad, r0, r0 + rows, ctx.scratch->as<uint8_t>(), ld_rows);
+        });
         a = ctx.scratch->as<uint8_t>();
       }
       const Epilogue e = epilogue(ctx, r0, g * cout_g);
@@ -141,10 +146,9 @@ void ConvOp::run_implicit(RunContext& ctx) const {
   const uint8_t* x = ctx.ptr[size_t(inputs[0])];
   const int64_t HP = in.H + 2 * PH, WP = in.W + 2 * PW, C = in.C;
   if (padded_bytes(ctx) > 0) {
-    const auto t0 = std::chrono::steady_clock::now();
     uint8_t* dst = ctx.scratch->as<uint8_t>();
     const uint8_t zp = uint8_t(in.q.zp);
-    parallel_chunks(ctx.N * HP, 8, [&](int64_t r0, int64_t r1) {
+    const auto pad_rows = [&](int64_t r0, int64_t r1) {  // rows of the padded input
       for (int64_t r = r0; r < r1; ++r) {
         uint8_t* d = dst + r * WP * C;
         const int64_t n = r / HP, y = r % HP - PH;
@@ -156,10 +160,9 @@ void ConvOp::run_implicit(RunContext& ctx) const {
         std::memcpy(d + PW * C, x + (n * in.H + y) * in.W * C, size_t(in.W * C));
         std::memset(d + (PW + in.W) * C, zp, size_t(PW * C));
       }
-    });
+    };
+    as_im2col(ctx, [&] { parallel_chunks(ctx.N * HP, 8, pad_rows); });
     x = dst;
-    if (ctx.im2col_seconds)
-      *ctx.im2col_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   ConvRows a;
   a.data = x, a.N = ctx.N, a.HP = HP, a.WP = WP, a.C = C;

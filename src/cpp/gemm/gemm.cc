@@ -170,6 +170,23 @@ void fold_column_affine(Epilogue& e, int64_t N, std::vector<float>& scale, std::
   e.q_hi = u8 ? float(std::min(255.0, std::nearbyint(double(e.hi) * inv) + zp)) : e.hi;
 }
 
+// The int8 epilogue's per-column terms from the weight (column sums, scales, zero points) and, for
+// activations with one scale and zero point and symmetric weights, the whole affine folded per
+// column into `folded` (which must outlive the GEMM). The folded epilogue has no GELU step.
+struct FoldedColumns {
+  std::vector<float> scale, bias;
+  std::vector<int32_t> offset;
+};
+void set_s8_columns(Epilogue& e, const PackedWeight& w, bool per_tensor_activations, FoldedColumns& folded) {
+  e.colsum = w.colsum.data();
+  e.b_zp = w.zero_point.empty() ? nullptr : w.zero_point.data();
+  e.b_scale = w.scale.data();
+  if (!e.b_zp && !e.gelu && per_tensor_activations && (e.type == OutType::u8 || e.type == OutType::f32)) {
+    fold_column_affine(e, w.N, folded.scale, folded.bias, folded.offset);
+    e.col_scale = folded.scale.data(), e.col_bias = folded.bias.data(), e.col_offset = folded.offset.data();
+  }
+}
+
 // The weight-only kernels (fp32 or bf16 rows a of stride lda, zero padded to whole groups) over
 // the blocked loop, float epilogue.
 template <typename Fn, typename AElem>
@@ -357,17 +374,8 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     parallel_rows(M, K, [&](int64_t r0, int64_t n) { ops->row_sums_u8(n, K, rows + r0 * lda, lda, rowsum.data() + r0); });
   }
   e.rowsum = rowsum.empty() ? nullptr : rowsum.data();
-  e.colsum = w.colsum.data();
-  e.b_zp = w.zero_point.empty() ? nullptr : w.zero_point.data();
-  e.b_scale = w.scale.data();
-  std::vector<float> col_scale, col_bias;
-  std::vector<int32_t> col_offset;
-  // (The folded epilogue has no GELU step.)
-  if (!e.b_zp && !e.gelu && e.a_zp_stride == 0 && a.scale_stride == 0 &&
-      (e.type == OutType::u8 || e.type == OutType::f32)) {
-    fold_column_affine(e, w.N, col_scale, col_bias, col_offset);
-    e.col_scale = col_scale.data(), e.col_bias = col_bias.data(), e.col_offset = col_offset.data();
-  }
+  FoldedColumns folded;
+  set_s8_columns(e, w, e.a_zp_stride == 0 && a.scale_stride == 0, folded);
   const auto epilogue = [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
     ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
   };
@@ -427,8 +435,8 @@ void set_implicit_conv(bool on) { g_implicit_conv.store(on); }
 bool gemm_s8_conv_runs(const PackedWeight& w, int64_t KW, int64_t C) {
   // Symmetric int8 weights (no activation row sums needed), and CPUs without the widened int8
   // path (it reads A widened to int16, which an implicit GEMM would have to widen per tap).
-  return g_implicit_conv.load(std::memory_order_relaxed) && w.format == WeightFormat::s8_x32c4 && w.zero_point.empty() && (KW * C) % 4 == 0 &&
-         active_dispatch()[KernelKind::s8w] == nullptr;
+  return g_implicit_conv.load(std::memory_order_relaxed) && w.format == WeightFormat::s8_x32c4 &&
+         w.zero_point.empty() && (KW * C) % 4 == 0 && active_dispatch()[KernelKind::s8w] == nullptr;
 }
 
 void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
@@ -444,14 +452,8 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
   e.K = w.K;
   e.a_zp = &a_zp, e.a_zp_stride = 0;
   e.a_scale = &a.scale, e.a_scale_stride = 0;
-  e.colsum = w.colsum.data();
-  e.b_scale = w.scale.data();
-  std::vector<float> col_scale, col_bias;
-  std::vector<int32_t> col_offset;
-  if (!e.gelu && (e.type == OutType::u8 || e.type == OutType::f32)) {
-    fold_column_affine(e, w.N, col_scale, col_bias, col_offset);
-    e.col_scale = col_scale.data(), e.col_bias = col_bias.data(), e.col_offset = col_offset.data();
-  }
+  FoldedColumns folded;
+  set_s8_columns(e, w, true, folded);
   const auto fn = s8.fn_as<GemmS8Fn>();
   const int8_t* wdata = w.data.as<int8_t>();
   // K steps per kernel row (its KW taps, contiguous in the padded input), rows' stride, image line.
