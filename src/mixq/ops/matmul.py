@@ -7,14 +7,9 @@ from numbers import Integral, Real
 import numpy as np
 
 from .. import _core
-from .packed_weight import PackedWeight
+from .packed_weight import PackedWeight, check_finite
 
 __all__ = ["matmul"]
-
-
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or Inf")
 
 
 def _clamp_bounds(clamp) -> tuple[float, float]:
@@ -88,7 +83,7 @@ def matmul(x, packed: PackedWeight, bias=None, *, clamp=None, out_dtype=None, x_
         if not np.issubdtype(b.dtype, np.floating):
             raise TypeError(f"bias must be float, got {b.dtype}")
         b = np.ascontiguousarray(b, dtype=np.float32)
-        _check_finite(b, "bias")
+        check_finite(b, "bias")
 
     if x.dtype == np.float32:
         if x_scale is not None or x_zero_point is not None:
@@ -99,7 +94,7 @@ def matmul(x, packed: PackedWeight, bias=None, *, clamp=None, out_dtype=None, x_
         if weight_only and packed.bits not in (2, 4):
             raise ValueError(f"act={act!r} (weight-only) needs int4 or int2 weights")
         if packed.bits not in (2, 4, 8) or weight_only:
-            _check_finite(x2, "x")  # the quantizing paths check inside the core
+            check_finite(x2, "x")  # the quantizing paths check inside the core
         out = _core.matmul_float_input(packed._core, x2, b, lo, hi, act)
     elif x.dtype in (np.uint8, np.int8):
         if act != "int8":

@@ -10,10 +10,10 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["PackedWeight", "pack_float", "pack_int8_codes", "pack_low_bit_codes"]
+__all__ = ["FORMATS", "PackedWeight", "check_finite", "pack_float", "pack_int8_codes", "pack_low_bit_codes"]
 
 # Packed formats of the core (packed_weight.h) and their names.
-_FORMATS = {1: "s8_x32c4", 2: "f32_x32", 3: "bf16_x32c2", 4: "u4_x32c4", 5: "u2_x32c4"}
+FORMATS = {1: "s8_x32c4", 2: "f32_x32", 3: "bf16_x32c2", 4: "u4_x32c4", 5: "u2_x32c4"}
 _KR = {1: 4, 2: 1, 3: 2, 4: 4, 5: 4}
 _LOW_BIT = {4, 5}
 _PANEL_N = 32
@@ -52,7 +52,7 @@ class PackedWeight:
 
     @property
     def format(self) -> str:
-        return _FORMATS[self._core.format]
+        return FORMATS[self._core.format]
 
     @property
     def nbytes(self) -> int:
@@ -105,6 +105,16 @@ class PackedWeight:
                               len(data), len(scale) // 4, n_zp, zlib.crc32(payload))
         return header + payload
 
+    @staticmethod
+    def header_shape(blob) -> tuple[int, int, int]:
+        """(format code, N, K) from a serialized PackedWeight's header, without reading the rest;
+        ValueError if the bytes are shorter than a header."""
+        blob = memoryview(blob).cast("B")
+        if len(blob) < _HEADER.size:
+            raise ValueError(f"PackedWeight bytes truncated: {len(blob)} bytes, header alone is {_HEADER.size}")
+        fields = _HEADER.unpack_from(blob)
+        return fields[2], fields[7], fields[8]
+
     @classmethod
     def from_bytes(cls, blob: bytes | bytearray | memoryview) -> "PackedWeight":
         """Load a serialized PackedWeight; raises ValueError if it is corrupt or truncated."""
@@ -117,7 +127,7 @@ class PackedWeight:
         if version != _VERSION:
             raise ValueError(f"PackedWeight version {version} is not supported (this mixq reads version {_VERSION})")
         low_bit = fmt in _LOW_BIT
-        if fmt not in _FORMATS or nr != _PANEL_N or kr != _KR[fmt] or (group != 0) != low_bit:
+        if fmt not in FORMATS or nr != _PANEL_N or kr != _KR[fmt] or (group != 0) != low_bit:
             raise ValueError(f"PackedWeight header has an unknown layout (format={fmt}, nr={nr}, kr={kr})")
         if min(n, k, n_data, n_scale, n_zp) < 0 or n == 0 or k == 0:
             raise ValueError("PackedWeight header has invalid sizes")
@@ -143,6 +153,11 @@ class PackedWeight:
         return cls(core)
 
 
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or Inf")
 
 
 def _per_channel(value, n: int, dtype, name: str) -> np.ndarray:

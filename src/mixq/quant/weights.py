@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.packed_weight import PackedWeight, pack_float, pack_int8_codes, pack_low_bit_codes
+from ..ops.packed_weight import PackedWeight, check_finite, pack_float, pack_int8_codes, pack_low_bit_codes
 
 __all__ = ["GROUP_SIZES", "WEIGHT_CODECS", "round_bf16", "pack_weights", "check_group_size"]
 
@@ -162,11 +162,6 @@ def _as_2d_weight(w) -> np.ndarray:
     return w
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or Inf")
-
-
 def pack_weights(w, bits: int = 8, scale=None, zero_point=None, *, per_channel: bool = True,
                  symmetric: bool = True, group_size: int | None = None,
                  clip_search: bool = False) -> PackedWeight:
@@ -193,7 +188,7 @@ def pack_weights(w, bits: int = 8, scale=None, zero_point=None, *, per_channel: 
             raise TypeError(f"bits={bits} weights must be float, got {w.dtype}")
         if scale is not None or zero_point is not None:
             raise ValueError(f"bits={bits} weights take no scale or zero_point")
-        _check_finite(w, "w")
+        check_finite(w, "w")
         return pack_float(np.ascontiguousarray(w, dtype=np.float32), bits)
     try:
         c = codec(bits)
@@ -205,7 +200,7 @@ def pack_weights(w, bits: int = 8, scale=None, zero_point=None, *, per_channel: 
         if scale is not None or zero_point is not None:
             raise ValueError(f"scale/zero_point are computed for float weights; pass {'uint8' if c.grouped else 'int8'} "
                              "codes to give them")
-        _check_finite(w, "w")
+        check_finite(w, "w")
         q, s, z, group = c.quantize(w.astype(np.float32), group_size, symmetric, clip_search, per_channel)
         return c.pack(q, s, z, group)
     group = stored_group(w.shape[1], group_size) if c.grouped else None

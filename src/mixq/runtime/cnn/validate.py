@@ -8,19 +8,19 @@ core only ever sees plans whose ops read and write inside their tensors. Every f
 from __future__ import annotations
 
 import math
-import struct
 
 import numpy as np
 
+from ...ops.packed_weight import FORMATS, PackedWeight
 from ..plan_file import PlanFileError
 
 MAX_ELEMENTS = 1 << 28  # per-sample elements of one tensor (1 GiB as float32)
 KINDS = ("conv", "depthwise", "add", "concat", "pool", "convert", "act")
 CONV_MODES = ("float", "int8", "weight_only")
 N_ACTS = 4  # silu, hardswish, sigmoid, clamp (runtime.cnn.lower.ACT_KIND)
-# PackedWeight header (mixq.ops.packed_weight): magic, version, format, bits, group, nr, kr, N, K, ...
-_PW_HEADER = struct.Struct("<8sHHHHHHqqqqqI")
-_PW_FORMATS = {"float": (2, 3), "int8": (1, 4, 5), "weight_only": (4, 5)}
+# The packed formats each conv mode runs.
+MODE_FORMATS = {"float": ("f32_x32", "bf16_x32c2"), "int8": ("s8_x32c4", "u4_x32c4", "u2_x32c4"),
+                 "weight_only": ("u4_x32c4", "u2_x32c4")}
 
 
 def _fail(where: str, field: str, problem: str):
@@ -109,11 +109,20 @@ def _tensor(t, i: int) -> None:
         _fail(where, "zero_point", f"must be 0 for float32, got {zp}")
 
 
-def _packed_header(blob: np.ndarray, where: str, field: str) -> tuple[int, int, int]:
-    if blob.ndim != 1 or blob.size < _PW_HEADER.size:
-        _fail(where, field, "is too short to be a PackedWeight")
-    fields = _PW_HEADER.unpack(blob[:_PW_HEADER.size].tobytes())
-    return fields[2], fields[7], fields[8]  # format, N, K
+def _packed(stored: dict, key: str, where: str, mode: str, shape: tuple[int, int], label: str, needs: str) -> None:
+    """A stored PackedWeight (array `key`) of `shape` [N, K] in a format that `mode` runs; `label`
+    names it in errors (e.g. "group 0 "), `needs` what wants that shape."""
+    blob = _array(stored, key, where, "weight", "uint8")
+    try:
+        if blob.ndim != 1:
+            raise ValueError("not 1-D")
+        fmt, n, k = PackedWeight.header_shape(blob)
+    except ValueError:
+        _fail(where, "weight", "is too short to be a PackedWeight")
+    if (n, k) != shape:
+        _fail(where, "weight", f"{label}is [{n}, {k}], {needs} needs [{shape[0]}, {shape[1]}]")
+    if FORMATS.get(fmt) not in MODE_FORMATS[mode]:
+        _fail(where, "weight", f"{label}has format {fmt}, which mode {mode!r} cannot run")
 
 
 def validate_cnn_plan(spec, stored: dict) -> None:
@@ -207,12 +216,7 @@ def validate_cnn_plan(spec, stored: dict) -> None:
             if f"{weight}.g{groups}" in stored:
                 _fail(where, "weight", f"has more than groups={groups} packed weights")
             for g in range(groups):
-                blob = _array(stored, f"{weight}.g{g}", where, "weight", "uint8")
-                fmt, wn, wk = _packed_header(blob, where, "weight")
-                if (wn, wk) != (oc // groups, k_depth):
-                    _fail(where, "weight", f"group {g} is [{wn}, {wk}], the op needs [{oc // groups}, {k_depth}]")
-                if fmt not in _PW_FORMATS[mode]:
-                    _fail(where, "weight", f"group {g} has format {fmt}, which mode {mode!r} cannot run")
+                _packed(stored, f"{weight}.g{g}", where, mode, (oc // groups, k_depth), f"group {g} ", "the op")
         elif kind == "depthwise":
             if ic != oc:
                 _fail(where, "output shape", f"depthwise keeps channels: {ic} -> {oc}")

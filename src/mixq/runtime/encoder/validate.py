@@ -6,25 +6,17 @@ import math
 
 import numpy as np
 
-from ..cnn.validate import _PW_HEADER, _array, _fail, _get, _int, _num
+from ..cnn.validate import _array, _fail, _get, _int, _num, _packed
 from ..plan_file import PlanFileError
 from .layout import _NORMS, LINEARS, WORD_EMBEDDINGS, layer_names, layer_prefix
 
 _MAX_DIM = 1 << 20  # hidden, intermediate, vocabulary, positions
 _MAX_LAYERS = 1024
-_FORMATS = {"float": (2, 3), "int8": (1, 4, 5), "weight_only": (4, 5)}
 
 
 def _linear(stored, name: str, mode: str, n: int, k: int) -> None:
     where = f"linear {name!r}"
-    blob = _array(stored, f"{name}.weight", where, "weight", "uint8")
-    if blob.ndim != 1 or blob.size < _PW_HEADER.size:
-        _fail(where, "weight", "is too short to be a PackedWeight")
-    fields = _PW_HEADER.unpack(blob[:_PW_HEADER.size].tobytes())
-    if (fields[7], fields[8]) != (n, k):
-        _fail(where, "weight", f"is [{fields[7]}, {fields[8]}], the encoder needs [{n}, {k}]")
-    if fields[2] not in _FORMATS[mode]:
-        _fail(where, "weight", f"has format {fields[2]}, which a {mode} linear cannot run")
+    _packed(stored, f"{name}.weight", where, mode, (n, k), "", "the encoder")
     _array(stored, f"{name}.bias", where, "bias", "float32", (n,))
     if f"{name}.smooth" in stored:
         s = _array(stored, f"{name}.smooth", where, "smooth", "float32", (k,))
