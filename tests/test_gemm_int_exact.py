@@ -90,3 +90,28 @@ def test_concurrent_python_threads(rng):
         outs = list(ex.map(lambda x: mixq.matmul(x, p, x_scale=1.0, x_zero_point=0, out_dtype=np.int32), xs))
     for x, got in zip(xs, outs):
         np.testing.assert_array_equal(got, int_matmul_wrapped(x, w))
+
+
+@pytest.mark.parametrize("clamp", [None, "relu", (-2.0, 3.0)])
+def test_requantized_u8_codes_independent_of_column_position(isa, rng, clamp):
+    # A column's u8 code must not depend on where it falls in a tile: the AVX-512 epilogue writes
+    # whole 64-column lines of a row one way and tail columns another. Rotating the weight rows by
+    # 32 moves columns between the two; every code must move with them unchanged.
+    n, k, m = 96, 72, 45
+    w = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    scale = rng.uniform(0.002, 0.02, n).astype(np.float32)
+    bias = rng.normal(0, 2, n).astype(np.float32)
+    x = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    x[0] = 255  # extreme rows: codes saturate at both ends
+    x[1] = 0
+    out = {}
+    threads = mixq.get_num_threads()
+    mixq.set_num_threads(1)  # one thread: tiles 64 columns wide (more threads split N finer)
+    for shift in (0, 32):
+        order = np.roll(np.arange(n), shift)
+        p = mixq.pack_weights(w[order], bits=8, scale=scale[order])
+        out[shift] = mixq.matmul(x, p, bias[order], clamp=clamp, x_scale=0.05, x_zero_point=17,
+                                 out_dtype=np.uint8, out_scale=0.09, out_zero_point=100)
+    mixq.set_num_threads(threads)
+    np.testing.assert_array_equal(np.roll(out[0], 32, axis=1), out[32])
+    assert len(np.unique(out[0])) > 50  # the codes span the range, not one clamped value

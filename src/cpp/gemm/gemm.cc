@@ -96,8 +96,12 @@ void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int6
     const int64_t m0 = (task / n_chunks) * blk.mc, mc = std::min(blk.mc, M - m0);
     const int64_t n0 = (task % n_chunks) * blk.nc, nc = std::min(blk.nc, N - n0);
     const int64_t n_panels = (nc + kPanelN - 1) / kPanelN;
-    const int64_t ldacc = n_panels * kPanelN;
-    t_acc.resize(size_t(mc * ldacc) * sizeof(Acc));
+    // With all of K in one slice a micro-tile is finished before the next starts: one micro-tile of
+    // accumulators, in L1, serves them all. (An mc x nc tile of 96 x 256 int32 left L1 and cost a
+    // 25088 x 256 x 64 conv twice its 25088 x 64 x 64 rate per output.)
+    const bool one_slice = ks <= blk.kc_steps;
+    const int64_t ldacc = one_slice ? np_max * kPanelN : n_panels * kPanelN;
+    t_acc.resize(size_t((one_slice ? mr_max : mc) * ldacc) * sizeof(Acc));
     Acc* acc = t_acc.as<Acc>();
     for (int64_t p0 = 0; p0 < ks; p0 += blk.kc_steps) {
       const int64_t steps = std::min(blk.kc_steps, ks - p0);
@@ -106,7 +110,7 @@ void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int6
         prepare_b(p0, steps, n0 + j * kPanelN, np);
         for (int64_t r = 0; r < mc; r += mr_max) {
           const int mr = int(std::min<int64_t>(mr_max, mc - r));
-          Acc* tile = acc + r * ldacc + j * kPanelN;
+          Acc* tile = one_slice ? acc : acc + r * ldacc + j * kPanelN;
           kernel(mr, np, p0, steps, m0 + r, n0 + j * kPanelN, tile, ldacc, p0 > 0);
           // Finish each micro-tile while it is still in L1.
           if (p0 + steps >= ks) epilogue(tile, ldacc, m0 + r, mr, n0 + j * kPanelN, std::min<int64_t>(np * kPanelN, nc - j * kPanelN));
