@@ -210,6 +210,18 @@ def test_batch_size_free_and_layouts():
     np.testing.assert_array_equal(plan.run(x[0]), y5[:1])  # a single CHW sample
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_nchw_input_quantized_as_nhwc(isa, channels):
+    # An NCHW input is quantized and interleaved in one pass (vector code for 1, 3 and 4 channels,
+    # a scalar tail past the last 16 pixels of a row): the same codes as the NHWC path.
+    torch.manual_seed(channels)
+    model = torch.nn.Sequential(torch.nn.Conv2d(channels, 8, 3, padding=1), torch.nn.ReLU()).eval()
+    x = np.random.default_rng(channels).standard_normal((3, channels, 5, 37)).astype(np.float32) * 3
+    plan = mixq.compile(model, torch.from_numpy(x), "w8a8", calibration=[torch.from_numpy(x[:2])], progress=False)
+    nhwc = plan.run(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), layout="nhwc")
+    np.testing.assert_array_equal(plan.run(x), nhwc.transpose(0, 3, 1, 2))  # outputs follow the input layout
+
+
 def test_bad_inputs_are_refused():
     torch.manual_seed(7)
     plan = mixq.compile(_randomize_bn(zoo.resnet20()), torch.randn(1, 1, 28, 28), "fp32", progress=False)

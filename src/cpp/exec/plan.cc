@@ -8,6 +8,7 @@
 #include "core/parallel.h"
 #include "gemm/gemm.h"
 #include "gemm/im2col.h"
+#include "kernels/dispatch.h"
 
 namespace mixq {
 namespace {
@@ -403,27 +404,13 @@ void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, st
       dst = input_nhwc_.as<float>();
     }
     const float inv = 1.f / qp.scale, zp = float(qp.zp);
+    const IsaOps* isa_ops = active_dispatch().ops;
     parallel_for(N * H, [&](int64_t r, int) {
       const int64_t n = r / H, y = r % H;
       const float* src = input + n * C * H * W + y * W;
-      if (!quantize) {
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t x = 0; x < W; ++x) dst[(r * W + x) * C + c] = src[c * H * W + x];
-        return;
-      }
-      // Quantize each channel's row with contiguous (vectorized) loads, then interleave bytes.
-      thread_local std::vector<uint8_t> row;
-      row.resize(size_t(C * W));
-      for (int64_t c = 0; c < C; ++c) {
-        const float* __restrict s = src + c * H * W;
-        uint8_t* __restrict d = row.data() + c * W;
-        const float iv = inv, z = zp;
-        for (int64_t x = 0; x < W; ++x) d[x] = quantize_u8(s[x], iv, z);
-      }
-      uint8_t* __restrict out = q + r * W * C;
-      const uint8_t* __restrict rq = row.data();
-      for (int64_t x = 0; x < W; ++x)
-        for (int64_t c = 0; c < C; ++c) out[x * C + c] = rq[c * W + x];
+      if (quantize) return isa_ops->quantize_planes_u8(src, H * W, C, W, inv, zp, q + r * W * C);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t x = 0; x < W; ++x) dst[(r * W + x) * C + c] = src[c * H * W + x];
     });
     if (!quantize) input = dst;
     if (quantize && op_seconds)  // the fused quantize op is charged with the transposition

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/quantize_u8.h"
+
 namespace mixq {
 
 // Activation tensors are float32 or asymmetric uint8 (real = scale * (q - zp)).
@@ -12,17 +14,6 @@ struct QParams {
   float scale = 1.f;
   int32_t zp = 0;
 };
-
-// Rounds y to the u8 grid of q: clamp(nearbyint(y * (1/scale)) + zp, 0, 255), as the GEMM epilogue does.
-inline uint8_t quantize_u8(float y, float inv_scale, float zp) {
-  // Round half to even like nearbyint, with adds the compiler vectorizes on any x86-64: adding
-  // 1.5 * 2^23 leaves no fraction bits (|v| is clamped well below 2^22 first).
-  float v = y * inv_scale;
-  v = v < -1e6f ? -1e6f : (v > 1e6f ? 1e6f : v);
-  v = (v + 12582912.f) - 12582912.f + zp;
-  v = v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
-  return uint8_t(int32_t(v));
-}
 
 // n values, float <-> u8.
 void quantize_tensor(int64_t n, const float* x, QParams q, uint8_t* out);

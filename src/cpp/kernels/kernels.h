@@ -156,6 +156,10 @@ struct IsaOps {
   uint64_t (*sum_bytes)(const uint8_t* p, size_t n);
   // n_groups low-bit group blocks of one panel -> the groupwise kernels' s8 layout (GemmGroupwiseFn).
   void (*unpack_lowbit_s8)(int bits, const uint8_t* blocks, int64_t group_steps, int64_t n_groups, int8_t* dst);
+  // C planes of W floats (plane floats apart) -> W pixels of C interleaved u8 codes (out[x * C + c]),
+  // rounded as quantize_u8 (finite inputs): an NCHW input row into NHWC, or with C = 1 a plain run.
+  void (*quantize_planes_u8)(const float* src, int64_t plane, int64_t C, int64_t W, float inv_scale, float zp,
+                             uint8_t* out);
 };
 
 // A compute-roof loop of `iters` iterations (kernels.inc gives the ops per iteration).

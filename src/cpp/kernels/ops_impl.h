@@ -10,11 +10,13 @@
 
 #include "core/bf16.h"
 #include "core/gelu.h"
+#include "core/quantize_u8.h"
 #include "kernels/kernels.h"
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define MIXQ_VECTOR_EPILOGUE 1
 #include "kernels/avx512/dynamic_quant_avx512.h"
 #include "kernels/avx512/epilogue_avx512.h"
+#include "kernels/avx512/quantize_planes_avx512.h"
 #include "kernels/avx512/unpack_lowbit_avx512.h"
 #endif
 
@@ -183,6 +185,21 @@ bool quantize_rows_u8_impl(int64_t M, int64_t K, const float* x, int64_t ldx, ui
   return true;
 }
 
+void quantize_planes_u8_impl(const float* src, int64_t plane, int64_t C, int64_t W, float inv_scale, float zp,
+                             uint8_t* out) {
+#ifdef MIXQ_VECTOR_EPILOGUE
+  int64_t x = quantize_planes_u8_avx512(src, plane, C, W, inv_scale, zp, out);
+#else
+  int64_t x = 0;
+#endif
+  if (C == 1) {  // a plain run: the compiler vectorizes this loop
+    for (; x < W; ++x) out[x] = quantize_u8(src[x], inv_scale, zp);
+    return;
+  }
+  for (; x < W; ++x)
+    for (int64_t c = 0; c < C; ++c) out[x * C + c] = quantize_u8(src[c * plane + x], inv_scale, zp);
+}
+
 template <typename T>
 inline void store_requantized(T* dst, const float* y, int64_t n, float inv_scale, float zp, float qmin,
                               float qmax) {
@@ -313,5 +330,6 @@ void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64
   const IsaOps name = {#name,                 isa_level,             prepare_a_u8_impl,            \
                        row_sums_u8_impl,      prepare_a_bf16_impl,   group_sums_u8_impl,           \
                        quantize_rows_u8_impl, epilogue_s32_impl,     epilogue_lowbit_impl,         \
-                       epilogue_f32_impl,     sum_bytes_impl,        unpack_lowbit_s8_impl};                                     \
+                       epilogue_f32_impl,     sum_bytes_impl,        unpack_lowbit_s8_impl,        \
+                       quantize_planes_u8_impl};                                                   \
   }
