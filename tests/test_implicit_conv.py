@@ -35,11 +35,15 @@ GEOMETRIES = [  # cin, cout, kernel, stride, padding, dilation, groups
     (12, 24, 3, 1, 0, 1, 1),
     (5, 16, 4, 2, 1, 1, 1),    # KW * C = 20: a k step (4 bytes) never straddles a kernel row
     (64, 96, 1, 2, 0, 1, 1),
-    (3, 32, 7, 2, 3, 1, 1),    # KW * C = 21: im2col
+    (3, 32, 7, 2, 3, 1, 1),    # KW * C = 21: weights with a zero 8th tap per kernel row
+    (3, 16, 3, 2, 0, 1, 1),    # RGB, no padding: the input copy is only widened for the 4th tap
+    (1, 16, 3, 1, 1, 1, 1),    # grey: 4 taps of 1 channel per kernel row
+    (3, 8, 5, 1, 2, 1, 1),     # 5 taps of 3 channels would need 8: im2col
+    (1, 8, 1, 2, 0, 1, 1),     # a strided 1x1 grey conv would need 4 taps: im2col
     (16, 32, 3, 1, 2, 2, 1),   # dilated: im2col
     (16, 32, 3, 1, 1, 1, 2),   # grouped: im2col
     (32, 48, (3, 1), 1, (1, 0), 1, 1),
-    (7, 33, 3, 3, 1, 1, 1),    # stride larger than 2, odd channels (KW * C = 21: im2col)
+    (7, 33, 3, 3, 1, 1, 1),    # stride larger than 2, odd channels (KW * C = 21: a zero 4th tap)
     (20, 33, 3, 3, 1, 1, 1),   # stride 3, odd output channels
 ]
 

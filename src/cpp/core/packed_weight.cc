@@ -185,6 +185,19 @@ PackedWeight pack_s8(const int8_t* w, int64_t N, int64_t K, const float* scale, 
   return pw;
 }
 
+PackedWeight pad_s8_taps(const PackedWeight& w, int64_t KH, int64_t KW, int64_t C, int64_t KW_to) {
+  if (w.format != WeightFormat::s8_x32c4 || w.K != KH * KW * C || KW_to < KW)
+    throw std::invalid_argument("pad_s8_taps: not the int8 weight of that convolution");
+  const int64_t K_to = KH * KW_to * C, row = KW * C;
+  std::vector<int8_t> codes(size_t(w.N * K_to), 0);
+  const int8_t* src = w.data.as<int8_t>();
+  for (int64_t n = 0; n < w.N; ++n)
+    for (int64_t k = 0; k < w.K; ++k)  // code (n, k) of the x32c4 panels; k = ky * row + rest
+      codes[size_t(n * K_to + k / row * KW_to * C + k % row)] =
+          src[(n / kPanelN) * w.panel_bytes() + (k / 4) * kPanelN * 4 + (n % kPanelN) * 4 + k % 4];
+  return pack_s8(codes.data(), w.N, K_to, w.scale.data(), w.zero_point.empty() ? nullptr : w.zero_point.data());
+}
+
 PackedWeight pack_f32(const float* w, int64_t N, int64_t K) {
   check_dims(N, K);
   PackedWeight pw;

@@ -67,6 +67,9 @@ PackedWeight pack_bf16(const float* w, int64_t N, int64_t K);
 // group_size a multiple of 16. Scales are stored as bf16 (round to nearest even).
 PackedWeight pack_lowbit(const uint8_t* codes, int64_t N, int64_t K, int bits, int64_t group_size,
                          const float* scale, const uint8_t* zero_point);
+// The int8 weight of a KH x KW x C convolution ([N][KH][KW][C] along K) as that of a KH x KW_to x C
+// one (KW_to >= KW) whose extra taps are zero: same scales and column sums.
+PackedWeight pad_s8_taps(const PackedWeight& w, int64_t KH, int64_t KW, int64_t C, int64_t KW_to);
 // Rebuilds a PackedWeight from its serialized parts (sizes validated, derived sums recomputed).
 // int8: scale/zero_point per channel. Low-bit: data (with its scales) and group_zp.
 PackedWeight packed_from_parts(WeightFormat format, int64_t N, int64_t K, const uint8_t* data, size_t data_bytes,

@@ -61,12 +61,31 @@ int64_t ConvOp::chunk_rows(const RunContext& ctx) const {
 
 bool ConvOp::implicit(const RunContext& ctx) const {
   return mode == Mode::int8_activations && !flatten_input && !direct() && groups == 1 && DH == 1 && DW == 1 &&
-         gemm_s8_conv_runs(weights[0], KW, ctx.info(inputs[0]).C);
+         gemm_s8_conv_runs(implicit_weight(), read_kw(), ctx.info(inputs[0]).C);
+}
+
+void ConvOp::add_zero_taps(int64_t C) {
+  const PackedWeight& w = weights[0];
+  if (mode != Mode::int8_activations || flatten_input || direct() || groups != 1 || DH != 1 || DW != 1 ||
+      w.format != WeightFormat::s8_x32c4 || !w.zero_point.empty() || (KW * C) % 4 == 0)
+    return;
+  int64_t kw = KW;
+  while ((kw * C) % 4 != 0) ++kw;
+  if (3 * kw > 4 * KW) return;  // a 1x1 grey conv would do 4x the work: im2col
+  wide_ = pad_s8_taps(w, KH, KW, C, kw);
+  read_kw_ = kw;
+}
+
+// The last output pixel's taps end at (OW - 1) * SW + read_kw() columns of the padded input.
+int64_t ConvOp::padded_width(const RunContext& ctx) const {
+  const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
+  return std::max(in.W + 2 * PW, (out.W - 1) * SW + read_kw());
 }
 
 int64_t ConvOp::padded_bytes(const RunContext& ctx) const {
   const TensorInfo& in = ctx.info(inputs[0]);
-  return PH == 0 && PW == 0 ? 0 : ctx.N * (in.H + 2 * PH) * (in.W + 2 * PW) * in.C;
+  const int64_t WP = padded_width(ctx);
+  return PH == 0 && WP == in.W ? 0 : ctx.N * (in.H + 2 * PH) * WP * in.C;
 }
 
 int64_t ConvOp::scratch_bytes(const RunContext& ctx) const {
@@ -145,7 +164,7 @@ void ConvOp::run(RunContext& ctx) const {
 void ConvOp::run_implicit(RunContext& ctx) const {
   const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
   const uint8_t* x = ctx.ptr[size_t(inputs[0])];
-  const int64_t HP = in.H + 2 * PH, WP = in.W + 2 * PW, C = in.C;
+  const int64_t HP = in.H + 2 * PH, WP = padded_width(ctx), C = in.C;
   if (padded_bytes(ctx) > 0) {
     uint8_t* dst = ctx.scratch->as<uint8_t>();
     const uint8_t zp = uint8_t(in.q.zp);
@@ -159,7 +178,7 @@ void ConvOp::run_implicit(RunContext& ctx) const {
         }
         std::memset(d, zp, size_t(PW * C));
         std::memcpy(d + PW * C, x + (n * in.H + y) * in.W * C, size_t(in.W * C));
-        std::memset(d + (PW + in.W) * C, zp, size_t(PW * C));
+        std::memset(d + (PW + in.W) * C, zp, size_t((WP - PW - in.W) * C));
       }
     };
     as_im2col(ctx, [&] { parallel_chunks(ctx.N * HP, 8, pad_rows); });
@@ -167,9 +186,9 @@ void ConvOp::run_implicit(RunContext& ctx) const {
   }
   ConvRows a;
   a.data = x, a.N = ctx.N, a.HP = HP, a.WP = WP, a.C = C;
-  a.KH = KH, a.KW = KW, a.SH = SH, a.SW = SW, a.OH = out.H, a.OW = out.W;
+  a.KH = KH, a.KW = read_kw(), a.SH = SH, a.SW = SW, a.OH = out.H, a.OW = out.W;
   a.scale = in.q.scale, a.zero_point = in.q.zp;
-  gemm_s8_conv(weights[0], a, epilogue(ctx, 0, 0));
+  gemm_s8_conv(implicit_weight(), a, epilogue(ctx, 0, 0));
 }
 
 // ------------------------------------------------------------------ depthwise
@@ -270,6 +289,7 @@ void Plan::add_op(std::unique_ptr<Op> op) {
     if (c->mode == ConvOp::Mode::int8_activations)
       for (const auto& w : c->weights)
         require(w.format == WeightFormat::s8_x32c4 || w.low_bit(), *op, "int8 activations need int8/low-bit weights");
+    c->add_zero_taps(in.C);
   } else if (auto* d = dynamic_cast<DepthwiseOp*>(op.get())) {
     require(in.C == out.C && d->weights.C == in.C && d->weights.KH == d->KH && d->weights.KW == d->KW, *op,
             "depthwise weights do not match the tensors");

@@ -59,8 +59,18 @@ class ConvOp : public Op {
   std::vector<PackedWeight> weights;  // one per group: [C_out/groups, KH*KW*C_in/groups]
   std::vector<float> bias;
   float lo = -__builtin_inff(), hi = __builtin_inff();
+  // An int8 conv whose kernel rows are not whole k steps (KW * C % 4 != 0: an RGB or grey stem)
+  // keeps the implicit GEMM with a copy of its weights with zero taps appended to each kernel row
+  // (at most a third more work instead of an im2col): it reads a few bytes past each row's window,
+  // which meet zero weights. Called once the op's input (C channels) is known.
+  void add_zero_taps(int64_t C);
 
  private:
+  PackedWeight wide_;    // weights[0] with read_kw_ taps per kernel row, when read_kw_ > 0
+  int64_t read_kw_ = 0;  // taps per kernel row the implicit GEMM reads (0: KW)
+  int64_t read_kw() const { return read_kw_ ? read_kw_ : KW; }
+  const PackedWeight& implicit_weight() const { return read_kw_ ? wide_ : weights[0]; }
+  int64_t padded_width(const RunContext& ctx) const;  // of the implicit GEMM's input copy
   bool direct() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0; }
   Epilogue epilogue(const RunContext& ctx, int64_t r0, int64_t c0) const;
   bool implicit(const RunContext& ctx) const;        // run by gemm_s8_conv

@@ -420,12 +420,15 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     return;
   }
   const KernelInfo& s8 = d.gemm(KernelKind::s8);
-  const auto kernel = plain_kernel<uint8_t, int8_t, int32_t>(s8.fn_as<GemmS8Fn>(), rows, lda, w);
+  const auto fn = s8.fn_as<GemmS8Fn>();
+  const int8_t* wdata = w.data.as<int8_t>();
+  const int64_t panel = w.panel_bytes();
   run_blocked<int32_t>(w, M, s8, kPanelN * 4, 1,
                        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
                            bool accumulate) {
                          if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
-                         kernel(mr, np, p0, steps, m, n, tile, ldt, accumulate);
+                         fn(mr, np, steps, rows + m * lda + p0 * 4, lda, wdata + (n / kPanelN) * panel + p0 * kPanelN * 4,
+                            panel, tile, ldt, accumulate, steps, 0);
                        },
                        epilogue);
 }
@@ -461,26 +464,21 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
   const auto fn = s8.fn_as<GemmS8Fn>();
   const int8_t* wdata = w.data.as<int8_t>();
   // K steps per kernel row (its KW taps, contiguous in the padded input), rows' stride, image line.
+  // kc slices are whole kernel rows, so each kernel call takes its slice's rows as runs of A.
   const int64_t seg = a.KW * a.C / 4, ks = w.k_steps(), panel = w.panel_bytes();
   const int64_t lda = a.SW * a.C, line = a.WP * a.C;
   run_blocked<int32_t>(
-      w, M, s8, kPanelN * 4, 1,
+      w, M, s8, kPanelN * 4, seg,
       [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
           bool accumulate) {
         if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
-        const int8_t* b = wdata + (n / kPanelN) * panel;
-        // The tile's pixels in runs along one output row (equally spaced in the input), and each
-        // run's k steps split where a kernel row ends.
+        const int8_t* b = wdata + (n / kPanelN) * panel + p0 * kPanelN * 4;
+        // The tile's pixels in runs along one output row (equally spaced in the input).
         for (int64_t r = 0; r < mr;) {
           const int64_t q = m + r, ox = q % a.OW, oy = (q / a.OW) % a.OH, img = q / (a.OW * a.OH);
           const int run = int(std::min<int64_t>(mr - r, a.OW - ox));
-          const uint8_t* px = a.data + ((img * a.HP + oy * a.SH) * a.WP + ox * a.SW) * a.C;
-          bool acc = accumulate;
-          for (int64_t p = p0; p < p0 + steps;) {
-            const int64_t ky = p / seg, s = p % seg, len = std::min(seg - s, p0 + steps - p);
-            fn(run, np, len, px + ky * line + s * 4, lda, b + p * kPanelN * 4, panel, tile + r * ldt, ldt, acc);
-            acc = true, p += len;
-          }
+          const uint8_t* px = a.data + ((img * a.HP + oy * a.SH + p0 / seg) * a.WP + ox * a.SW) * a.C;
+          fn(run, np, steps, px, lda, b, panel, tile + r * ldt, ldt, accumulate, seg, line);
           r += run;
         }
       },

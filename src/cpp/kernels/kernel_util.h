@@ -18,6 +18,15 @@ inline int64_t widen_u8x4(const uint8_t* p) {
   return int64_t(uint64_t(p[0]) | (uint64_t(p[1]) << 16) | (uint64_t(p[2]) << 32) | (uint64_t(p[3]) << 48));
 }
 
+// body(p, offset) for k steps p = 0..k_steps-1 of an s8 kernel (GemmS8Fn): offset is the byte
+// offset of step p in an A row, its run's start (run s at s * seg_stride) plus 4 per step in the run.
+template <typename Body>
+inline void for_each_k_step(int64_t k_steps, int64_t seg_steps, int64_t seg_stride, Body&& body) {
+  if (seg_steps <= 0 || seg_steps > k_steps) seg_steps = k_steps;
+  for (int64_t p0 = 0, run = 0; p0 < k_steps; p0 += seg_steps, run += seg_stride)
+    for (int64_t q = 0; q < seg_steps; ++q) body(p0 + q, run + 4 * q);
+}
+
 // Calls f(std::integral_constant<int, mr>) for a runtime mr in 1..MAX, so each row count gets a
 // fully unrolled kernel instance.
 template <int MAX, typename F>

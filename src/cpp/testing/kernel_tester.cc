@@ -151,7 +151,17 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   std::vector<std::pair<int64_t, int64_t>> depths = {{1, 0}, {2, 0}, {3, 0}, {7, 0}, {16, 0}, {33, 0}, {67, 0}};
   for_each_case(k, depths, int8 ? 4 : 2, [&](const GemmCase& c) {
     const int64_t ks = c.k_steps, K = ks * kr, ncols = 32 * c.np;
-    const int64_t lda = K + 3 * kr;  // a stride wider than the row
+    // s8 rows in runs (GemmS8Fn's seg_steps): random cases split k into its smallest prime factor
+    // of runs, each 8 bytes of 0xAB past the previous (a read outside the runs changes the sums).
+    int64_t runs = 1;
+    if (kind == KernelKind::s8 && c.pattern == 0)
+      for (int64_t f = 2; f <= ks; ++f)
+        if (ks % f == 0) {
+          runs = f;
+          break;
+        }
+    const int64_t seg_steps = ks / runs, seg_stride = 4 * seg_steps + 8;
+    const int64_t lda = runs * seg_stride + 3 * kr;  // a stride wider than the row
     const int64_t panel = (ks + 1) * 32 * kr;  // elements between panels
     // Unpacked operands: a[i][k], b[k][n].
     std::vector<double> a(static_cast<size_t>(c.mr * K)), b(static_cast<size_t>(K * ncols));
@@ -200,9 +210,11 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
       }
     const std::string what = c.str(k);
     if (int8) {
-      std::vector<uint8_t> a8(static_cast<size_t>(c.mr * lda) + 64, 0);
+      std::vector<uint8_t> a8(static_cast<size_t>(c.mr * lda) + 64, runs > 1 ? 0xAB : 0);
       for (int i = 0; i < c.mr; ++i)
-        for (int64_t kk = 0; kk < K; ++kk) a8[static_cast<size_t>(i * lda + kk)] = uint8_t(a[static_cast<size_t>(i * K + kk)]);
+        for (int64_t kk = 0; kk < K; ++kk)
+          a8[static_cast<size_t>(i * lda + kk / 4 / seg_steps * seg_stride + kk % (4 * seg_steps))] =
+              uint8_t(a[static_cast<size_t>(i * K + kk)]);
       TileBuffer<int32_t> got(c.mr, c.np), exp(c.mr, c.np);
       fill_tile(got, c.mr, int(ncols), c.accumulate, init);
       fill_tile(exp, c.mr, int(ncols), c.accumulate, init);
@@ -216,10 +228,10 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
                                 c.accumulate);
       } else {
         k.fn_as<GemmS8Fn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, got.c.data(), got.ldc,
-                            c.accumulate);
+                            c.accumulate, seg_steps, seg_stride);
       }
       ref->fn_as<GemmS8Fn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, exp.c.data(), exp.ldc,
-                             c.accumulate);
+                             c.accumulate, seg_steps, seg_stride);
       compare_tile(r, got, c.mr, int(ncols), want, mag, what);
       compare_with_ref(r, got, exp, c.mr, int(ncols), mag, what + " vs " + ref->name);
     } else {

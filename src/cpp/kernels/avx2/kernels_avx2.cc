@@ -22,7 +22,7 @@ namespace {
 // scalar code per pass, reached a third of the vpmaddwd roof.)
 template <int MR, int V>
 void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const int8_t* b0, int64_t b_stride, int32_t* c,
-                       int64_t ldc, bool accumulate) {
+                       int64_t ldc, bool accumulate, int64_t seg_steps, int64_t seg_stride) {
   const __m256i low_bytes = _mm256_set1_epi16(0x00FF);
   const auto chunk = [&](int v) { return v / 4 * b_stride + 32 * (v % 4); };
   __m256i acc[MR][V];
@@ -30,11 +30,11 @@ void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const in
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) acc[i][v] = _mm256_setzero_si256();
-  for (int64_t p = 0; p < k_steps; ++p) {
+  for_each_k_step(k_steps, seg_steps, seg_stride, [&](int64_t p, int64_t off) {
     __m256i a_even[MR], a_odd[MR];  // per 32-bit lane: int16 (a0, a2) and (a1, a3) of the step
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
-      const __m256i a4 = _mm256_set1_epi32(load_i32(a0 + i * lda + 4 * p));
+      const __m256i a4 = _mm256_set1_epi32(load_i32(a0 + i * lda + off));
       a_even[i] = _mm256_and_si256(a4, low_bytes), a_odd[i] = _mm256_srli_epi16(a4, 8);
     }
 #pragma GCC unroll 8
@@ -46,7 +46,7 @@ void gemm_s8_tile_avx2(int64_t k_steps, const uint8_t* a0, int64_t lda, const in
         acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_add_epi32(_mm256_madd_epi16(even, a_even[i]),
                                                                  _mm256_madd_epi16(odd, a_odd[i])));
     }
-  }
+  });
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
@@ -184,15 +184,19 @@ void gemm_f32_tile_avx2(int64_t k_steps, const float* a, int64_t lda, const floa
 // Tiles of at most 8 accumulators: one row, two panels side by side (decode: more DRAM requests in
 // flight per core); two rows, a panel; 3-4 rows, the panel in row pairs (panel_row_pairs).
 void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
-                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
+                               int64_t seg_stride) {
   int j = 0;
   if (mr == 1)
-    for (; j + 2 <= np; j += 2) gemm_s8_tile_avx2<1, 8>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate);
+    for (; j + 2 <= np; j += 2)
+      gemm_s8_tile_avx2<1, 8>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate, seg_steps,
+                              seg_stride);
   for (; j < np; ++j) {
     const int8_t* panel = b + j * b_stride;
     int32_t* cj = c + 32 * j;
     panel_row_pairs(mr, [&](auto MR, int r0) {
-      gemm_s8_tile_avx2<MR.value, 4>(k_steps, a + r0 * lda, lda, panel, b_stride, cj + r0 * ldc, ldc, accumulate);
+      gemm_s8_tile_avx2<MR.value, 4>(k_steps, a + r0 * lda, lda, panel, b_stride, cj + r0 * ldc, ldc, accumulate,
+                                     seg_steps, seg_stride);
     });
   }
 }

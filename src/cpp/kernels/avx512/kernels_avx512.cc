@@ -12,26 +12,24 @@ namespace {
 
 template <int MR>
 void gemm_s8_avx512(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* c, int64_t ldc,
-                    bool accumulate) {
+                    bool accumulate, int64_t seg_steps, int64_t seg_stride) {
   // acc[i][q]: row i, 8 columns (quarter q of the 32) x 2 partial sums each.
   __m512i acc[MR][4];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
     for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_setzero_si512();
-  for (int64_t p = 0; p < k_steps; ++p) {
-    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+  for_each_k_step(k_steps, seg_steps, seg_stride, [&](int64_t p, int64_t off) {
+    const __m512i b0 = _mm512_loadu_si512(b + 128 * p), b1 = _mm512_loadu_si512(b + 128 * p + 64);
     const __m512i w[4] = {_mm512_cvtepi8_epi16(_mm512_castsi512_si256(b0)),
                           _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(b0, 1)),
                           _mm512_cvtepi8_epi16(_mm512_castsi512_si256(b1)),
                           _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(b1, 1))};
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512i ai = _mm512_set1_epi64(widen_u8x4(a + i * lda));
+      const __m512i ai = _mm512_set1_epi64(widen_u8x4(a + i * lda + off));
       for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_add_epi32(acc[i][q], _mm512_madd_epi16(w[q], ai));
     }
-    a += 4;
-    b += 128;
-  }
+  });
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 #pragma GCC unroll 8
@@ -78,9 +76,10 @@ void gemm_f32_avx512(int64_t k_steps, const float* a, int64_t lda, const float* 
 }  // namespace
 
 void u8s8s32_gemm_6x32c4__avx512(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
-                                 int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+                                 int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
+                                 int64_t seg_stride) {
   for_each_panel<6>(mr, np, [&](auto MR, int j) {
-    gemm_s8_avx512<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
+    gemm_s8_avx512<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate, seg_steps, seg_stride);
   });
 }
 

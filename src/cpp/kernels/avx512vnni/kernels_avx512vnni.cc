@@ -13,26 +13,24 @@ namespace {
 
 template <int MR, int NP>
 void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride, int32_t* c,
-               int64_t ldc, bool accumulate) {
+               int64_t ldc, bool accumulate, int64_t seg_steps, int64_t seg_stride) {
   constexpr int V = 2 * NP;  // zmm vectors of 16 columns
   __m512i acc[MR][V];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
-  for (int64_t p = 0; p < k_steps; ++p) {
+  for_each_k_step(k_steps, seg_steps, seg_stride, [&](int64_t p, int64_t off) {
     __m512i bv[V];
 #pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_si512(b + (v / 2) * b_stride + (v % 2) * 64);
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_si512(b + 128 * p + (v / 2) * b_stride + (v % 2) * 64);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512i ai = _mm512_set1_epi32(load_i32(a + i * lda));
+      const __m512i ai = _mm512_set1_epi32(load_i32(a + i * lda + off));
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], ai, bv[v]);
     }
-    a += 4;
-    b += 128;
-  }
+  });
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -46,7 +44,8 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 }  // namespace
 
 void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
-                                     const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+                                     const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate,
+                                     int64_t seg_steps, int64_t seg_stride) {
   // Two panels per pass, 6x64 tiles: 24 accumulators. Decode (1-2 rows) streams B from DRAM, two
   // panels side by side with no software prefetch: on 2 MiB pages that measured best (W8 GEMV at
   // 4096 and 11008 x 4096, interleaved A/B: 7-18 % faster than 4 panels with a 512-byte prefetch
@@ -55,7 +54,8 @@ void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint
   for (int j = 0; j < np; j += np_step)
     dispatch_mr<6>(mr, [&](auto MR) {
       dispatch_mr<2>(std::min(np_step, np - j), [&](auto NP) {
-        gemm_vnni<MR.value, NP.value>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate);
+        gemm_vnni<MR.value, NP.value>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate,
+                                      seg_steps, seg_stride);
       });
     });
 }

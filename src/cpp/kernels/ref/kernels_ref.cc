@@ -3,17 +3,21 @@
 #include <cstring>
 
 #include "core/bf16.h"
+#include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
 
 namespace mixq {
 
 void u8s8s32_gemm_4x32c4__ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
-                              int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+                              int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
+                              int64_t seg_stride) {
   for (int r = 0; r < mr; ++r)
     for (int n = 0; n < 32 * np; ++n) {
       const int8_t* bp = b + (n / 32) * b_stride + (n % 32) * 4;
       uint32_t s = accumulate ? uint32_t(c[r * ldc + n]) : 0u;  // wraps mod 2^32 like the SIMD paths
-      for (int64_t k = 0; k < 4 * k_steps; ++k) s += uint32_t(int32_t(a[r * lda + k]) * int32_t(bp[(k / 4) * 128 + k % 4]));
+      for_each_k_step(k_steps, seg_steps, seg_stride, [&](int64_t p, int64_t off) {
+        for (int t = 0; t < 4; ++t) s += uint32_t(int32_t(a[r * lda + off + t]) * int32_t(bp[p * 128 + t]));
+      });
       c[r * ldc + n] = int32_t(s);
     }
 }
