@@ -102,7 +102,7 @@ void attention_head_s8(const float* q, int64_t S, int64_t d, int64_t ld, const P
     for (int64_t j = 0; j < panels; j += np_max)
       kernel(mr, int(std::min<int64_t>(np_max, panels - j)), w.k_steps(), a, lda,
              w.data.as<int8_t>() + j * w.panel_bytes(), w.panel_bytes(), tile.data() + j * kPanelN, ldt, false,
-             w.k_steps(), 0);
+             w.k_steps(), 0, int(kPanelN * std::min<int64_t>(np_max, panels - j)));
   };
   const int32_t no_zero_point = 0;
   Epilogue ec;  // context: acc * p_scale * v_scale

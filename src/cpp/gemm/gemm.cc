@@ -428,7 +428,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
                            bool accumulate) {
                          if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
                          fn(mr, np, steps, rows + m * lda + p0 * 4, lda, wdata + (n / kPanelN) * panel + p0 * kPanelN * 4,
-                            panel, tile, ldt, accumulate, steps, 0);
+                            panel, tile, ldt, accumulate, steps, 0, int(std::min<int64_t>(np * kPanelN, w.N - n)));
                        },
                        epilogue);
 }
@@ -473,12 +473,13 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
           bool accumulate) {
         if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
         const int8_t* b = wdata + (n / kPanelN) * panel + p0 * kPanelN * 4;
+        const int cols = int(std::min<int64_t>(np * kPanelN, w.N - n));
         // The tile's pixels in runs along one output row (equally spaced in the input).
         for (int64_t r = 0; r < mr;) {
           const int64_t q = m + r, ox = q % a.OW, oy = (q / a.OW) % a.OH, img = q / (a.OW * a.OH);
           const int run = int(std::min<int64_t>(mr - r, a.OW - ox));
           const uint8_t* px = a.data + ((img * a.HP + oy * a.SH + p0 / seg) * a.WP + ox * a.SW) * a.C;
-          fn(run, np, steps, px, lda, b, panel, tile + r * ldt, ldt, accumulate, seg, line);
+          fn(run, np, steps, px, lda, b, panel, tile + r * ldt, ldt, accumulate, seg, line, cols);
           r += run;
         }
       },

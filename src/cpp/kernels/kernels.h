@@ -20,9 +20,11 @@ namespace mixq {
 // s8 only: the k steps of a row come in runs of seg_steps (k_steps a multiple of it), run s from
 // a + s * seg_stride, not contiguously: an implicit-GEMM conv's kernel rows, each a run of its
 // padded input, in one call that keeps the accumulators in registers. seg_steps = k_steps: plain rows.
+// cols (<= 32 * np): the tile columns the caller reads; a kernel may leave the others unwritten (a
+// layer of 16 channels need not compute the zero half of its panel).
 using GemmS8Fn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                           int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
-                          int64_t seg_stride);
+                          int64_t seg_stride, int cols);
 using GemmF32Fn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
                            int64_t b_stride, float* c, int64_t ldc, bool accumulate);
 // s8w: A rows as int16 (a[i*lda + 4p + t], t < 4, zero-extended u8), B panels of [k_steps][4 chunks]

@@ -73,10 +73,11 @@ C sentinel() {
 // Compares a kernel's tile with want (and mag: each output's magnitude for float tolerances).
 template <typename C>
 void compare_tile(KernelTestReport& r, const TileBuffer<C>& got, int mr, int ncols, const std::vector<double>& want,
-                  const std::vector<double>& mag, const std::string& what) {
+                  const std::vector<double>& mag, const std::string& what, int cols = -1) {
   for (int i = 0; i < got.rows; ++i)
     for (int n = 0; n < got.ldc; ++n) {
       const C v = got.c[static_cast<size_t>(i * got.ldc + n)];
+      if (i < mr && n >= cols && cols >= 0 && n < ncols) continue;  // columns the caller does not read
       if (i < mr && n < ncols) {
         const double w = want[static_cast<size_t>(i * ncols + n)];
         double err = std::fabs(double(v) - w);
@@ -92,11 +93,11 @@ void compare_tile(KernelTestReport& r, const TileBuffer<C>& got, int mr, int nco
 // The tile against the same tile from the kind's reference kernel (exp), as compare_tile does.
 template <typename C>
 void compare_with_ref(KernelTestReport& r, const TileBuffer<C>& got, const TileBuffer<C>& exp, int mr, int ncols,
-                      const std::vector<double>& mag, const std::string& what) {
+                      const std::vector<double>& mag, const std::string& what, int cols = -1) {
   std::vector<double> want(static_cast<size_t>(mr * ncols));
   for (int i = 0; i < mr; ++i)
     for (int n = 0; n < ncols; ++n) want[static_cast<size_t>(i * ncols + n)] = exp.c[static_cast<size_t>(i * exp.ldc + n)];
-  compare_tile(r, got, mr, ncols, want, mag, what);
+  compare_tile(r, got, mr, ncols, want, mag, what, cols);
 }
 
 template <typename C>
@@ -162,6 +163,8 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
         }
     const int64_t seg_steps = ks / runs, seg_stride = 4 * seg_steps + 8;
     const int64_t lda = runs * seg_stride + 3 * kr;  // a stride wider than the row
+    // s8 cases on one panel with an odd depth read only its first 16 columns (GemmS8Fn's cols).
+    const int cols = kind == KernelKind::s8 && c.np == 1 && ks % 2 == 1 ? 16 : int(ncols);
     const int64_t panel = (ks + 1) * 32 * kr;  // elements between panels
     // Unpacked operands: a[i][k], b[k][n].
     std::vector<double> a(static_cast<size_t>(c.mr * K)), b(static_cast<size_t>(K * ncols));
@@ -228,12 +231,12 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
                                 c.accumulate);
       } else {
         k.fn_as<GemmS8Fn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, got.c.data(), got.ldc,
-                            c.accumulate, seg_steps, seg_stride);
+                            c.accumulate, seg_steps, seg_stride, cols);
       }
       ref->fn_as<GemmS8Fn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, exp.c.data(), exp.ldc,
-                             c.accumulate, seg_steps, seg_stride);
-      compare_tile(r, got, c.mr, int(ncols), want, mag, what);
-      compare_with_ref(r, got, exp, c.mr, int(ncols), mag, what + " vs " + ref->name);
+                             c.accumulate, seg_steps, seg_stride, int(ncols));
+      compare_tile(r, got, c.mr, int(ncols), want, mag, what, cols);
+      compare_with_ref(r, got, exp, c.mr, int(ncols), mag, what + " vs " + ref->name, cols);
     } else {
       TileBuffer<float> got(c.mr, c.np), exp(c.mr, c.np);
       fill_tile(got, c.mr, int(ncols), c.accumulate, init);

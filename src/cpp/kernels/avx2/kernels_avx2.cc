@@ -185,7 +185,7 @@ void gemm_f32_tile_avx2(int64_t k_steps, const float* a, int64_t lda, const floa
 // flight per core); two rows, a panel; 3-4 rows, the panel in row pairs (panel_row_pairs).
 void u8s8s32_gemm_4x32c4__avx2(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
-                               int64_t seg_stride) {
+                               int64_t seg_stride, int cols) {
   int j = 0;
   if (mr == 1)
     for (; j + 2 <= np; j += 2)

@@ -77,7 +77,7 @@ void gemm_f32_avx512(int64_t k_steps, const float* a, int64_t lda, const float* 
 
 void u8s8s32_gemm_6x32c4__avx512(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                  int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
-                                 int64_t seg_stride) {
+                                 int64_t seg_stride, int cols) {
   for_each_panel<6>(mr, np, [&](auto MR, int j) {
     gemm_s8_avx512<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate, seg_steps, seg_stride);
   });

@@ -11,10 +11,10 @@
 namespace mixq {
 namespace {
 
-template <int MR, int NP>
+// V zmm vectors of 16 columns per row: 2 * panels, or 1 for the first half of one panel.
+template <int MR, int NP, int V = 2 * NP>
 void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride, int32_t* c,
                int64_t ldc, bool accumulate, int64_t seg_steps, int64_t seg_stride) {
-  constexpr int V = 2 * NP;  // zmm vectors of 16 columns
   __m512i acc[MR][V];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -45,11 +45,17 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 
 void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
                                      const int8_t* b, int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate,
-                                     int64_t seg_steps, int64_t seg_stride) {
+                                     int64_t seg_steps, int64_t seg_stride, int cols) {
   // Two panels per pass, 6x64 tiles: 24 accumulators. Decode (1-2 rows) streams B from DRAM, two
   // panels side by side with no software prefetch: on 2 MiB pages that measured best (W8 GEMV at
   // 4096 and 11008 x 4096, interleaved A/B: 7-18 % faster than 4 panels with a 512-byte prefetch
   // while the VM's bandwidth is high, within 2 % when it is low; 1 and 3 panels slower or alike).
+  if (np == 1 && cols <= 16) {  // 16 channels: the panel's zero half is not computed
+    dispatch_mr<6>(mr, [&](auto MR) {
+      gemm_vnni<MR.value, 1, 1>(k_steps, a, lda, b, b_stride, c, ldc, accumulate, seg_steps, seg_stride);
+    });
+    return;
+  }
   const int np_step = 2;
   for (int j = 0; j < np; j += np_step)
     dispatch_mr<6>(mr, [&](auto MR) {

@@ -10,7 +10,7 @@ namespace mixq {
 
 void u8s8s32_gemm_4x32c4__ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
-                              int64_t seg_stride) {
+                              int64_t seg_stride, int cols) {
   for (int r = 0; r < mr; ++r)
     for (int n = 0; n < 32 * np; ++n) {
       const int8_t* bp = b + (n / 32) * b_stride + (n % 32) * 4;
