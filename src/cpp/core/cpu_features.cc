@@ -16,6 +16,9 @@
 #if defined(__aarch64__) || defined(__riscv)
 #include <sys/auxv.h>
 #endif
+#if defined(__aarch64__)
+#include <sys/prctl.h>
+#endif
 
 namespace mixq {
 
@@ -28,6 +31,7 @@ const char* isa_name(Isa isa) {
     case Isa::neon: return "neon";
     case Isa::dotprod: return "dotprod";
     case Isa::i8mm: return "i8mm";
+    case Isa::sve: return "sve";
     case Isa::rvv: return "rvv";
   }
   return "?";
@@ -122,6 +126,7 @@ CpuFeatures detect() {
   f.sve = hw & (1ul << 22);           // HWCAP_SVE
   f.sve2 = hw2 & (1ul << 1);          // HWCAP2_SVE2
   f.i8mm = hw2 & (1ul << 13);         // HWCAP2_I8MM
+  if (f.sve) f.sve_bytes = prctl(51 /* PR_SVE_GET_VL */, 0, 0, 0, 0) & 0xffff;
 #endif
 #if defined(__riscv)
   // The single-letter extensions are hwcap bits 'A'..'Z'; older kernels leave V out, so the isa
@@ -138,6 +143,11 @@ CpuFeatures detect() {
       const std::string letters = line.substr(colon + 4, line.find('_', colon) - colon - 4);
       f.rvv = letters.find('v') != std::string::npos;
     }
+  }
+  if (f.rvv) {  // the vlenb CSR (0xc22) by number: this file is built without V
+    unsigned long vlenb;
+    __asm__ volatile("csrr %0, 0xc22" : "=r"(vlenb));
+    f.rvv_vlen_bits = int(8 * vlenb);
   }
 #endif
   if (int64_t v = sysfs_cache_size(1, "Data")) f.l1d_bytes = v;
@@ -165,6 +175,7 @@ bool isa_supported(Isa isa) {
     case Isa::neon: return f.neon;
     case Isa::dotprod: return f.neon && f.dotprod;
     case Isa::i8mm: return f.neon && f.dotprod && f.i8mm;
+    case Isa::sve: return f.neon && f.dotprod && f.i8mm && f.sve;
     case Isa::rvv: return f.rvv;
   }
   return false;

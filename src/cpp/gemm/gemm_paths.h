@@ -39,6 +39,7 @@ constexpr GemmPaths kGemmPaths[] = {
     /* neon */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
     /* dotprod */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
     /* i8mm */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
+    /* sve */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
     /* rvv */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
 };
 static_assert(sizeof(kGemmPaths) / sizeof(kGemmPaths[0]) == sizeof(kAllIsas) / sizeof(kAllIsas[0]),

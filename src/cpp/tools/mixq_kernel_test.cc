@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
     }
   }
   const CpuFeatures& f = cpu_features();
-  std::printf("features: neon=%d dotprod=%d i8mm=%d sve=%d sve2=%d rvv=%d avx2=%d avx512vnni=%d\n", f.neon, f.dotprod,
-              f.i8mm, f.sve, f.sve2, f.rvv, f.avx2, f.avx512vnni);
+  std::printf("features: neon=%d dotprod=%d i8mm=%d sve=%d (%d-bit) sve2=%d rvv=%d (VLEN %d) avx2=%d avx512vnni=%d\n",
+              f.neon, f.dotprod, f.i8mm, f.sve, 8 * f.sve_bytes, f.sve2, f.rvv, f.rvv_vlen_bits, f.avx2, f.avx512vnni);
   std::string levels;
   for (Isa isa : available_isas()) levels += std::string(levels.empty() ? "" : " ") + isa_name(isa);
   std::printf("levels this CPU and build run: %s\n", levels.c_str());
