@@ -4,7 +4,8 @@ loaded per MAC in each kernel's hot inner loop, read from the disassembly of a b
 Not a timing: Arm and RISC-V kernels are checked under qemu-user, where speed means nothing. For
 each kernel file the loop taken is the backward branch whose body holds the most MAC instructions
 (the full-height tile's k loop, all row counts being inlined instances); its instructions are
-counted by class. MACs per instruction: udot/sdot/usdot 16, usmmla 32, fmla .4s 4, vpdpbusd zmm 64,
+counted by class. The groupwise (s8g) kernels run the same k loop as their s8 kernel. MACs per
+instruction: udot/sdot/usdot 16, usmmla 32, fmla .4s 4, SVE sudot VL/16, vpdpbusd zmm 64,
 vfmadd231ps zmm 16 / ymm 8, vpmaddwd ymm 16, RVV vwmacc / vfmacc vl (the e32 LMUL-2 vector length:
 VLEN/16). Loads: their access widths (RVV segment / unit-stride loads vl elements per field).
 
@@ -23,14 +24,12 @@ KERNELS = [
     ("x86", "gemm_f32_avx512<14>", "f32_gemm_14x32__avx512", "f32"),
     ("x86", "u8s8s32_gemm_2x32w__avx2", "u8s8s32_gemm_2x32w__avx2", "s8w"),
     ("x86", "gemm_groupwise<6>", "u8s8f32_groupwise_gemm_6x128c4__avx512vnni", "s8g"),
-    ("aarch64", "neon/kernels_neon.cc.o", "f32_gemm_4x32__neon", "f32"),
-    ("aarch64", "dotprod/kernels_dotprod.cc.o", "u8s8s32_gemm_4x32c4__dotprod", "s8"),
-    ("aarch64", "dotprod/kernels_dotprod.cc.o", "u8s8f32_groupwise_gemm_4x32c4__dotprod", "s8g"),
-    ("aarch64", "i8mm/kernels_i8mm.cc.o", "u8s8s32_gemm_6x32c4__i8mm", "s8"),
-    ("aarch64", "i8mm/kernels_i8mm.cc.o", "u8s8f32_groupwise_gemm_6x32c4__i8mm", "s8g"),
-    ("riscv64", "rvv/kernels_rvv.cc.o", "f32_gemm_8x32__rvv", "f32"),
-    ("riscv64", "rvv/kernels_rvv.cc.o", "u8s8s32_gemm_8x32c4__rvv", "s8"),
-    ("riscv64", "rvv/kernels_rvv.cc.o", "u8s8f32_groupwise_gemm_8x32c4__rvv", "s8g"),
+    ("aarch64", "f32_half<4>", "f32_gemm_4x32__neon", "f32"),
+    ("aarch64", "dot_half<4>", "u8s8s32_gemm_4x32c4__dotprod", "s8"),
+    ("aarch64", "mmla_half<6>", "u8s8s32_gemm_6x32c4__i8mm", "s8"),
+    ("aarch64", "sve_s8_panel<8>", "u8s8s32_gemm_8x32c4__sve", "s8"),
+    ("riscv64", "f32_panel<8>", "f32_gemm_8x32__rvv", "f32"),
+    ("riscv64", "s8_panel<8>", "u8s8s32_gemm_8x32c4__rvv", "s8"),
 ]
 OBJDUMP = {"x86": "objdump", "aarch64": "aarch64-linux-gnu-objdump", "riscv64": "riscv64-linux-gnu-objdump"}
 LINE = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
@@ -52,10 +51,13 @@ def decode_rvv(word):
     return "vector", ""
 
 
+sve_bytes = 16  # SVE vector length assumed (bytes), --sve-bits
+
+
 def macs_of(arch, mnem, ops, vl):
     if arch == "aarch64":
         if mnem in ("udot", "sdot", "usdot", "sudot"):
-            return 16
+            return sve_bytes if "z" in ops.split(",")[0] else 16
         if mnem in ("usmmla", "smmla", "ummla"):
             return 32
         if mnem == "fmla" and ".4s" in ops:
@@ -77,6 +79,8 @@ def load_bytes(arch, mnem, ops, vl):
     if arch == "aarch64":
         if not mnem.startswith(("ld", "ldr")) or mnem.startswith("ldxr"):
             return 0
+        if re.match(r"\{?z\d+", ops):  # SVE: ld1rq* replicates 16 bytes, ld1b/h/w/d a whole vector
+            return 16 if mnem.startswith("ld1rq") else sve_bytes
         regs = re.findall(r"\b([qdswbhx])\d+\b", ops.split("[")[0])
         vregs = re.findall(r"v\d+\.(\d+)([bhsd])", ops.split("[")[0])
         if vregs:
@@ -164,7 +168,10 @@ def main():
     ap.add_argument("--aarch64")
     ap.add_argument("--riscv64")
     ap.add_argument("--vlen", type=int, default=128, help="RVV VLEN assumed for vl (e32, LMUL 2)")
+    ap.add_argument("--sve-bits", type=int, default=128, help="SVE vector length assumed")
     args = ap.parse_args()
+    global sve_bytes
+    sve_bytes = args.sve_bits // 8
     vl = args.vlen // 16
     print(f"{'kernel':46} {'insns':>5} {'MACs':>5} {'insn/MAC':>8} {'B/MAC':>6}  MAC instrs")
     for arch, holder, name, kind in KERNELS:

@@ -3,7 +3,8 @@
 // columns x 4 k, exactly udot's lanes, and a row's 16 activation bytes give the 4 k steps' lanes.
 // udot multiplies u8 x u8, so B is flipped to u8 (b + 128 = b ^ 0x80, once per register, shared by
 // all rows) and 128 x the row's activation sum is subtracted at the end; the row sums come from a
-// udot by ones, one per row and 4 k steps. Exact in int32 (mod 2^32, like the reference).
+// udot by ones per 16 bytes, in a pass of their own (in the k loop their 4 registers made GCC spill
+// accumulators). Exact in int32 (mod 2^32, like the reference).
 // Tile: 4 rows x 16 columns (16 accumulators), each 32-column panel in two halves.
 #include <arm_neon.h>
 
@@ -28,21 +29,25 @@ inline void dot_step(uint32x4_t (&acc)[MR][4], const uint8x16_t (&av)[MR], const
 // k steps (b: the half's first byte of step 0; steps 128 bytes apart).
 template <int MR>
 inline void dot_half(int64_t steps, const uint8_t* a, int64_t lda, const int8_t* b, int32x4_t (&out)[MR][4]) {
-  uint32x4_t acc[MR][4], rs[MR];
+  uint32x4_t acc[MR][4];
+  uint32_t corr[MR];  // 128 x the row's activation sum, what b ^ 0x80 added
   const uint8x16_t ones = vdupq_n_u8(1);
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
-    rs[i] = vdupq_n_u32(0);
+    uint32x4_t rs = vdupq_n_u32(0);
+    int64_t p = 0;
+    for (; p + 4 <= steps; p += 4) rs = vdotq_u32(rs, vld1q_u8(a + i * lda + 4 * p), ones);
+    uint32_t sum = vaddvq_u32(rs);
+    for (; p < steps; ++p)
+      for (int t = 0; t < 4; ++t) sum += a[i * lda + 4 * p + t];
+    corr[i] = sum << 7;
     for (int v = 0; v < 4; ++v) acc[i][v] = vdupq_n_u32(0);
   }
   int64_t p = 0;
   for (; p + 4 <= steps; p += 4) {
     uint8x16_t av[MR];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      av[i] = vld1q_u8(a + i * lda + 4 * p);
-      rs[i] = vdotq_u32(rs[i], av[i], ones);
-    }
+    for (int i = 0; i < MR; ++i) av[i] = vld1q_u8(a + i * lda + 4 * p);
     dot_step<MR, 0>(acc, av, b + (p + 0) * 128);
     dot_step<MR, 1>(acc, av, b + (p + 1) * 128);
     dot_step<MR, 2>(acc, av, b + (p + 2) * 128);
@@ -51,16 +56,14 @@ inline void dot_half(int64_t steps, const uint8_t* a, int64_t lda, const int8_t*
   for (; p < steps; ++p) {  // 1-3 last steps: the row's 4 bytes in lane 0, zeros elsewhere
     uint8x16_t av[MR];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < MR; ++i)
       av[i] = vreinterpretq_u8_u32(vsetq_lane_u32(uint32_t(load_i32(a + i * lda + 4 * p)), vdupq_n_u32(0), 0));
-      rs[i] = vdotq_u32(rs[i], av[i], ones);
-    }
     dot_step<MR, 0>(acc, av, b + p * 128);
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
-    const uint32x4_t corr = vdupq_n_u32(vaddvq_u32(rs[i]) << 7);
-    for (int v = 0; v < 4; ++v) out[i][v] = vreinterpretq_s32_u32(vsubq_u32(acc[i][v], corr));
+    const uint32x4_t ci = vdupq_n_u32(corr[i]);
+    for (int v = 0; v < 4; ++v) out[i][v] = vreinterpretq_s32_u32(vsubq_u32(acc[i][v], ci));
   }
 }
 

@@ -18,8 +18,8 @@ namespace {
 #define MIXQ_SVE_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
 template <int MR>
-void s8_panel(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* c, int64_t ldc,
-              bool accumulate) {
+void sve_s8_panel(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int32_t* c, int64_t ldc,
+                  bool accumulate) {
   const int64_t w = int64_t(svcntw());  // columns per vector
   for (int64_t n0 = 0; n0 < 32; n0 += 2 * w) {
     const svbool_t p0 = svwhilelt_b32(n0, int64_t(32)), p1 = svwhilelt_b32(n0 + w, int64_t(32));
@@ -80,7 +80,7 @@ void s8_panel(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, i
 void u8s8s32_gemm_8x32c4__sve(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
   for_each_panel<8>(mr, np, [&](auto MR, int j) {
-    s8_panel<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
+    sve_s8_panel<MR.value>(k_steps, a, lda, b + j * b_stride, c + 32 * j, ldc, accumulate);
   });
 }
 
