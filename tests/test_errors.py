@@ -138,6 +138,10 @@ def test_cpu_info_and_kernel_list():
         kinds |= {"dw_s8_3x3", "peak_int8"}
     if any(k["isa"] in ("dotprod", "i8mm", "rvv") for k in mixq.kernel_list()):
         kinds.add("s8g")  # Arm / RISC-V builds: their groupwise W4A8 kernels
+    if any(k["isa"] == "neon" for k in mixq.kernel_list()):
+        kinds.add("peak_fp32")
+    if any(k["isa"] == "dotprod" for k in mixq.kernel_list()):
+        kinds.add("peak_int8")
     if any(k["isa"] == "avx2" for k in mixq.kernel_list()):
         kinds.add("s8w")  # int8 on int16-widened operands, for CPUs without VNNI
         kinds |= {"peak_fp32", "peak_int8"}
