@@ -23,6 +23,8 @@ inline void dot_step(uint32x4_t (&acc)[MR][4], const uint8x16_t (&av)[MR], const
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < 4; ++v) acc[i][v] = vdotq_laneq_u32(acc[i][v], bv[v], av[i], L);
+  // Keeps the next step's loads after these products: hoisted, their registers made GCC 12 spill.
+  __asm__ volatile("" ::: "memory");
 }
 
 // out[i][v] = the exact int32 products of rows i x columns 4v..4v+3 of a half panel over `steps`

@@ -41,6 +41,9 @@ inline void mmla_steps(int32x4_t (&acc)[(MR + 1) / 2][8], const uint8_t* a, int6
       acc[q][2 * v] = vusmmlaq_s32(acc[q][2 * v], av[q], b01);
       acc[q][2 * v + 1] = vusmmlaq_s32(acc[q][2 * v + 1], av[q], b23);
     }
+    // Keeps the next columns' loads after these products: hoisted, their registers made GCC 12
+    // spill accumulators of the 6-row tile.
+    __asm__ volatile("" ::: "memory");
   }
 }
 
