@@ -104,12 +104,19 @@ def test_mixq_isa_env():
         assert r.returncode == 0 and r.stdout.strip() == isa, r.stderr
     r = _run("import mixq", MIXQ_ISA="avx9000")
     assert r.returncode != 0 and "unknown ISA" in r.stderr
-    missing = [i for i in ("ref", "avx2", "avx512", "avx512vnni") if i not in mixq.available_isas()]
+    levels = ("ref", "avx2", "avx512", "avx512vnni", "neon", "dotprod", "i8mm", "sve", "rvv")
+    missing = [i for i in levels if i not in mixq.available_isas()]
+    assert missing, "no CPU runs both the x86 and the Arm / RISC-V levels"
     for isa in missing:  # only on CPUs that lack a level
         r = _run("import mixq", MIXQ_ISA=isa)
         assert r.returncode != 0 and "cannot run" in r.stderr
     with pytest.raises(ValueError, match="unknown ISA"):
         mixq.set_isa("sse9")
+    for isa in missing:  # known names of levels this CPU or build lacks: a clear error, path unchanged
+        before = mixq.cpu_info()["isa"]
+        with pytest.raises(ValueError, match=f"ISA '{isa}'"):
+            mixq.set_isa(isa)
+        assert mixq.cpu_info()["isa"] == before
 
 
 def test_cpu_info_and_kernel_list():
@@ -129,6 +136,12 @@ def test_cpu_info_and_kernel_list():
     if any(k["isa"] == "avx512vnni" for k in mixq.kernel_list()):
         kinds.add("s8g")  # the groupwise W4A8 kernel is VNNI-only (listed where the compiler built it)
         kinds |= {"dw_s8_3x3", "peak_int8"}
+    if any(k["isa"] in ("dotprod", "i8mm", "rvv") for k in mixq.kernel_list()):
+        kinds.add("s8g")  # Arm / RISC-V builds: their groupwise W4A8 kernels
+    if any(k["isa"] == "neon" for k in mixq.kernel_list()):
+        kinds.add("peak_fp32")
+    if any(k["isa"] == "dotprod" for k in mixq.kernel_list()):
+        kinds.add("peak_int8")
     if any(k["isa"] == "avx2" for k in mixq.kernel_list()):
         kinds.add("s8w")  # int8 on int16-widened operands, for CPUs without VNNI
         kinds |= {"peak_fp32", "peak_int8"}

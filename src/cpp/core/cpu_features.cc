@@ -13,6 +13,12 @@
 #include <cpuid.h>
 #define MIXQ_X86 1
 #endif
+#if defined(__aarch64__) || defined(__riscv)
+#include <sys/auxv.h>
+#endif
+#if defined(__aarch64__)
+#include <sys/prctl.h>
+#endif
 
 namespace mixq {
 
@@ -22,14 +28,22 @@ const char* isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
     case Isa::avx512vnni: return "avx512vnni";
+    case Isa::neon: return "neon";
+    case Isa::dotprod: return "dotprod";
+    case Isa::i8mm: return "i8mm";
+    case Isa::sve: return "sve";
+    case Isa::rvv: return "rvv";
   }
   return "?";
 }
 
 Isa isa_from_name(const std::string& name) {
-  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni})
+  std::string names;
+  for (Isa isa : kAllIsas) {
     if (name == isa_name(isa)) return isa;
-  throw std::invalid_argument("unknown ISA '" + name + "'; expected one of ref, avx2, avx512, avx512vnni");
+    names += std::string(names.empty() ? "" : ", ") + isa_name(isa);
+  }
+  throw std::invalid_argument("unknown ISA '" + name + "'; expected one of " + names);
 }
 
 namespace {
@@ -104,6 +118,38 @@ CpuFeatures detect() {
     }
   }
 #endif
+#if defined(__aarch64__)
+  // Linux's arm64 hwcap bits (asm/hwcap.h); Advanced SIMD is part of the aarch64 baseline.
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  f.neon = hw & (1ul << 1);           // HWCAP_ASIMD
+  f.dotprod = hw & (1ul << 20);       // HWCAP_ASIMDDP
+  f.sve = hw & (1ul << 22);           // HWCAP_SVE
+  f.sve2 = hw2 & (1ul << 1);          // HWCAP2_SVE2
+  f.i8mm = hw2 & (1ul << 13);         // HWCAP2_I8MM
+  if (f.sve) f.sve_bytes = prctl(51 /* PR_SVE_GET_VL */, 0, 0, 0, 0) & 0xffff;
+#endif
+#if defined(__riscv)
+  // The single-letter extensions are hwcap bits 'A'..'Z'; older kernels leave V out, so the isa
+  // string of /proc/cpuinfo (rv64imafdcv...) is read too.
+  f.rvv = getauxval(AT_HWCAP) & (1ul << ('V' - 'A'));
+  if (!f.rvv) {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (!f.rvv && std::getline(cpuinfo, line)) {
+      if (line.compare(0, 3, "isa") != 0) continue;
+      const size_t colon = line.find("rv64");
+      if (colon == std::string::npos) continue;
+      // Single letters run up to the first '_' (multi-letter extensions follow it).
+      const std::string letters = line.substr(colon + 4, line.find('_', colon) - colon - 4);
+      f.rvv = letters.find('v') != std::string::npos;
+    }
+  }
+  if (f.rvv) {  // the vlenb CSR (0xc22) by number: this file is built without V
+    unsigned long vlenb;
+    __asm__ volatile("csrr %0, 0xc22" : "=r"(vlenb));
+    f.rvv_vlen_bits = int(8 * vlenb);
+  }
+#endif
   if (int64_t v = sysfs_cache_size(1, "Data")) f.l1d_bytes = v;
   if (int64_t v = sysfs_cache_size(2, "Unified")) f.l2_bytes = v;
   if (int64_t v = sysfs_cache_size(3, "Unified")) f.l3_bytes = v;
@@ -126,6 +172,11 @@ bool isa_supported(Isa isa) {
     case Isa::avx2: return f.avx2;
     case Isa::avx512: return f.avx2 && avx512;
     case Isa::avx512vnni: return f.avx2 && avx512 && f.avx512vnni;
+    case Isa::neon: return f.neon;
+    case Isa::dotprod: return f.neon && f.dotprod;
+    case Isa::i8mm: return f.neon && f.dotprod && f.i8mm;
+    case Isa::sve: return f.neon && f.dotprod && f.i8mm && f.sve;
+    case Isa::rvv: return f.rvv;
   }
   return false;
 }

@@ -1,7 +1,5 @@
 #include "gemm/gemm.h"
 
-#include <xmmintrin.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -140,7 +138,7 @@ void prefetch_residual(const Epilogue& e, int64_t m0, int mr, int64_t n0, int64_
   if (!e.residual_f32) return;
   for (int r = 0; r < mr; ++r) {
     const char* row = reinterpret_cast<const char*>(e.residual_f32 + (m0 + r) * e.ld_residual + n0);
-    for (int64_t b = 0; b < cols * int64_t(sizeof(float)); b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+    for (int64_t b = 0; b < cols * int64_t(sizeof(float)); b += 64) __builtin_prefetch(row + b, 0, 3);
   }
 }
 

@@ -35,7 +35,15 @@ constexpr GemmPaths kGemmPaths[] = {
     /* avx2 */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
     /* avx512 */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
     /* avx512vnni */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
+    // Arm and RISC-V: the x86 switch points, not tuned (no hardware here to time them on).
+    /* neon */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
+    /* dotprod */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
+    /* i8mm */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
+    /* sve */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
+    /* rvv */ {96, int64_t(1) << 18, 12, int64_t(1) << 16, 16, 128},
 };
+static_assert(sizeof(kGemmPaths) / sizeof(kGemmPaths[0]) == sizeof(kAllIsas) / sizeof(kAllIsas[0]),
+              "one row per Isa");
 
 inline const GemmPaths& gemm_paths(Isa isa) { return kGemmPaths[int(isa)]; }
 

@@ -60,7 +60,7 @@ std::atomic<const char*> g_last_kernel{"none"};
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512vnni})
+  for (Isa isa : kAllIsas)
     if (isa_supported(isa) && compiled_in(isa)) out.push_back(isa);
   return out;
 }

@@ -195,12 +195,19 @@ struct KernelUnit {
   bool needs_bf16;
 };
 constexpr KernelUnit kUnit_ref{Isa::ref, false}, kUnit_avx2{Isa::avx2, false}, kUnit_avx512{Isa::avx512, false},
-    kUnit_avx512vnni{Isa::avx512vnni, false}, kUnit_avx512bf16{Isa::avx512, true};
+    kUnit_avx512vnni{Isa::avx512vnni, false}, kUnit_avx512bf16{Isa::avx512, true}, kUnit_neon{Isa::neon, false},
+    kUnit_dotprod{Isa::dotprod, false}, kUnit_i8mm{Isa::i8mm, false}, kUnit_sve{Isa::sve, false},
+    kUnit_rvv{Isa::rvv, false};
 #define MIXQ_BUILT_ref 1
 #define MIXQ_BUILT_avx2 MIXQ_HAVE_AVX2
 #define MIXQ_BUILT_avx512 MIXQ_HAVE_AVX512
 #define MIXQ_BUILT_avx512vnni MIXQ_HAVE_AVX512VNNI
 #define MIXQ_BUILT_avx512bf16 MIXQ_HAVE_AVX512BF16
+#define MIXQ_BUILT_neon MIXQ_HAVE_NEON
+#define MIXQ_BUILT_dotprod MIXQ_HAVE_DOTPROD
+#define MIXQ_BUILT_i8mm MIXQ_HAVE_I8MM
+#define MIXQ_BUILT_sve MIXQ_HAVE_SVE
+#define MIXQ_BUILT_rvv MIXQ_HAVE_RVV
 // MIXQ_WHEN(guard, ...) keeps its text only when the guard expands to 1.
 #define MIXQ_WHEN(guard, ...) MIXQ_WHEN_(guard, __VA_ARGS__)
 #define MIXQ_WHEN_(guard, ...) MIXQ_WHEN_##guard(__VA_ARGS__)

@@ -143,6 +143,8 @@ nb::dict cpu_info() {
   features["avx512bw"] = f.avx512bw, features["avx512vl"] = f.avx512vl, features["avx512dq"] = f.avx512dq;
   features["avx512vnni"] = f.avx512vnni, features["avx512bf16"] = f.avx512bf16;
   features["amx_tile"] = f.amx_tile, features["amx_int8"] = f.amx_int8, features["amx_bf16"] = f.amx_bf16;
+  features["neon"] = f.neon, features["dotprod"] = f.dotprod, features["i8mm"] = f.i8mm;
+  features["sve"] = f.sve, features["sve2"] = f.sve2, features["rvv"] = f.rvv;
   const Dispatch& d = active_dispatch();
   nb::dict out;
   out["features"] = features;

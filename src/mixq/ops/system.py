@@ -26,7 +26,8 @@ def get_num_threads() -> int:
 
 
 def set_isa(name: str) -> None:
-    """Force a kernel path ('ref', 'avx2', 'avx512', 'avx512vnni'); ValueError if the CPU lacks it.
+    """Force a kernel path ('ref'; x86 'avx2', 'avx512', 'avx512vnni'; Arm 'neon', 'dotprod', 'i8mm',
+    'sve'; RISC-V 'rvv'); ValueError if the CPU or build lacks it.
     Not to be called while another thread is running a matmul."""
     _core.set_isa(str(name))
 
