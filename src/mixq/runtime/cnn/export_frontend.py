@@ -39,5 +39,6 @@ def exported_to_onnx(program, example_input=None) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice
         torch.onnx.export(program.module(), (example,), f, dynamo=False, opset_version=17,
+                          training=torch.onnx.TrainingMode.PRESERVE,  # an exported module cannot switch modes
                           input_names=["input"], output_names=["output"], dynamic_axes={"input": {0: "batch"}})
     return f.getvalue()

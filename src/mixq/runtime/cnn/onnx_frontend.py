@@ -130,7 +130,7 @@ class _Converter:
     def alias(self, n, src: str) -> None:
         self.value[n.output[0]] = self.value.get(src)
         ir = self.tensor(src)
-        if ir is not None and self.by_name[ir].source == src:
+        if ir is not None and self.by_name[ir].source == src and self.users.get(src, 0) == 1:
             self.by_name[ir].source = n.output[0]  # still the node's latest value: it may absorb a clamp
 
     def fusable(self, src: str, ops) -> Node | None:
@@ -356,9 +356,13 @@ class _Converter:
             ir = self.tensor(src)
             if ir is not None:
                 self.fixed_qparams[ir] = (scale, zp)
-            self.value[n.output[0]] = self.value.get(src)
-            if ir is not None and self.by_name[ir].source == src and self.users.get(src, 0) == 1:
-                self.by_name[ir].source = n.output[0]
+                # A pair with zero point 0 clamps at 0: quantizers drop the Relu before one, so the
+                # conv, linear or add that alone feeds it takes the Relu back (its float output too).
+                node = self.fusable(src, ("conv", "linear", "add")) if zp == 0 else None
+                if node is not None:
+                    node.clamp = (0.0, float("inf"))
+                    return self.refresh(node, n)
+            self.alias(n, src)
             return
         q = self.const(n.input[0])
         scale = self.const(n.input[1])
