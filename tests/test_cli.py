@@ -170,3 +170,12 @@ def test_model_file_compile_run_search_profile(tmp_path):
     assert r.returncode != 0 and "--calib" in r.stderr and "Traceback" not in r.stderr
     r = _mixq("search", "model.onnx", "--calib", "calib.npz", "--val", "calib.npz", cwd=tmp_path)
     assert r.returncode != 0 and "labels" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_progress_is_one_line_per_stage_when_not_a_terminal(tmp_path):
+    """Captured output (not a tty) gets no carriage-return bar updates, and each stage ends its line."""
+    r = _mixq("compile", "--model", "resnet20", "--pretrained", "--config", "w8a8", "--calibration", "64",
+              "--out", str(tmp_path / "r.mixq"))
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stdout + r.stderr
+    assert any(line.startswith("calibrating: 2 batches in") for line in r.stderr.splitlines()), r.stderr

@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...progress import progress as progress_bar
 from ...quant import make_observer
 from .graph import Graph
 from .graph_run import run_graph
-
-
-def _progress(items, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:  # progress bars are a nicety, not a dependency
-        return items
-    return tqdm(items, total=total, desc=desc, unit="batch", leave=False)
 
 
 def calibrate(graph: Graph, gm, batches, observer: str = "minmax", progress: bool = True, **observer_kw) -> dict:
@@ -48,7 +39,7 @@ def calibrate(graph: Graph, gm, batches, observer: str = "minmax", progress: boo
     run = Recorder(gm).run if gm is not None else (lambda x: run_graph(graph, x, observe))
     expected = tuple(graph[graph.input].shape[1:])
     with torch.no_grad():
-        for batch in _progress(batches, len(batches), "calibrating", progress):
+        for batch in progress_bar(batches, total=len(batches), desc="calibrating", unit="batch", enabled=progress):
             if isinstance(batch, (tuple, list)):
                 batch = batch[0]
             x = torch.as_tensor(np.asarray(batch, dtype=np.float32))
