@@ -2,6 +2,7 @@
 inference Plan run by the native core."""
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +31,7 @@ class ModelCompiler:
         self.observer, self.observer_kw, self.progress = observer, observer_kw, progress
         self._observers: dict | None = None
         self._packed: dict = {}
+        self._noted_fallbacks = False
 
     def layer_names(self) -> list[str]:
         """Names of the layers a config can set (conv and linear modules), in execution order."""
@@ -60,8 +62,15 @@ class ModelCompiler:
         spec = self.spec(cfg)
         stored = pack_spec_weights(spec, self._packed)
         uses_ranges = any(t["dtype"] == "uint8" for t in spec.tensors)
+        fallbacks = {name: str(cfg.precision_of(name)) for name, p in layer_precisions(self.graph, cfg).items()
+                     if str(p) != str(cfg.precision_of(name))}
         meta = dict(config=cfg.to_dict(), model=self.model_name, observer=self.observer if uses_ranges else None,
-                    compile_seconds=round(time.perf_counter() - t0, 3))
+                    compile_seconds=round(time.perf_counter() - t0, 3), fallbacks=fallbacks)
+        if fallbacks and self.progress and not self._noted_fallbacks:
+            self._noted_fallbacks = True  # once: a search compiles hundreds of configs
+            print(f"note: {len(fallbacks)} layer(s) run another precision than asked (depthwise convs have int8 "
+                  "and fp32 kernels; a layer shallower than the group size runs smaller or per-channel groups); "
+                  "plan.layers() lists them", file=sys.stderr)
         plan = Plan(spec.to_json(), stored, meta)
         plan.lowered = spec
         return plan
