@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 class Net(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.shallow = torch.nn.Conv2d(1, 8, 3)      # depth 9: less than a group of 128
-        self.deep = torch.nn.Conv2d(8, 16, 4)        # depth 128: one group of 128
+        self.shallow = torch.nn.Conv2d(1, 16, 3)     # depth 9: less than a group of 128
+        self.deep = torch.nn.Conv2d(16, 16, 4)       # depth 256: two groups of 128
         self.fc = torch.nn.Linear(16 * 23 * 23, 4)
 
     def forward(self, x):
