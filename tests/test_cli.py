@@ -120,6 +120,8 @@ def test_demo_quick_and_report(tmp_path):
         assert name in r.stdout
     for f in ("report.md", "roofline.png", "pareto_ai.png", "precision.png", "resnet20-aiq.mixq", "results.json"):
         assert (out / f).is_file() and (out / f).stat().st_size > 0
+    assert (out / ".gitignore").read_text().splitlines()[-1] == "*"  # generated output stays out of git
+    assert "\r" not in r.stdout + r.stderr
     (out / "report.md").unlink()
     r = _mixq("report", str(out))
     assert r.returncode == 0, r.stderr
