@@ -67,13 +67,12 @@ def cmd_bench(args) -> int:
 
 def cmd_machine(args) -> int:
     info = ops.cpu_info()
-    peaks = {}
+    peaks, missing = {}, {}
     for kind in ("int8", "fp32", "bf16"):
         try:
             peaks[kind] = round(ops.measure_peak(kind, args.seconds), 1)
-        except ValueError as e:  # no such unit on this CPU / path
-            peaks[kind] = None
-            print(f"note: {e}", file=sys.stderr)
+        except ValueError as e:  # no such unit on this CPU / path: said in the table
+            peaks[kind], missing[kind] = None, str(e)
     info["peak_gops"] = peaks
     info["dram_read_gbs"] = round(ops.measure_bandwidth(), 1)
     from ..planner.roofline import machine
@@ -85,12 +84,12 @@ def cmd_machine(args) -> int:
     feats = ", ".join(k for k, v in info["features"].items() if v) or "none"
     print(f"ISA in use      {info['isa']} (available: {', '.join(info['available_isas'])})")
     print(f"features        {feats}")
-    print(f"kernels         " + ", ".join(info["kernels"].values()))
+    print(f"kernels         " + ", ".join(k for k in info["kernels"].values() if k and k != "none"))
     print(f"caches          L1d {info['l1d_bytes'] >> 10} KiB, L2 {info['l2_bytes'] >> 10} KiB, "
           f"L3 {info['l3_bytes'] >> 20} MiB")
     print(f"threads         {info['threads']} (physical cores {info['physical_cores']})")
     for kind, v in peaks.items():
-        print(f"peak {kind:<10} {'n/a' if v is None else f'{v:.0f} GOPS'}")
+        print(f"peak {kind:<10} {f'n/a ({missing[kind]})' if v is None else f'{v:.0f} GOPS'}")
     print(f"DRAM read       {info['dram_read_gbs']:.1f} GB/s")
     r = info["roofline"]
     print(f"machine model   GEMM int8 {r['gemm_int8_gops']:.0f} GOPS, fp32 {r['gemm_fp32_gflops']:.0f} GFLOPS; "
