@@ -167,6 +167,14 @@ def test_model_file_compile_run_search_profile(tmp_path):
               cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "/stem/stem.0/Conv" in r.stdout
+    # A folder of images calibrates too (resized to the model's 28 x 28, scaled to [0, 1]).
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(8):
+        Image.fromarray(data.fashion_mnist("test-subset")[0][i]).resize((32, 32)).save(tmp_path / "imgs" / f"{i}.png")
+    r = _mixq("compile", "model.onnx", "--calib", "imgs", "-o", "folder.mixq", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
     # Missing or malformed data is a one-line error, not a traceback.
     r = _mixq("compile", "model.onnx", "-o", "m.mixq", cwd=tmp_path)
     assert r.returncode != 0 and "--calib" in r.stderr and "Traceback" not in r.stderr

@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     def model_file_args(q):
         q.add_argument("model_file", nargs="?", help="a model file: .onnx or .pt2 (torch.export.save); "
                                                       "else --model picks a zoo model")
-        q.add_argument("--calib", help="calibration images for a model file: .npy [N, C, H, W] float32, or .npz "
-                                       "with 'x'")
+        q.add_argument("--calib", help="calibration images for a model file: .npy [N, C, H, W] float32, .npz "
+                                       "with 'x', or a folder of image files (resized, scaled to [0, 1])")
 
     def model_args(q, default_config="w8a8"):
         model_file_args(q)

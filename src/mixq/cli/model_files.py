@@ -1,8 +1,9 @@
 """`mixq compile|search|profile` on a model file of the user's (ONNX, .pt2) with data files.
 
 Data files are numpy's: `--calib` an .npy of NCHW float images (or an .npz holding one, under
-"x" or alone), `--val` an .npz with images "x" and integer labels "y". Inputs are used as given:
-preprocess them the way the model expects.
+"x" or alone) or a folder of image files, `--val` an .npz with images "x" and integer labels "y".
+Arrays are used as given (preprocess them the way the model expects); folder images are only
+resized to the model's input and scaled to [0, 1].
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ EXAMPLES = """example (a model of your own):
   mixq compile model.onnx --config best.json --calib calib.npz -o best.mixq
   mixq profile model.onnx --config w8a8 --calib calib.npz
 model files: .onnx (opset 13+; an already-quantized QDQ model keeps its scales) or .pt2
-(torch.export.save). Data: --calib an .npy of NCHW float32 images (or an .npz with "x"),
+(torch.export.save). Data: --calib an .npy of NCHW float32 images (or an .npz with "x", or a
+folder of image files, resized to the model's input and scaled to [0, 1]),
 --val an .npz with "x" and integer labels "y", preprocessed as the model expects."""
 
 
@@ -37,9 +39,54 @@ def _fail(msg: str):
     raise SystemExit(f"mixq: {msg}")
 
 
-def load_images(path: str, what: str) -> np.ndarray:
-    """NCHW float32 images from an .npy, or an .npz's "x" (or its only array)."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def model_input_shape(model_path: str) -> tuple[int, int, int]:
+    """(C, H, W) the model file takes."""
+    if Path(model_path).suffix.lower() == ".pt2":
+        from ..runtime.cnn.export_frontend import load_exported
+
+        shape = tuple(load_exported(model_path).example_inputs[0][0].shape)
+    else:
+        from ..runtime.cnn.onnx_frontend import example_shape, load_onnx
+
+        shape = example_shape(load_onnx(model_path))
+    if len(shape) != 4:
+        _fail(f"{model_path} takes input of shape {shape}; mixq compiles NCHW image models")
+    return tuple(int(v) for v in shape[1:])
+
+
+def load_image_folder(folder: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """The folder's images (sorted by name) resized to (H, W), grey or RGB as C says, scaled to [0, 1]."""
+    try:
+        from PIL import Image
+    except ImportError:
+        _fail("reading an image folder needs Pillow (pip install pillow); or give an .npy of NCHW images")
+    c, h, w = shape
+    if c not in (1, 3):
+        _fail(f"the model takes {c} channels; an image folder gives 1 (grey) or 3 (RGB): give an .npy instead")
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        _fail(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    out = np.empty((len(files), c, h, w), np.float32)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+                a = np.asarray(im, dtype=np.float32) / 255.0
+        except OSError as e:
+            _fail(f"cannot read image {f}: {e}")
+        out[i] = a[None] if c == 1 else a.transpose(2, 0, 1)
+    return out
+
+
+def load_images(path: str, what: str, model_path: str | None = None) -> np.ndarray:
+    """NCHW float32 images from an .npy, an .npz's "x" (or its only array), or a folder of images
+    (resized to the model's input, scaled to [0, 1]: no other normalization)."""
     p = Path(path)
+    if p.is_dir() and model_path is not None:
+        return load_image_folder(p, model_input_shape(model_path))
     if not p.is_file():
         _fail(f"{what} file {path} not found")
     try:
@@ -76,7 +123,7 @@ def load_labeled(path: str) -> tuple[np.ndarray, np.ndarray]:
 def calibration_batches(args) -> list[np.ndarray]:
     if args.calib is None:
         _fail("a model file needs calibration data: --calib calib.npz (NCHW float images); see --help")
-    x = load_images(args.calib, "calibration")[:args.calibration]
+    x = load_images(args.calib, "calibration", args.model)[:args.calibration]
     return [x[i:i + 32] for i in range(0, len(x), 32)]
 
 
