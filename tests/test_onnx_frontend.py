@@ -154,7 +154,7 @@ def small_graph(extra_nodes, out="y"):
     w = onnx.numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
     nodes = [h.make_node("Conv", ["x", "w"], ["c"], name="conv0", pads=[1, 1, 1, 1])] + extra_nodes
     g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 1, 8, 8])],
-                     [h.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)], [w])
+                     [h.make_tensor_value_info(out, onnx.TensorProto.FLOAT, ["n", 4, 8, 8])], [w])
     return h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
 
 
@@ -182,3 +182,20 @@ def test_corrupt_truncated_and_missing_files(tmp_path):
     (tmp_path / "model.bin").write_bytes(blob)
     with pytest.raises(ValueError, match="unknown model file type"):
         mixq.compile(str(tmp_path / "model.bin"), config="fp32")
+
+
+def test_malformed_graphs_are_errors_not_crashes():
+    h = onnx.helper
+    # A conv whose input is a constant, a Gemm on a 4-D tensor, and an Add with a non-tensor: named, no crash.
+    c = onnx.numpy_helper.from_array(np.ones((1, 1, 8, 8), np.float32), "k")
+    model = small_graph([h.make_node("Conv", ["k", "w"], ["c2"], name="const_conv"),
+                         h.make_node("Add", ["c", "c2"], ["y"], name="add_const")])
+    model.graph.initializer.append(c)
+    with pytest.raises(UnsupportedModelError) as e:
+        mixq.compile(model, config="fp32", progress=False)
+    assert "const_conv (Conv)" in str(e.value)
+    fc = onnx.numpy_helper.from_array(np.ones((4, 4), np.float32), "fcw")
+    model = small_graph([h.make_node("Gemm", ["c", "fcw"], ["y"], name="gemm4d")])
+    model.graph.initializer.append(fc)
+    with pytest.raises(UnsupportedModelError, match=r"gemm4d \(Gemm\)"):
+        mixq.compile(model, config="fp32", progress=False)

@@ -216,6 +216,8 @@ class _Converter:
                 return self.refresh(node, n)
             return self.reject(n, "adding a constant (only as the bias of a preceding MatMul)")
         ta, tb = self.tensor(a), self.tensor(b)
+        if ta is None or tb is None:
+            return self.reject(n, "an input that is not a tensor mixq computes")
         if self.shape(ta) != self.shape(tb):
             return self.reject(n, f"add with broadcasting {self.shape(ta)} + {self.shape(tb)}")
         self.add(n, Node(self.name(n), "add", [ta, tb], ()))
@@ -246,7 +248,7 @@ class _Converter:
     def mul(self, n) -> None:
         for s, x in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
             v = self.value.get(s)
-            if isinstance(v, _SigmoidOf) and v.x == x:
+            if isinstance(v, _SigmoidOf) and v.x == x and self.tensor(x) is not None:
                 return self.add(n, Node(self.name(n), "act", [self.tensor(x)], (), dict(kind="silu")))
         self.reject(n, "only x * Sigmoid(x) (SiLU)")
 
@@ -456,12 +458,26 @@ class _Converter:
                 self.value[o] = None
         elif op in ("Identity", "Dropout"):
             self.alias(n, n.input[0])
-        elif op in self.HANDLERS:
-            getattr(self, self.HANDLERS[op])(n)
-        elif op in self.SIMPLE:
-            self.SIMPLE[op](self, n)
-        else:
+        elif op not in self.HANDLERS and op not in self.SIMPLE:
             self.reject(n, "unsupported op")
+        elif op not in self.ANY_INPUTS and any(self.tensor(i) is None for i in self.data_inputs(n)):
+            self.reject(n, "an input that is a constant or not a tensor mixq computes")
+        else:
+            try:
+                if op in self.HANDLERS:
+                    getattr(self, self.HANDLERS[op])(n)
+                else:
+                    self.SIMPLE[op](self, n)
+            except (KeyError, IndexError, ValueError, TypeError, RuntimeError) as e:  # malformed attributes
+                self.reject(n, f"cannot convert it ({type(e).__name__}: {e})")
+
+    # Ops that take constants or pending values (a QuantizeLinear, a Sigmoid) as well as tensors.
+    ANY_INPUTS = ("Add", "Mul", "QuantizeLinear", "DequantizeLinear")
+
+    @staticmethod
+    def data_inputs(n) -> list[str]:
+        """The inputs that must be computed tensors (weights, biases and bounds are constants)."""
+        return list(n.input) if n.op_type == "Concat" else [n.input[0]]
 
     SIMPLE = {
         "Relu": lambda self, n: self.clamp(n, 0.0, float("inf")),
