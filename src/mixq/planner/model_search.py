@@ -117,7 +117,8 @@ def search(model, example_input, calibration, evaluate, *, candidates=DEFAULT_CA
            objective="aiq", lam: float = 0.5, max_drop: float | None = 1.0, latency="predicted",
            latency_input=None, machine: Machine | None = None, cache_path=None, subset_id: str = "",
            progress: bool = True, **compile_kw):
-    """Search per-layer precisions of `model`.
+    """Search per-layer precisions of `model` (a torch module, or a model file / ONNX model as
+    mixq.compile takes; example_input may then be None for the file's input shape).
 
     evaluate(plan) -> accuracy in percent on the user's validation subset (name it with
     `subset_id` so cached evaluations are never mixed across subsets). objective: "aiq" (maximize
