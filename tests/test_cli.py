@@ -120,9 +120,72 @@ def test_demo_quick_and_report(tmp_path):
         assert name in r.stdout
     for f in ("report.md", "roofline.png", "pareto_ai.png", "precision.png", "resnet20-aiq.mixq", "results.json"):
         assert (out / f).is_file() and (out / f).stat().st_size > 0
+    assert (out / ".gitignore").read_text().splitlines()[-1] == "*"  # generated output stays out of git
+    assert "\r" not in r.stdout + r.stderr
     (out / "report.md").unlink()
     r = _mixq("report", str(out))
     assert r.returncode == 0, r.stderr
     assert (out / "report.md").is_file()
     r = _mixq("report", str(tmp_path / "nothing"))
     assert r.returncode != 0 and "not found" in r.stderr
+
+
+def test_model_file_compile_run_search_profile(tmp_path):
+    """A user's own ONNX model and numpy data files, through compile -> run and search."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from mixq import data, models
+
+    x, y = data.fashion_mnist("test-subset")
+    x = data.preprocess(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(models.get("resnet20", pretrained=True).eval(), (torch.from_numpy(x[:1]),),
+                          str(tmp_path / "model.onnx"), dynamo=False, opset_version=17, input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}})
+    np.savez(tmp_path / "calib.npz", x=x[:128])
+    np.savez(tmp_path / "val.npz", x=x[1000:1300], y=y[1000:1300])
+    np.save(tmp_path / "x.npy", x[:300])
+    r = _mixq("compile", "model.onnx", "--config", "w8a8", "--calib", "calib.npz", "-o", "model.mixq", "--quiet",
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _mixq("run", "model.mixq", "--input", "x.npy", "--output", "y.npy", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert np.mean(np.load(tmp_path / "y.npy").argmax(1) == y[:300]) > 0.85
+    r = _mixq("search", "model.onnx", "--calib", "calib.npz", "--val", "val.npz", "--candidates", "fp32,w8a8",
+              "--algorithm", "coordinate", "--out", "best.json", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["layers"] and set(best["layers"].values()) <= {"fp32", "w8a8"}
+    r = _mixq("compile", "model.onnx", "--config", "best.json", "--calib", "calib.npz", "-o", "best.mixq", "--quiet",
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _mixq("profile", "model.onnx", "--config", "w8a8", "--calib", "calib.npz", "--repeats", "1", "--quiet",
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "/stem/stem.0/Conv" in r.stdout
+    # A folder of images calibrates too (resized to the model's 28 x 28, scaled to [0, 1]).
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(8):
+        Image.fromarray(data.fashion_mnist("test-subset")[0][i]).resize((32, 32)).save(tmp_path / "imgs" / f"{i}.png")
+    r = _mixq("compile", "model.onnx", "--calib", "imgs", "-o", "folder.mixq", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # Missing or malformed data is a one-line error, not a traceback.
+    r = _mixq("compile", "model.onnx", "-o", "m.mixq", cwd=tmp_path)
+    assert r.returncode != 0 and "--calib" in r.stderr and "Traceback" not in r.stderr
+    r = _mixq("search", "model.onnx", "--calib", "calib.npz", "--val", "calib.npz", cwd=tmp_path)
+    assert r.returncode != 0 and "labels" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_progress_is_one_line_per_stage_when_not_a_terminal(tmp_path):
+    """Captured output (not a tty) gets no carriage-return bar updates, and each stage ends its line."""
+    r = _mixq("compile", "--model", "resnet20", "--pretrained", "--config", "w8a8", "--calibration", "64",
+              "--out", str(tmp_path / "r.mixq"))
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stdout + r.stderr
+    assert any(line.startswith("calibrating: 2 batches in") for line in r.stderr.splitlines()), r.stderr

@@ -59,8 +59,9 @@ __all__ = [
 ]
 
 
-def compile(model, example_input, config=None, calibration=None, **kw):
-    """PyTorch model -> quantized inference Plan (see mixq.runtime.cnn.compile.compile)."""
+def compile(model, example_input=None, config=None, calibration=None, **kw):
+    """PyTorch model, ONNX file or torch.export program -> quantized inference Plan
+    (see mixq.runtime.cnn.compile.compile)."""
     from .runtime.cnn.compile import compile as _compile
 
     return _compile(model, example_input, config, calibration, **kw)

@@ -3,9 +3,9 @@
     mixq demo      the main job: shipped ResNet-20 + Fashion-MNIST -> machine model -> profile ->
                    AIQ search -> compiled plan -> measured run -> report
     mixq machine   the CPU, the kernel path and the measured machine model (cached)
-    mixq profile   per-layer roofline table of a zoo model at a precision config
-    mixq search    per-layer precision search (AIQ or latency-aware) of a zoo model
-    mixq compile   a zoo model -> a plan file
+    mixq profile   per-layer roofline table of a model (zoo name or ONNX/.pt2 file) at a config
+    mixq search    per-layer precision search (AIQ or latency-aware) of a zoo model or model file
+    mixq compile   a zoo model or a model file (ONNX, .pt2) -> a plan file
     mixq run       run a plan file on an .npy input (or score it on Fashion-MNIST)
     mixq bench     a short GEMM benchmark: one layer at fp32, bf16, int8 and int4 vs numpy
     mixq report    rebuild a report from the results.json a demo or search wrote
@@ -23,6 +23,7 @@ import numpy as np
 from .. import ops
 from ..quant import parse_precision
 from . import encoder as cli_encoder
+from . import model_files
 from .encoder import ENCODER_MODELS
 
 
@@ -66,13 +67,12 @@ def cmd_bench(args) -> int:
 
 def cmd_machine(args) -> int:
     info = ops.cpu_info()
-    peaks = {}
+    peaks, missing = {}, {}
     for kind in ("int8", "fp32", "bf16"):
         try:
             peaks[kind] = round(ops.measure_peak(kind, args.seconds), 1)
-        except ValueError as e:  # no such unit on this CPU / path
-            peaks[kind] = None
-            print(f"note: {e}", file=sys.stderr)
+        except ValueError as e:  # no such unit on this CPU / path: said in the table
+            peaks[kind], missing[kind] = None, str(e)
     info["peak_gops"] = peaks
     info["dram_read_gbs"] = round(ops.measure_bandwidth(), 1)
     from ..planner.roofline import machine
@@ -84,12 +84,12 @@ def cmd_machine(args) -> int:
     feats = ", ".join(k for k, v in info["features"].items() if v) or "none"
     print(f"ISA in use      {info['isa']} (available: {', '.join(info['available_isas'])})")
     print(f"features        {feats}")
-    print(f"kernels         " + ", ".join(info["kernels"].values()))
+    print(f"kernels         " + ", ".join(k for k in info["kernels"].values() if k and k != "none"))
     print(f"caches          L1d {info['l1d_bytes'] >> 10} KiB, L2 {info['l2_bytes'] >> 10} KiB, "
           f"L3 {info['l3_bytes'] >> 20} MiB")
     print(f"threads         {info['threads']} (physical cores {info['physical_cores']})")
     for kind, v in peaks.items():
-        print(f"peak {kind:<10} {'n/a' if v is None else f'{v:.0f} GOPS'}")
+        print(f"peak {kind:<10} {f'n/a ({missing[kind]})' if v is None else f'{v:.0f} GOPS'}")
     print(f"DRAM read       {info['dram_read_gbs']:.1f} GB/s")
     r = info["roofline"]
     print(f"machine model   GEMM int8 {r['gemm_int8_gops']:.0f} GOPS, fp32 {r['gemm_fp32_gflops']:.0f} GFLOPS; "
@@ -152,7 +152,9 @@ def _compile(args):
 
 
 def cmd_compile(args) -> int:
-    if args.model in ENCODER_MODELS:
+    if model_files.is_model_file(args.model):
+        plan, _ = model_files.compile_file(args)
+    elif args.model in ENCODER_MODELS:
         plan, _ = cli_encoder.compile_model(args)
     else:
         plan, _, _ = _compile(args)
@@ -164,6 +166,8 @@ def cmd_compile(args) -> int:
 def cmd_profile(args) -> int:
     from ..planner.roofline import machine, profile_plan
 
+    if model_files.is_model_file(args.model):
+        return model_files.profile(args)
     if args.model in ENCODER_MODELS:
         return cli_encoder.profile(args)
     plan, _, info = _compile(args)
@@ -216,9 +220,12 @@ def cmd_search(args) -> int:
     from ..planner.model_search import search
     from ..planner.roofline import machine
 
+    if model_files.is_model_file(args.model):
+        return _print_search_result(model_files.search(args), args)
     model, info = _zoo_model(args.model, True)  # accuracy needs trained weights
     if info.dataset != "fashion-mnist":
-        raise SystemExit("mixq search needs a model with a dataset to score accuracy (resnet20, mobilenet_v2_small)")
+        raise SystemExit("mixq search needs a model with a dataset to score accuracy (resnet20, mobilenet_v2_small) "
+                         "or a model file with --calib and --val data (see mixq search --help)")
     from ..planner.study import accuracy, fashion_mnist_data
 
     data = fashion_mnist_data(args.val_size, args.seed)  # seeded validation subset + calibration
@@ -228,6 +235,10 @@ def cmd_search(args) -> int:
                     lam=args.lam, max_drop=args.max_drop, latency="kernels" if args.objective == "latency" else "predicted",
                     latency_input=data.x_latency, machine=machine(), cache_path=args.cache,
                     subset_id=f"fmnist-test-seed{args.seed}-n{len(data.x_val)}", progress=not args.quiet)
+    return _print_search_result(result, args)
+
+
+def _print_search_result(result, args) -> int:
     config = {"default": "fp32", "layers": result.best}
     e = result.best_eval
     print(f"best: accuracy {e.accuracy:.2f} %, model AI {e.ai:.1f}, latency {1e3 * (e.latency_s or 0):.3f} ms "
@@ -302,7 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_bench)
 
+    def model_file_args(q):
+        q.add_argument("model_file", nargs="?", help="a model file: .onnx or .pt2 (torch.export.save); "
+                                                      "else --model picks a zoo model")
+        q.add_argument("--calib", help="calibration images for a model file: .npy [N, C, H, W] float32, .npz "
+                                       "with 'x', or a folder of image files (resized, scaled to [0, 1])")
+
     def model_args(q, default_config="w8a8"):
+        model_file_args(q)
         q.add_argument("--model", default="resnet20",
                        help="zoo model (resnet20, mobilenet_v2_small, mobilenet_v2, resnet50) or encoder "
                             "(minilm: all-MiniLM-L6-v2's real weights; bert-large: random weights)")
@@ -315,16 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--observer", choices=("minmax", "percentile", "mse"), default="minmax")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    c = sub.add_parser("compile", help="compile a zoo model to a plan file",
-                       description="Captures a zoo model, calibrates it (Fashion-MNIST images for the 28 px "
-                                   "models, smooth noise otherwise) and writes the quantized plan.")
+    c = sub.add_parser("compile", help="compile a model file (ONNX, .pt2) or a zoo model to a plan file",
+                       description="Reads a model file (calibrated on --calib images) or captures a zoo model "
+                                   "(calibrated on Fashion-MNIST images for the 28 px models, smooth noise "
+                                   "otherwise) and writes the quantized plan.",
+                       epilog=model_files.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     model_args(c)
-    c.add_argument("--out", required=True, help="plan file to write")
+    c.add_argument("-o", "--out", required=True, help="plan file to write")
     c.set_defaults(func=cmd_compile)
     pr = sub.add_parser("profile", help="per-layer roofline table (FLOPs, bytes, AI, predicted and measured time)",
                         description="Compiles a zoo model at a config and prints, per layer: FLOPs, weight and "
                                     "activation bytes, arithmetic intensity, memory/compute bound under the "
-                                    "machine model, roofline-predicted and measured time.")
+                                    "machine model, roofline-predicted and measured time.",
+                        epilog=model_files.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     model_args(pr)
     pr.add_argument("--batch", type=positive_int, default=1)
     pr.add_argument("--repeats", type=positive_int, default=5)
@@ -344,8 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fashion-mnist", action="store_true", help="score a 28 px classifier plan on Fashion-MNIST")
     r.set_defaults(func=cmd_run)
     se = sub.add_parser("search", help="per-layer precision search (AIQ or latency-aware)",
-                        description="Searches per-layer precisions of a Fashion-MNIST zoo model on a seeded "
-                                    "validation subset; evaluations are cached (--cache) so a killed search resumes.")
+                        description="Searches per-layer precisions of a model file (scored on --val images "
+                                    "and labels) or a Fashion-MNIST zoo model (on a seeded validation subset); "
+                                    "evaluations are cached (--cache) so a killed search resumes.",
+                        epilog=model_files.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    model_file_args(se)
+    se.add_argument("--val", help="validation data for a model file: .npz with images 'x' and integer labels 'y'")
+    se.add_argument("--calibration", type=positive_int, default=256, help="calibration images used (of --calib)")
     se.add_argument("--model", default="resnet20")
     se.add_argument("--candidates", default="fp32,w8a8,w4a8-g128", help="comma list, highest precision first")
     se.add_argument("--algorithm", choices=("greedy", "coordinate"), default="greedy")
@@ -375,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "model_file", None) is not None:
+        if not model_files.is_model_file(args.model_file):
+            raise SystemExit(f"mixq: {args.model_file}: a model file is .onnx or .pt2 (zoo models: --model NAME)")
+        args.model = args.model_file
     if args.threads is not None:
         ops.set_num_threads(args.threads)
     return args.func(args)

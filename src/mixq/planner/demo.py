@@ -40,6 +40,8 @@ def run_demo(out_dir="mixq-demo", *, val_size: int = 500, lam: float = 0.5, max_
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / ".gitignore").exists():  # generated output: keep it out of the user's repository
+        (out / ".gitignore").write_text("# written by mixq demo\n*\n")
 
     say("loading the shipped ResNet-20 and Fashion-MNIST")
     model = registry.get("resnet20", pretrained=True)

@@ -24,8 +24,16 @@ DEFAULT_CANDIDATES = ("fp32", "w8a8", "w4a8-g128")
 
 
 def model_digest(model, extra: str = "") -> str:
-    """A digest of the model's parameters and buffers (plus `extra`): the cache namespace."""
+    """A digest of the model's parameters and buffers (plus `extra`): the cache namespace.
+    model: a torch module or a captured Graph (what a model file compiles from)."""
     h = hashlib.sha256(extra.encode())
+    if not hasattr(model, "state_dict"):
+        for node in model.nodes:
+            h.update(f"{node.name}:{node.op}:{node.attrs}:{node.clamp}".encode())
+            for a in (node.weight, node.bias):
+                if a is not None:
+                    h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
@@ -109,7 +117,8 @@ def search(model, example_input, calibration, evaluate, *, candidates=DEFAULT_CA
            objective="aiq", lam: float = 0.5, max_drop: float | None = 1.0, latency="predicted",
            latency_input=None, machine: Machine | None = None, cache_path=None, subset_id: str = "",
            progress: bool = True, **compile_kw):
-    """Search per-layer precisions of `model`.
+    """Search per-layer precisions of `model` (a torch module, or a model file / ONNX model as
+    mixq.compile takes; example_input may then be None for the file's input shape).
 
     evaluate(plan) -> accuracy in percent on the user's validation subset (name it with
     `subset_id` so cached evaluations are never mixed across subsets). objective: "aiq" (maximize
@@ -124,7 +133,7 @@ def search(model, example_input, calibration, evaluate, *, candidates=DEFAULT_CA
                                                      dtype=np.float32).tobytes() for b in calibration or []))
     mp = ModelProblem(compiler, evaluate, tuple(candidates), machine, latency, latency_input)
     key = [list(candidates), subset_id, latency, calib_digest.hexdigest()[:16], compile_kw.get("observer", "minmax")]
-    return solve(mp.problem, model, key, algorithm_fn, objective=objective, lam=lam, max_drop=max_drop,
+    return solve(mp.problem, model if compiler.gm is not None else compiler.graph, key, algorithm_fn, objective=objective, lam=lam, max_drop=max_drop,
                  cache_path=cache_path, progress=progress)
 
 

@@ -147,7 +147,8 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
     # equal accuracy and the AIQ config itself is always a feasible start.
     aiq_drop = ref.accuracy - aiq_problem.problem.evaluate(aiq.best).accuracy
     lat_drop = min(max_drop, max(0.0, aiq_drop))
-    say(f"latency-aware search: coordinate descent on measured kernel times, floor -{lat_drop:.2f} pt "
+    floor = f"{lat_drop:.2f} pt below fp32" if lat_drop >= 0.005 else "fp32's accuracy"
+    say(f"latency-aware search: coordinate descent on measured kernel times, floor {floor} "
         "(the AIQ config's accuracy)")
     # Lowering one layer of an fp32 model adds quantize/dequantize passes, so every greedy step
     # from fp32 looks slower: start from the fastest feasible of the uniform configs and the AIQ

@@ -66,13 +66,9 @@ class SearchResult:
 
 
 def _progress_bar(enabled: bool, desc: str, total: int | None):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # progress bars are optional
-        return None
-    return tqdm(total=total, desc=desc, unit="cfg", leave=False)
+    from ...progress import progress
+
+    return progress(total=total, desc=desc, unit="cfg", enabled=enabled)
 
 
 def _better(a: tuple[int, float], b: tuple[int, float]) -> bool:

@@ -3,23 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...progress import progress as progress_bar
 from ...quant import make_observer
 from .graph import Graph
-
-
-def _progress(items, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:  # progress bars are a nicety, not a dependency
-        return items
-    return tqdm(items, total=total, desc=desc, unit="batch", leave=False)
+from .graph_run import run_graph
 
 
 def calibrate(graph: Graph, gm, batches, observer: str = "minmax", progress: bool = True, **observer_kw) -> dict:
     """Observers (by graph node name) fed with the float model's value of each node's output.
 
+    gm: the torch.fx GraphModule the graph was captured from, or None to run the graph itself
+    (frontends without a torch module: ONNX, torch.export programs).
     batches: an iterable of NCHW float tensors/arrays (or (input, label) pairs).
     """
     import torch
@@ -38,10 +32,14 @@ def calibrate(graph: Graph, gm, batches, observer: str = "minmax", progress: boo
                 observers[watched[n.name]].update(out.detach().float().numpy())
             return out
 
-    recorder = Recorder(gm)
+    def observe(node, value):
+        if node.name in observers:
+            observers[node.name].update(value.detach().float().numpy())
+
+    run = Recorder(gm).run if gm is not None else (lambda x: run_graph(graph, x, observe))
     expected = tuple(graph[graph.input].shape[1:])
     with torch.no_grad():
-        for batch in _progress(batches, len(batches), "calibrating", progress):
+        for batch in progress_bar(batches, total=len(batches), desc="calibrating", unit="batch", enabled=progress):
             if isinstance(batch, (tuple, list)):
                 batch = batch[0]
             x = torch.as_tensor(np.asarray(batch, dtype=np.float32))
@@ -49,5 +47,5 @@ def calibrate(graph: Graph, gm, batches, observer: str = "minmax", progress: boo
                 raise ValueError(f"calibration batch has shape {tuple(x.shape)}; expected [N, {', '.join(map(str, expected))}]")
             if not torch.isfinite(x).all():
                 raise ValueError("calibration batch contains NaN or Inf")
-            recorder.run(x)
+            run(x)
     return observers

@@ -107,8 +107,13 @@ class Plan:
         return int(self._weight_bytes)
 
     def layers(self) -> list[dict]:
-        """name, kind and precision of every conv/linear op, in execution order."""
-        return [dict(name=op["name"], kind=op["kind"], precision=op["precision"])
+        """name, kind and precision (what runs) of every conv/linear op, in execution order; a
+        layer that runs something other than the config asked for (a depthwise conv has int8 and
+        fp32 kernels only; a layer shallower than the group runs per-channel groups) also
+        carries `requested`."""
+        fallbacks = self.meta.get("fallbacks", {})
+        return [dict(name=op["name"], kind=op["kind"], precision=op["precision"],
+                     **({"requested": fallbacks[op["name"]]} if op["name"] in fallbacks else {}))
                 for op in self.spec["ops"] if "precision" in op]
 
     # ------------------------------------------------------------ running
