@@ -77,6 +77,15 @@ struct NoPrepare {
   void operator()(int64_t, int64_t, int64_t, int) const {}
 };
 
+// run_blocked's blocks for a kernel over weights w and M rows.
+Blocking blocking_for(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int64_t b_step_bytes,
+                      int64_t kc_granule) {
+  Blocking blk = choose_blocking(kinfo.mr, M, w.N, b_step_bytes, kinfo.kind == KernelKind::s8g ? 4 * w.k_steps() : 0,
+                                 kinfo.kind == KernelKind::s8 ? 4 * w.k_steps() : 0);
+  blk.kc_steps = std::max<int64_t>(1, blk.kc_steps / kc_granule) * kc_granule;
+  return blk;
+}
+
 template <typename Acc, typename Kernel, typename Epi, typename Prepare = NoPrepare>
 void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int64_t b_step_bytes,
                  int64_t kc_granule, Kernel kernel, Epi epilogue, Prepare prepare_b = {}) {
@@ -85,9 +94,7 @@ void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int6
   // kernel's own tile width, so a B micro-panel stays in L1.
   const int mr_max = kinfo.mr, np_max = M <= 2 ? std::max(4, kinfo.nr / kPanelN) : kinfo.nr / kPanelN;
   const int64_t N = w.N, ks = w.k_steps();
-  Blocking blk = choose_blocking(mr_max, M, N, b_step_bytes, kinfo.kind == KernelKind::s8g ? 4 * w.k_steps() : 0,
-                                 kinfo.kind == KernelKind::s8 ? 4 * w.k_steps() : 0);
-  blk.kc_steps = std::max<int64_t>(1, blk.kc_steps / kc_granule) * kc_granule;
+  const Blocking blk = blocking_for(w, M, kinfo, b_step_bytes, kc_granule);
   const int64_t m_blocks = (M + blk.mc - 1) / blk.mc, n_chunks = (N + blk.nc - 1) / blk.nc;
 
   parallel_for(m_blocks * n_chunks, [&](int64_t task, int) {
@@ -187,6 +194,15 @@ void set_s8_columns(Epilogue& e, const PackedWeight& w, bool per_tensor_activati
     fold_column_affine(e, w.N, folded.scale, folded.bias, folded.offset);
     e.col_scale = folded.scale.data(), e.col_bias = folded.bias.data(), e.col_offset = folded.offset.data();
   }
+}
+
+// The s8q kernel that finishes tiles of this int8 GEMM in registers, or nullptr: a folded u8
+// epilogue (set_s8_columns), all of K in one slice, and a kernel of the s8 kernel's own level.
+const KernelInfo* fused_u8_kernel(const Dispatch& d, const KernelInfo& s8, const PackedWeight& w, int64_t M,
+                                  int64_t kc_granule, const Epilogue& e) {
+  const KernelInfo* q = d[KernelKind::s8q];
+  if (!q || q->isa != s8.isa || !e.col_scale || e.type != OutType::u8 || e.col_block) return nullptr;
+  return w.k_steps() <= blocking_for(w, M, s8, kPanelN * 4, kc_granule).kc_steps ? q : nullptr;
 }
 
 // The weight-only kernels (fp32 or bf16 rows a of stride lda, zero padded to whole groups) over
@@ -419,16 +435,23 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   }
   const KernelInfo& s8 = d.gemm(KernelKind::s8);
   const auto fn = s8.fn_as<GemmS8Fn>();
+  const KernelInfo* fused = fused_u8_kernel(d, s8, w, M, 1, e);
+  const auto fn_u8 = fused ? fused->fn_as<GemmS8QFn>() : nullptr;
   const int8_t* wdata = w.data.as<int8_t>();
   const int64_t panel = w.panel_bytes();
   run_blocked<int32_t>(w, M, s8, kPanelN * 4, 1,
                        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
                            bool accumulate) {
-                         if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
-                         fn(mr, np, steps, rows + m * lda + p0 * 4, lda, wdata + (n / kPanelN) * panel + p0 * kPanelN * 4,
-                            panel, tile, ldt, accumulate, steps, 0, int(std::min<int64_t>(np * kPanelN, w.N - n)));
+                         const int cols = int(std::min<int64_t>(np * kPanelN, w.N - n));
+                         const uint8_t* am = rows + m * lda + p0 * 4;
+                         const int8_t* bn = wdata + (n / kPanelN) * panel + p0 * kPanelN * 4;
+                         if (fn_u8) return fn_u8(mr, np, steps, am, lda, bn, panel, steps, 0, cols, e, m, n);
+                         if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, cols);
+                         fn(mr, np, steps, am, lda, bn, panel, tile, ldt, accumulate, steps, 0, cols);
                        },
-                       epilogue);
+                       [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+                         if (!fn_u8) epilogue(acc, ldacc, m0, mc, n0, nc);
+                       });
 }
 
 namespace {
@@ -461,6 +484,8 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
   set_s8_columns(e, w, true, folded);
   const auto fn = s8.fn_as<GemmS8Fn>();
   const int8_t* wdata = w.data.as<int8_t>();
+  const KernelInfo* fused = fused_u8_kernel(d, s8, w, M, a.KW * a.C / 4, e);
+  const auto fn_u8 = fused ? fused->fn_as<GemmS8QFn>() : nullptr;
   // K steps per kernel row (its KW taps, contiguous in the padded input), rows' stride, image line.
   // kc slices are whole kernel rows, so each kernel call takes its slice's rows as runs of A.
   const int64_t seg = a.KW * a.C / 4, ks = w.k_steps(), panel = w.panel_bytes();
@@ -469,20 +494,21 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
       w, M, s8, kPanelN * 4, seg,
       [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
           bool accumulate) {
-        if (p0 + steps >= ks) prefetch_residual(e, m, mr, n, std::min<int64_t>(np * kPanelN, w.N - n));
-        const int8_t* b = wdata + (n / kPanelN) * panel + p0 * kPanelN * 4;
         const int cols = int(std::min<int64_t>(np * kPanelN, w.N - n));
+        if (p0 + steps >= ks && !fn_u8) prefetch_residual(e, m, mr, n, cols);
+        const int8_t* b = wdata + (n / kPanelN) * panel + p0 * kPanelN * 4;
         // The tile's pixels in runs along one output row (equally spaced in the input).
         for (int64_t r = 0; r < mr;) {
           const int64_t q = m + r, ox = q % a.OW, oy = (q / a.OW) % a.OH, img = q / (a.OW * a.OH);
           const int run = int(std::min<int64_t>(mr - r, a.OW - ox));
           const uint8_t* px = a.data + ((img * a.HP + oy * a.SH + p0 / seg) * a.WP + ox * a.SW) * a.C;
-          fn(run, np, steps, px, lda, b, panel, tile + r * ldt, ldt, accumulate, seg, line, cols);
+          if (fn_u8) fn_u8(run, np, steps, px, lda, b, panel, seg, line, cols, e, q, n);
+          else fn(run, np, steps, px, lda, b, panel, tile + r * ldt, ldt, accumulate, seg, line, cols);
           r += run;
         }
       },
       [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
-        ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
+        if (!fn_u8) ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
       });
 }
 

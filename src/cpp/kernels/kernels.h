@@ -27,6 +27,13 @@ using GemmS8Fn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int
                           int64_t seg_stride, int cols);
 using GemmF32Fn = void (*)(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
                            int64_t b_stride, float* c, int64_t ldc, bool accumulate);
+// s8q: the s8 product of a tile over all of K (A in runs as GemmS8Fn), requantized to u8 in
+// registers by the folded epilogue (Epilogue::col_scale, u8 output, no col_block): codes of rows
+// [m, m + mr) and columns [n, n + cols) written to e.out, each folded_u8_code() bit for bit.
+struct Epilogue;
+using GemmS8QFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
+                           int64_t b_stride, int64_t seg_steps, int64_t seg_stride, int cols, const Epilogue& e,
+                           int64_t m, int64_t n);
 // s8w: A rows as int16 (a[i*lda + 4p + t], t < 4, zero-extended u8), B panels of [k_steps][4 chunks]
 // [2][8 columns][2] int16: per step and chunk of 8 columns, the pairs (k0, k1) of each column, then
 // the pairs (k2, k3) (WidenS8Fn below), so one vpmaddwd by a broadcast activation pair
@@ -120,6 +127,23 @@ struct Epilogue {
   // col_block is a multiple of 16; float and u8/s8 outputs only.
   int64_t col_block = 0, col_block_stride = 0;
 };
+
+// The folded epilogue's u8 code of accumulator acc at (m, n) (Epilogue::col_scale set), as every
+// vector epilogue computes it: one FMA, the residual's FMA, clamp (NaN to the low bound), round
+// half to even, zero point.
+inline uint8_t folded_u8_code(const Epilogue& e, int32_t acc, int64_t m, int64_t n) {
+  const float inv = 1.f / e.out_scale, zp = float(e.out_zp);
+  float y = __builtin_fmaf(float(int32_t(uint32_t(acc) - uint32_t(e.col_offset[n]))), e.col_scale[n], e.col_bias[n]);
+  if (e.residual_u8)
+    y = __builtin_fmaf(float(int32_t(e.residual_u8[m * e.ld_residual + n])) - float(e.residual_zp),
+                       e.residual_scale * inv, y);
+  else if (e.residual_f32)
+    y = __builtin_fmaf(e.residual_f32[m * e.ld_residual + n], inv, y);
+  const float lo = e.q_lo - zp, hi = e.q_hi - zp;
+  y = y > lo ? y : lo;
+  y = y < hi ? y : hi;
+  return uint8_t(int32_t(__builtin_nearbyintf(y)) + e.out_zp);
+}
 
 // Element offset of output (m, n) in e.out.
 inline int64_t out_offset(const Epilogue& e, int64_t m, int64_t n) {

@@ -265,6 +265,86 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   });
 }
 
+// s8q: every case of the int8 tile (runs of A, column counts down to a 16-column half and ragged
+// tails) requantized by the folded epilogue with random column terms, each residual kind, clamps
+// and zero points: the exact integer products through folded_u8_code (the definition), and the
+// ref kernel, byte for byte; bytes outside the tile stay untouched.
+void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
+  const KernelInfo* ref = reference_kernel(KernelKind::s8q);
+  r.reference = "integer product through folded_u8_code; " + std::string(ref->name);
+  const std::vector<std::pair<int64_t, int64_t>> depths = {{1, 0}, {3, 0}, {16, 0}, {33, 0}};
+  int variant = 0;
+  for_each_case(k, depths, 3, [&](const GemmCase& c) {
+    if (c.accumulate) return;  // the whole of K in one call
+    const int64_t ks = c.k_steps, K = 4 * ks, ncols = 32 * c.np;
+    const int v = variant++;
+    const int cols = v % 3 == 0 ? int(ncols) : v % 3 == 1 ? std::min<int>(int(ncols), 16) : int(ncols) - 9;
+    const int64_t runs = ks % 3 == 0 ? 3 : 1, seg_steps = ks / runs, seg_stride = 4 * seg_steps + 8;
+    const int64_t lda = runs * seg_stride + 12;
+    std::vector<uint8_t> a8(size_t(c.mr * lda) + 64, 0xAB);
+    std::vector<int64_t> av(size_t(c.mr * K));
+    for (int i = 0; i < c.mr; ++i)
+      for (int64_t kk = 0; kk < K; ++kk) {
+        const int val = c.pattern == 0 ? rand_int(rng, 0, 255) : c.pattern == 1 ? 255 : int(kk % 2) * 255;
+        av[size_t(i * K + kk)] = val;
+        a8[size_t(i * lda + kk / 4 / seg_steps * seg_stride + kk % (4 * seg_steps))] = uint8_t(val);
+      }
+    const int64_t panel = (ks + 1) * 128;
+    AlignedBuffer bp(size_t(c.np * panel) + 256);
+    std::memset(bp.as<uint8_t>(), 0, bp.size());
+    std::vector<int64_t> bv(size_t(K * ncols));
+    for (int64_t kk = 0; kk < K; ++kk)
+      for (int64_t n = 0; n < ncols; ++n) {
+        const int val = c.pattern == 0 ? rand_int(rng, -128, 127) : c.pattern == 1 ? 127 : -128;
+        bv[size_t(kk * ncols + n)] = val;
+        bp.as<int8_t>()[(n / 32) * panel + (kk / 4) * 128 + (n % 32) * 4 + kk % 4] = int8_t(val);
+      }
+    // Epilogue at output rows m0.., columns n0.. of a larger output (ldo > columns).
+    const int64_t m0 = 3, n0 = 32, ldo = n0 + ncols + 16, rows = m0 + c.mr + 2;
+    std::vector<float> scale(static_cast<size_t>(ldo)), bias(static_cast<size_t>(ldo)), res_f(static_cast<size_t>(rows * ldo));
+    std::vector<int32_t> offset(static_cast<size_t>(ldo));
+    std::vector<uint8_t> res_u(static_cast<size_t>(rows * ldo));
+    for (int64_t n = 0; n < ldo; ++n) {
+      scale[size_t(n)] = rand_float(rng, 1e-5f, 3e-4f) * (c.pattern == 0 ? 1.f : 0.05f);
+      bias[size_t(n)] = rand_float(rng, -40.f, 40.f);
+      offset[size_t(n)] = rand_int(rng, -300000, 300000);
+    }
+    for (auto& x : res_u) x = uint8_t(rand_int(rng, 0, 255));
+    for (auto& x : res_f) x = rand_float(rng, -30.f, 30.f);
+    Epilogue e;
+    e.type = OutType::u8;
+    e.col_scale = scale.data(), e.col_bias = bias.data(), e.col_offset = offset.data();
+    e.out_scale = 1.f / rand_float(rng, 0.5f, 2.f), e.out_zp = rand_int(rng, 0, 255);
+    e.q_lo = v % 2 ? float(e.out_zp) : 0.f, e.q_hi = v % 4 == 3 ? 200.f : 255.f;
+    if (e.q_lo > e.q_hi) e.q_lo = e.q_hi;
+    e.ld_residual = ldo;
+    if (v % 3 == 1) e.residual_u8 = res_u.data(), e.residual_scale = 0.07f, e.residual_zp = 9;
+    if (v % 3 == 2) e.residual_f32 = res_f.data();
+    e.ldo = ldo;
+    std::vector<uint8_t> got(size_t(rows * ldo), 0x5A), exp(got);
+    e.out = got.data();
+    k.fn_as<GemmS8QFn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, seg_steps, seg_stride, cols, e, m0, n0);
+    e.out = exp.data();
+    ref->fn_as<GemmS8QFn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, seg_steps, seg_stride, cols, e,
+                            m0, n0);
+    const std::string what = c.str(k) + fmt(" cols=%d runs=%lld", cols, (long long)runs);
+    for (int64_t m = 0; m < rows; ++m)
+      for (int64_t n = 0; n < ldo; ++n) {
+        const size_t at = size_t(m * ldo + n);
+        const bool inside = m >= m0 && m < m0 + c.mr && n >= n0 && n < n0 + cols;
+        int want = 0x5A;
+        if (inside) {
+          int64_t acc = 0;
+          for (int64_t kk = 0; kk < K; ++kk) acc += av[size_t((m - m0) * K + kk)] * bv[size_t(kk * ncols + n - n0)];
+          want = folded_u8_code(e, int32_t(acc), m, n);
+        }
+        record(r, got[at] != want, 0, [&] { return fmt("%s: (%lld, %lld) got %d want %d%s", what.c_str(), (long long)m, (long long)n, got[at], want, inside ? "" : " (outside the tile)"); });
+        record(r, got[at] != exp[at], 0, [&] { return fmt("%s vs %s: (%lld, %lld) got %d want %d", what.c_str(), ref->name, (long long)m, (long long)n, got[at], exp[at]); });
+      }
+    ++r.cases;
+  });
+}
+
 // Low-bit kinds: weights packed by pack_lowbit (u4/u2 x32c4 group blocks), K with partial last
 // groups. u4/u2: u8 activations, group row sums (LowBitArgs); f32u*/bf16u*: float activations;
 // s8g: the panels unpacked to s8 by the ref helper set, k steps only up to K.
@@ -660,6 +740,7 @@ KernelTestReport test_kernel(const KernelInfo& k, uint64_t seed) {
     case KernelKind::s8w:
     case KernelKind::f32:
     case KernelKind::bf16: test_plain_gemm(k, rng, r); break;
+    case KernelKind::s8q: test_s8q(k, rng, r); break;
     case KernelKind::widen_s8: test_widen(k, rng, r); break;
     case KernelKind::dw_s8:
     case KernelKind::dw_s8_3x3:

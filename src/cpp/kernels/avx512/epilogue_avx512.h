@@ -90,21 +90,50 @@ inline void epilogue_tile(const Epilogue& e, int64_t m0, int64_t mr, int64_t n0,
   end_tile(e);
 }
 
-// u8 outputs of the folded epilogue, 64 columns (one cache line of a row) at a time: the column
-// terms loaded once for all rows of the tile, rounding and the zero point in integers, and the four
-// vectors packed into one 64-byte store. Bit for bit the per-16 path below: the clamp bounds minus
-// the zero point are integers, so clamping before rounding (monotonic, exact on integers) and adding
-// the zero point after it give its codes, NaN included (max returns the bound). Returns the columns
-// it wrote (a multiple of 64).
+// The folded epilogue's u8 codes (folded_u8_code, kernels.h) 16 at a time. Bit for bit the per-16
+// path below: the clamp bounds minus the zero point are integers, so clamping before rounding
+// (monotonic, exact on integers) and adding the zero point after it give its codes, NaN included
+// (max returns the bound).
+struct FoldedU8 {
+  __m512 lo, hi, rs, rz, inv;
+  __m512i zp;
+  explicit FoldedU8(const Epilogue& e) {
+    const float zpf = float(e.out_zp), i = 1.f / e.out_scale;
+    lo = _mm512_set1_ps(e.q_lo - zpf), hi = _mm512_set1_ps(e.q_hi - zpf);
+    rs = _mm512_set1_ps(e.residual_scale * i), rz = _mm512_set1_ps(float(e.residual_zp)), inv = _mm512_set1_ps(i);
+    zp = _mm512_set1_epi32(e.out_zp);
+  }
+};
+
+// Codes (int32 lanes) of accumulators acc of row m at columns n.. with their column terms; k masks
+// the residual's loads.
+inline __m512i folded_u8_16(const Epilogue& e, const FoldedU8& c, __m512i acc, __m512i off, __m512 sc, __m512 bi,
+                            int64_t m, int64_t n, __mmask16 k) {
+  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, off)), sc, bi);
+  if (e.residual_u8) {
+    const __m128i r8 = _mm_maskz_loadu_epi8(k, e.residual_u8 + m * e.ld_residual + n);
+    y = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), c.rz), c.rs, y);
+  } else if (e.residual_f32) {
+    y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, e.residual_f32 + m * e.ld_residual + n), c.inv, y);
+  }
+  y = _mm512_min_ps(_mm512_max_ps(y, c.lo), c.hi);
+  return _mm512_add_epi32(_mm512_cvt_roundps_epi32(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), c.zp);
+}
+
+// Four vectors of codes (64 columns, one cache line of a row) in one 64-byte store.
+inline void store_u8_line(uint8_t* dst, const __m512i (&q)[4]) {
+  // packus_epi32 then packus_epi16 leave dword 4l + i holding columns 4l..4l+3 of vector i.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]), _mm512_packus_epi32(q[2], q[3]));
+  _mm512_storeu_si512(dst, _mm512_permutexvar_epi32(order, bytes));
+}
+
+// u8 outputs of the folded epilogue, 64 columns at a time: the column terms loaded once for all
+// rows of the tile, one store per row. Returns the columns it wrote (a multiple of 64).
 inline int64_t epilogue_s32_folded_u8_lines(const Epilogue& e, const int32_t* acc, int64_t ldacc, int64_t m0,
                                             int64_t mr, int64_t n0, int64_t nc) {
   if (e.col_block) return 0;
-  const float zpf = float(e.out_zp), inv = 1.f / e.out_scale;
-  const __m512 lo = _mm512_set1_ps(e.q_lo - zpf), hi = _mm512_set1_ps(e.q_hi - zpf);
-  const __m512 rs = _mm512_set1_ps(e.residual_scale * inv), rz = _mm512_set1_ps(float(e.residual_zp));
-  const __m512i zp = _mm512_set1_epi32(e.out_zp);
-  // packus_epi32 then packus_epi16 leave dword 4l + i holding columns 4l..4l+3 of vector i.
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const FoldedU8 c(e);
   int64_t j = 0;
   for (; j + 64 <= nc; j += 64) {
     const int64_t n = n0 + j;
@@ -117,23 +146,12 @@ inline int64_t epilogue_s32_folded_u8_lines(const Epilogue& e, const int32_t* ac
       bi[v] = _mm512_loadu_ps(e.col_bias + n + 16 * v);
     }
     for (int64_t r = 0; r < mr; ++r) {
-      const int64_t m = m0 + r;
       __m512i q[4];
 #pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) {
-        const __m512i a = _mm512_sub_epi32(_mm512_loadu_si512(acc + r * ldacc + j + 16 * v), off[v]);
-        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sc[v], bi[v]);
-        if (e.residual_u8) {
-          const __m128i r8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(e.residual_u8 + m * e.ld_residual + n + 16 * v));
-          y = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), rz), rs, y);
-        } else if (e.residual_f32) {
-          y = _mm512_fmadd_ps(_mm512_loadu_ps(e.residual_f32 + m * e.ld_residual + n + 16 * v), _mm512_set1_ps(inv), y);
-        }
-        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-        q[v] = _mm512_add_epi32(_mm512_cvt_roundps_epi32(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
-      }
-      const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(q[0], q[1]), _mm512_packus_epi32(q[2], q[3]));
-      _mm512_storeu_si512(static_cast<uint8_t*>(e.out) + m * e.ldo + n, _mm512_permutexvar_epi32(order, bytes));
+      for (int v = 0; v < 4; ++v)
+        q[v] = folded_u8_16(e, c, _mm512_loadu_si512(acc + r * ldacc + j + 16 * v), off[v], sc[v], bi[v], m0 + r,
+                            n + 16 * v, 0xffff);
+      store_u8_line(static_cast<uint8_t*>(e.out) + (m0 + r) * e.ldo + n, q);
     }
   }
   return j;

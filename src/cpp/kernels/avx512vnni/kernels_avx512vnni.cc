@@ -5,17 +5,18 @@
 
 #include <algorithm>
 
+#include "kernels/avx512/epilogue_avx512.h"
 #include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
 
 namespace mixq {
 namespace {
 
-// V zmm vectors of 16 columns per row: 2 * panels, or 1 for the first half of one panel.
-template <int MR, int NP, int V = 2 * NP>
-void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride, int32_t* c,
-               int64_t ldc, bool accumulate, int64_t seg_steps, int64_t seg_stride) {
-  __m512i acc[MR][V];
+// The tile's products over all k steps: V zmm vectors of 16 columns per row (2 per panel, or 1
+// for the first half of one panel).
+template <int MR, int V>
+inline void vnni_products(__m512i (&acc)[MR][V], int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
+                          int64_t b_stride, int64_t seg_steps, int64_t seg_stride) {
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -31,6 +32,13 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
       for (int v = 0; v < V; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], ai, bv[v]);
     }
   });
+}
+
+template <int MR, int V>
+void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride, int32_t* c,
+               int64_t ldc, bool accumulate, int64_t seg_steps, int64_t seg_stride) {
+  __m512i acc[MR][V];
+  vnni_products<MR, V>(acc, k_steps, a, lda, b, b_stride, seg_steps, seg_stride);
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -39,6 +47,40 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
       if (accumulate) acc[i][v] = _mm512_add_epi32(acc[i][v], _mm512_loadu_si512(dst));
       _mm512_storeu_si512(dst, acc[i][v]);
     }
+}
+
+// The same products finished in registers: the folded u8 epilogue of rows m.., columns n..n+cols.
+template <int MR, int V>
+void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride,
+                  int64_t seg_steps, int64_t seg_stride, int cols, const Epilogue& e, int64_t m, int64_t n) {
+  __m512i acc[MR][V];
+  vnni_products<MR, V>(acc, k_steps, a, lda, b, b_stride, seg_steps, seg_stride);
+  const FoldedU8 c(e);
+  __mmask16 k[V];
+  __m512i off[V];
+  __m512 sc[V], bi[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    k[v] = tail_mask(cols - 16 * v);
+    off[v] = _mm512_maskz_loadu_epi32(k[v], e.col_offset + n + 16 * v);
+    sc[v] = _mm512_maskz_loadu_ps(k[v], e.col_scale + n + 16 * v);
+    bi[v] = _mm512_maskz_loadu_ps(k[v], e.col_bias + n + 16 * v);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    __m512i q[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) q[v] = folded_u8_16(e, c, acc[i][v], off[v], sc[v], bi[v], m + i, n + 16 * v, k[v]);
+    uint8_t* dst = static_cast<uint8_t*>(e.out) + (m + i) * e.ldo + n;
+    if constexpr (V == 4) {
+      if (cols >= 64) {
+        store_u8_line(dst, q);
+        continue;
+      }
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) _mm_mask_storeu_epi8(dst + 16 * v, k[v], _mm512_cvtepi32_epi8(q[v]));
+  }
 }
 
 }  // namespace
@@ -52,7 +94,7 @@ void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint
   // while the VM's bandwidth is high, within 2 % when it is low; 1 and 3 panels slower or alike).
   if (np == 1 && cols <= 16) {  // 16 channels: the panel's zero half is not computed
     dispatch_mr<6>(mr, [&](auto MR) {
-      gemm_vnni<MR.value, 1, 1>(k_steps, a, lda, b, b_stride, c, ldc, accumulate, seg_steps, seg_stride);
+      gemm_vnni<MR.value, 1>(k_steps, a, lda, b, b_stride, c, ldc, accumulate, seg_steps, seg_stride);
     });
     return;
   }
@@ -60,10 +102,28 @@ void u8s8s32_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint
   for (int j = 0; j < np; j += np_step)
     dispatch_mr<6>(mr, [&](auto MR) {
       dispatch_mr<2>(std::min(np_step, np - j), [&](auto NP) {
-        gemm_vnni<MR.value, NP.value>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate,
-                                      seg_steps, seg_stride);
+        gemm_vnni<MR.value, 2 * NP.value>(k_steps, a, lda, b + j * b_stride, b_stride, c + 32 * j, ldc, accumulate,
+                                          seg_steps, seg_stride);
       });
     });
+}
+
+void u8s8u8_gemm_6x64c4__avx512vnni(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
+                                    const int8_t* b, int64_t b_stride, int64_t seg_steps, int64_t seg_stride,
+                                    int cols, const Epilogue& e, int64_t m, int64_t n) {
+  // The int8 kernel's tiles (two panels a pass; the live half of one for 16 columns).
+  for (int j = 0; j < np && cols > 32 * j; j += 2) {
+    const int cj = std::min(cols - 32 * j, 64);
+    const int8_t* bj = b + j * b_stride;
+    dispatch_mr<6>(mr, [&](auto MR) {
+      if (cj <= 16)
+        gemm_vnni_u8<MR.value, 1>(k_steps, a, lda, bj, b_stride, seg_steps, seg_stride, cj, e, m, n + 32 * j);
+      else if (cj <= 32)
+        gemm_vnni_u8<MR.value, 2>(k_steps, a, lda, bj, b_stride, seg_steps, seg_stride, cj, e, m, n + 32 * j);
+      else
+        gemm_vnni_u8<MR.value, 4>(k_steps, a, lda, bj, b_stride, seg_steps, seg_stride, cj, e, m, n + 32 * j);
+    });
+  }
 }
 
 // 16 independent vpdpbusd chains: the int8 compute roof of one core.

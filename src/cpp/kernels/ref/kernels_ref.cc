@@ -1,6 +1,7 @@
 // Portable scalar micro-kernels: the reference every SIMD kernel is tested against, and the path
 // that makes mixq run on any CPU.
 #include <cstring>
+#include <vector>
 
 #include "core/bf16.h"
 #include "kernels/kernel_util.h"
@@ -20,6 +21,17 @@ void u8s8s32_gemm_4x32c4__ref(int mr, int np, int64_t k_steps, const uint8_t* a,
       });
       c[r * ldc + n] = int32_t(s);
     }
+}
+
+void u8s8u8_gemm_4x32c4__ref(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
+                             int64_t b_stride, int64_t seg_steps, int64_t seg_stride, int cols, const Epilogue& e,
+                             int64_t m, int64_t n) {
+  std::vector<int32_t> tile(size_t(mr * 32 * np));
+  u8s8s32_gemm_4x32c4__ref(mr, np, k_steps, a, lda, b, b_stride, tile.data(), 32 * np, false, seg_steps, seg_stride,
+                           cols);
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < cols; ++j)
+      static_cast<uint8_t*>(e.out)[(m + r) * e.ldo + n + j] = folded_u8_code(e, tile[size_t(r * 32 * np + j)], m + r, n + j);
 }
 
 void f32_gemm_4x32__ref(int mr, int np, int64_t k_steps, const float* a, int64_t lda, const float* b,
