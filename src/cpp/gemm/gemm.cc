@@ -197,11 +197,13 @@ void set_s8_columns(Epilogue& e, const PackedWeight& w, bool per_tensor_activati
 }
 
 // The s8q kernel that finishes tiles of this int8 GEMM in registers, or nullptr: a folded u8
-// epilogue (set_s8_columns), all of K in one slice, and a kernel of the s8 kernel's own level.
+// epilogue (set_s8_columns), all of K in one slice, and a SIMD kernel of the s8 kernel's own level
+// (the ref one defines s8q for the tester; the portable path keeps its own epilogue).
 const KernelInfo* fused_u8_kernel(const Dispatch& d, const KernelInfo& s8, const PackedWeight& w, int64_t M,
                                   int64_t kc_granule, const Epilogue& e) {
   const KernelInfo* q = d[KernelKind::s8q];
-  if (!q || q->isa != s8.isa || !e.col_scale || e.type != OutType::u8 || e.col_block) return nullptr;
+  if (!q || q->isa != s8.isa || q->isa == Isa::ref || !e.col_scale || e.type != OutType::u8 || e.col_block)
+    return nullptr;
   return w.k_steps() <= blocking_for(w, M, s8, kPanelN * 4, kc_granule).kc_steps ? q : nullptr;
 }
 
