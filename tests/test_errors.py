@@ -130,7 +130,7 @@ def test_cpu_info_and_kernel_list():
         assert k["name"].endswith("__" + k["isa"]) or k["needs_bf16"]
         if k["family"] == "gemm":
             assert f"{k['mr']}x{k['nr']}" in k["name"]
-    kinds = {"s8", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "bf16u4", "bf16u2"}
+    kinds = {"s8", "s8q", "f32", "bf16", "u4", "u2", "f32u4", "f32u2", "bf16u4", "bf16u2"}
     # Beside the GEMM kernels: the s8w panel widening, depthwise kernels, helper and encoder op sets.
     kinds |= {"widen_s8", "dw_s8", "dw_f32", "isa_ops", "encoder_ops"}
     if any(k["isa"] == "avx512vnni" for k in mixq.kernel_list()):
