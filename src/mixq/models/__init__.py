@@ -44,8 +44,11 @@ _NAMES = {
     "hf_decoder_state": "llama",
     "llama2_7b_layer": "llama",
     "tiny_llama_1b": "llama",
+    "load_llm": "llm",
+    "llm_tokenizer": "llm",
+    "llm_metadata": "llm",
 }
-_SUBMODULES = {"bert", "errors", "evaluate", "llama", "minilm", "registry", "tokenizer", "train", "train_llm", "zoo"}
+_SUBMODULES = {"bert", "errors", "evaluate", "llama", "llm", "minilm", "registry", "tokenizer", "train", "train_llm", "zoo"}
 
 __all__ = sorted(_NAMES)
 
