@@ -97,13 +97,15 @@ void Decoder::reset() {
 }
 
 void Decoder::rmsnorm(const float* x, const std::vector<float>& w, int64_t S, float* y) const {
-  for (int64_t t = 0; t < S; ++t) {
+  parallel_chunks(S, 8, [&](int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; ++t) {
     const float* r = x + t * H_;
     float ss = 0.f;
     for (int64_t k = 0; k < H_; ++k) ss += r[k] * r[k];
     const float inv = 1.f / std::sqrt(ss / float(H_) + eps_);
     for (int64_t k = 0; k < H_; ++k) y[t * H_ + k] = w[size_t(k)] * (r[k] * inv);
   }
+  });
 }
 
 void Decoder::rope(float* rows, int64_t S, int64_t ld, int64_t n_heads, int64_t pos0) const {
@@ -203,11 +205,16 @@ void Decoder::forward(const int64_t* ids, int64_t S, float* logits, bool all_log
     rmsnorm(x, l.mlp_norm, S, xn);
     const int64_t Il = l.gate_up.w.N / 2;
     l.gate_up.run(xn, S, H, gu, 2 * Il, nullptr, false, 0, 0, true);
-    for (int64_t t = 0; t < S; ++t) {  // SiLU(gate) * up, into the gate half
-      float* g = gu + t * 2 * Il;
-      const float* u = g + Il;
-      for (int64_t c = 0; c < Il; ++c) g[c] = g[c] / (1.f + std::exp(-g[c])) * u[c];
-    }
+    // SiLU(gate) * up, into the gate half; a prompt's S x I values are worth the threads
+    parallel_chunks(S * Il, 16384, [&](int64_t e0, int64_t e1) {
+      for (int64_t e = e0; e < e1;) {
+        const int64_t t = e / Il, c0 = e % Il, c1 = std::min(Il, c0 + (e1 - e));
+        float* g = gu + t * 2 * Il;
+        const float* u = g + Il;
+        for (int64_t c = c0; c < c1; ++c) g[c] = g[c] / (1.f + std::exp(-g[c])) * u[c];
+        e += c1 - c0;
+      }
+    });
     l.down.run(gu, S, 2 * Il, tmp, H, x, false, 0, 0, true);
     std::swap(x, tmp);
   }
