@@ -33,9 +33,10 @@ void check_linear(const EncoderLinear& l, int64_t N, int64_t K, const char* what
 
 }  // namespace
 
-Decoder::Decoder(int64_t hidden, int64_t heads, int64_t kv_heads, int64_t max_positions, float eps, double rope_theta)
+Decoder::Decoder(int64_t hidden, int64_t heads, int64_t kv_heads, int64_t max_positions, float eps, double rope_theta,
+                 bool kv_int8)
     : H_(hidden), heads_(heads), kv_heads_(kv_heads), d_(heads > 0 ? hidden / heads : 0), max_pos_(max_positions),
-      eps_(eps) {
+      eps_(eps), kv_int8_(kv_int8) {
   if (hidden < 1 || heads < 1 || hidden % heads != 0)
     throw std::invalid_argument("decoder: hidden size must be a positive multiple of the number of heads");
   if (kv_heads < 1 || heads % kv_heads != 0)
@@ -81,7 +82,7 @@ void Decoder::add_layer(DecoderLayer l) {
   if (int64_t(l.attn_norm.size()) != H_ || int64_t(l.mlp_norm.size()) != H_)
     throw std::invalid_argument("decoder layer: RMSNorm weights must have hidden values");
   layers_.push_back(std::move(l));
-  k_cache_.clear(), v_cache_.clear(), len_ = 0;
+  k_cache_.clear(), v_cache_.clear(), k_codes_.clear(), v_codes_.clear(), len_ = 0;
 }
 
 int64_t Decoder::weight_bytes() const {
@@ -124,24 +125,51 @@ void Decoder::rope(float* rows, int64_t S, int64_t ld, int64_t n_heads, int64_t 
   }
 }
 
+void Decoder::store_kv(int64_t li, const float* qkv, int64_t S, int64_t ld) {
+  const int64_t d = d_, kvd = kv_heads_ * d_;
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t g = 0; g < kv_heads_; ++g) {
+      const int64_t row = (li * kv_heads_ + g) * max_pos_ + len_ + t;
+      const float* k = qkv + t * ld + H_ + g * d;
+      const float* v = k + kvd;
+      if (!kv_int8_) {
+        std::memcpy(k_cache_.data() + row * d, k, size_t(d) * sizeof(float));
+        std::memcpy(v_cache_.data() + row * d, v, size_t(d) * sizeof(float));
+        continue;
+      }
+      // symmetric int8 per row: scale = max|x| / 127, codes round half to even
+      auto quantize = [d](const float* x, int8_t* q, float& scale) {
+        float amax = 0.f;
+        for (int64_t c = 0; c < d; ++c) amax = std::max(amax, std::fabs(x[c]));
+        scale = amax / 127.f;
+        for (int64_t c = 0; c < d; ++c) q[c] = scale > 0.f ? int8_t(std::nearbyint(x[c] / scale)) : int8_t(0);
+      };
+      quantize(k, k_codes_.data() + row * d, k_scale_[size_t(row)]);
+      quantize(v, v_codes_.data() + row * d, v_scale_[size_t(row)]);
+    }
+}
+
 void Decoder::attention(int64_t layer, const float* qkv, int64_t S, int64_t ld, float* ctx) {
   const int64_t d = d_, group = heads_ / kv_heads_, pos0 = len_;
   const float scale = 1.f / std::sqrt(float(d));
-  const float* kc = k_cache_.data() + layer * kv_heads_ * max_pos_ * d;
-  const float* vc = v_cache_.data() + layer * kv_heads_ * max_pos_ * d;
   parallel_for(heads_ * S, [&](int64_t task, int) {
     const int64_t h = task % heads_, t = task / heads_, g = h / group;
     const int64_t L = pos0 + t + 1;  // causal: query at position pos0 + t sees keys 0 .. pos0 + t
+    const int64_t row0 = (layer * kv_heads_ + g) * max_pos_;
     const float* q = qkv + t * ld + h * d;
-    const float* keys = kc + g * max_pos_ * d;
-    const float* vals = vc + g * max_pos_ * d;
     thread_local std::vector<float> p;
     p.resize(size_t(L));
     float mx = -INFINITY;
     for (int64_t j = 0; j < L; ++j) {
-      const float* k = keys + j * d;
       float s = 0.f;
-      for (int64_t c = 0; c < d; ++c) s += q[c] * k[c];
+      if (kv_int8_) {
+        const int8_t* k = k_codes_.data() + (row0 + j) * d;
+        for (int64_t c = 0; c < d; ++c) s += q[c] * float(k[c]);
+        s *= k_scale_[size_t(row0 + j)];
+      } else {
+        const float* k = k_cache_.data() + (row0 + j) * d;
+        for (int64_t c = 0; c < d; ++c) s += q[c] * k[c];
+      }
       p[size_t(j)] = s * scale;
       mx = std::max(mx, p[size_t(j)]);
     }
@@ -151,9 +179,15 @@ void Decoder::attention(int64_t layer, const float* qkv, int64_t S, int64_t ld, 
     float* out = ctx + t * H_ + h * d;
     std::fill(out, out + d, 0.f);
     for (int64_t j = 0; j < L; ++j) {
-      const float w = p[size_t(j)] * inv;
-      const float* v = vals + j * d;
-      for (int64_t c = 0; c < d; ++c) out[c] += w * v[c];
+      if (kv_int8_) {
+        const float w = p[size_t(j)] * inv * v_scale_[size_t(row0 + j)];
+        const int8_t* v = v_codes_.data() + (row0 + j) * d;
+        for (int64_t c = 0; c < d; ++c) out[c] += w * float(v[c]);
+      } else {
+        const float w = p[size_t(j)] * inv;
+        const float* v = v_cache_.data() + (row0 + j) * d;
+        for (int64_t c = 0; c < d; ++c) out[c] += w * v[c];
+      }
     }
   });
 }
@@ -170,9 +204,12 @@ void Decoder::forward(const int64_t* ids, int64_t S, float* logits, bool all_log
     throw std::invalid_argument("decoder: " + std::to_string(len_) + " cached + " + std::to_string(S) +
                                 " new tokens exceed the model's " + std::to_string(max_pos_) + " positions");
   const int64_t H = H_, kvd = kv_heads_ * d_, ldq = H + 2 * kvd, L = layers();
-  if (k_cache_.empty()) {
-    k_cache_.resize(size_t(L * kv_heads_ * max_pos_ * d_));
-    v_cache_.resize(k_cache_.size());
+  const size_t cache_rows = size_t(L * kv_heads_ * max_pos_);
+  if (kv_int8_ && k_codes_.empty()) {
+    k_codes_.resize(cache_rows * size_t(d_)), v_codes_.resize(cache_rows * size_t(d_));
+    k_scale_.resize(cache_rows), v_scale_.resize(cache_rows);
+  } else if (!kv_int8_ && k_cache_.empty()) {
+    k_cache_.resize(cache_rows * size_t(d_)), v_cache_.resize(cache_rows * size_t(d_));
   }
   int64_t I = 0;
   for (const DecoderLayer& l : layers_) I = std::max(I, l.gate_up.w.N / 2);
@@ -191,14 +228,7 @@ void Decoder::forward(const int64_t* ids, int64_t S, float* logits, bool all_log
     l.qkv.run(xn, S, H, qkv, ldq, nullptr, false, 0, 0, /*read_soon=*/true);
     rope(qkv, S, ldq, heads_, len_);
     rope(qkv + H, S, ldq, kv_heads_, len_);
-    float* kc = k_cache_.data() + li * kv_heads_ * max_pos_ * d_;
-    float* vc = v_cache_.data() + li * kv_heads_ * max_pos_ * d_;
-    for (int64_t t = 0; t < S; ++t)
-      for (int64_t g = 0; g < kv_heads_; ++g) {
-        const int64_t at = (g * max_pos_ + len_ + t) * d_;
-        std::memcpy(kc + at, qkv + t * ldq + H + g * d_, size_t(d_) * sizeof(float));
-        std::memcpy(vc + at, qkv + t * ldq + H + kvd + g * d_, size_t(d_) * sizeof(float));
-      }
+    store_kv(li, qkv, S, ldq);
     attention(li, qkv, S, ldq, ctx);
     l.o.run(ctx, S, H, tmp, H, x, false, 0, 0, true);
     std::swap(x, tmp);

@@ -46,8 +46,8 @@ nb::ndarray<nb::numpy, float> forward(Decoder& dec, In<int64_t, 1> ids, bool all
 
 void bind_decoder(nb::module_& m) {
   nb::class_<Decoder>(m, "Decoder")
-      .def(nb::init<int64_t, int64_t, int64_t, int64_t, float, double>(), "hidden"_a, "heads"_a, "kv_heads"_a,
-           "max_positions"_a, "eps"_a, "rope_theta"_a)
+      .def(nb::init<int64_t, int64_t, int64_t, int64_t, float, double, bool>(), "hidden"_a, "heads"_a, "kv_heads"_a,
+           "max_positions"_a, "eps"_a, "rope_theta"_a, "kv_int8"_a = false)
       .def("set_embeddings",
            [](Decoder& d, In<float, 2> table) {
              if (int64_t(table.shape(1)) != d.hidden())
@@ -76,7 +76,8 @@ void bind_decoder(nb::module_& m) {
       .def_prop_ro("vocab", &Decoder::vocab)
       .def_prop_ro("max_positions", &Decoder::max_positions)
       .def_prop_ro("weight_bytes", &Decoder::weight_bytes)
-      .def_prop_ro("kv_bytes_per_token", &Decoder::kv_bytes_per_token);
+      .def_prop_ro("kv_bytes_per_token", &Decoder::kv_bytes_per_token)
+      .def_prop_ro("kv_int8", &Decoder::kv_int8);
 }
 
 }  // namespace mixq

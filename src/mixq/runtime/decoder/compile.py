@@ -24,18 +24,20 @@ def decoder_params(model) -> tuple[dict, dict[str, np.ndarray]]:
     return model.config.to_dict(), params
 
 
-def compile_decoder(model, config=None, calibration=None) -> DecoderPlan:
+def compile_decoder(model, config=None, calibration=None, *, kv_cache: str = "fp32") -> DecoderPlan:
     """A mixq.models.LlamaForCausalLM -> DecoderPlan.
 
     config: per-linear precision (None = fp32; names are HF module paths,
     ``model.layers.{i}.self_attn.{q,k,v,o}_proj``, ``model.layers.{i}.mlp.{gate,up,down}_proj``,
     ``lm_head``). int8 activations take dynamic per-token scales, so no calibration is needed;
-    ``calibration`` must be None (reserved for static activation ranges and outlier channels)."""
+    ``calibration`` must be None (reserved for static activation ranges and outlier channels).
+    kv_cache: "fp32" or "int8" (one symmetric scale per token and KV head: 4x fewer cache bytes
+    read per token)."""
     t0 = time.perf_counter()
     if calibration is not None:
         raise ValueError("compile_decoder quantizes activations per token at run time: calibration must be None")
     cfg = QuantConfig.from_any(config)  # a bad config fails before the weights are read
     model_cfg, params = decoder_params(model)
-    spec, stored = lower_decoder(model_cfg, params, cfg)
-    meta = dict(config=cfg.to_dict(), compile_seconds=round(time.perf_counter() - t0, 3))
+    spec, stored = lower_decoder(model_cfg, params, cfg, kv_cache)
+    meta = dict(config=cfg.to_dict(), kv_cache=kv_cache, compile_seconds=round(time.perf_counter() - t0, 3))
     return DecoderPlan(spec, stored, meta)

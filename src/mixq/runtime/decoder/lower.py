@@ -19,9 +19,15 @@ def pack_bytes(w: np.ndarray, precision: str) -> np.ndarray:
     return np.frombuffer(packed.to_bytes(), dtype=np.uint8)
 
 
-def lower_decoder(cfg: dict, params: dict[str, np.ndarray], config) -> tuple[dict, dict[str, np.ndarray]]:
+KV_CACHES = ("fp32", "int8")
+
+
+def lower_decoder(cfg: dict, params: dict[str, np.ndarray], config, kv_cache: str = "fp32") -> tuple[dict, dict[str, np.ndarray]]:
     """(plan spec, stored arrays) of a decoder with model config `cfg` (LlamaConfig.to_dict()),
-    float32 HF-named `params` and a precision `config` (see mixq.quant.config)."""
+    float32 HF-named `params`, a precision `config` (see mixq.quant.config) and the KV cache's
+    type: "fp32", or "int8" (symmetric per token and KV head, keys after RoPE)."""
+    if kv_cache not in KV_CACHES:
+        raise ValueError(f"kv_cache must be one of {KV_CACHES}, got {kv_cache!r}")
     qc = QuantConfig.from_any(config)
     n_layers = cfg["num_layers"]
     names = linear_names(n_layers)
@@ -42,5 +48,5 @@ def lower_decoder(cfg: dict, params: dict[str, np.ndarray], config) -> tuple[dic
         for n in NORMS:
             stored[f"{p}.{n}.weight"] = params[f"{p}.{n}.weight"]
     stored = {k: np.ascontiguousarray(v) for k, v in stored.items()}
-    spec = dict(kind="decoder", model=dict(cfg), precisions=precision)
+    spec = dict(kind="decoder", model=dict(cfg), precisions=precision, kv_cache=kv_cache)
     return spec, stored

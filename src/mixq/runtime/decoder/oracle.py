@@ -50,6 +50,13 @@ def simulate_decoder(spec: dict, params: dict[str, np.ndarray], ids) -> np.ndarr
         a, b = v[..., :half], v[..., half:]
         return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
 
+    def kv_int8(v):  # [kv, S, d]: symmetric int8 per row, scale max|x| / 127, half to even
+        a = v.numpy().astype(np.float32)
+        scale = (np.abs(a).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
+        q = np.where(scale > 0, np.rint(a / np.where(scale > 0, scale, 1)), 0)
+        return T(q * scale)
+
+    int8_cache = spec.get("kv_cache", "fp32") == "int8"
     x = T(params[f"{EMBED}.weight"][ids])
     causal = torch.ones(S, S, dtype=torch.bool).tril()
     for i in range(m["num_layers"]):
@@ -58,6 +65,8 @@ def simulate_decoder(spec: dict, params: dict[str, np.ndarray], ids) -> np.ndarr
         q = rope(linear(f"{p}.self_attn.q_proj", h).reshape(S, heads, d).transpose(0, 1))
         k = rope(linear(f"{p}.self_attn.k_proj", h).reshape(S, kv, d).transpose(0, 1))
         v = linear(f"{p}.self_attn.v_proj", h).reshape(S, kv, d).transpose(0, 1)
+        if int8_cache:
+            k, v = kv_int8(k), kv_int8(v)
         k, v = k.repeat_interleave(heads // kv, 0), v.repeat_interleave(heads // kv, 0)
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(d)
         ctx = torch.softmax(scores.masked_fill(~causal, -math.inf), dim=-1) @ v

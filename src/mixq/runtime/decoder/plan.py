@@ -26,7 +26,7 @@ def _linear(stored, key: str, precision: str):
 def build_core_decoder(spec: dict, stored: dict[str, np.ndarray]):
     m, prec = spec["model"], spec["precisions"]
     dec = _core.Decoder(m["hidden_size"], m["num_heads"], m["num_kv_heads"], m["max_position_embeddings"],
-                        float(m["rms_norm_eps"]), float(m["rope_theta"]))
+                        float(m["rms_norm_eps"]), float(m["rope_theta"]), spec.get("kv_cache", "fp32") == "int8")
     dec.set_embeddings(stored[f"{EMBED}.weight"])
     dec.set_head(stored[f"{FINAL_NORM}.weight"], _linear(stored, f"{LM_HEAD}.weight", prec[LM_HEAD]))
     for i in range(m["num_layers"]):

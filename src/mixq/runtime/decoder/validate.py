@@ -34,6 +34,7 @@ def validate_decoder_plan(spec, stored: dict) -> None:
         v = _get(m, key, where, _num, "a number")
         if not (math.isfinite(v) and v > 0):
             _fail(where, key, f"must be finite and > 0, got {v}")
+    _get(spec, "kv_cache", "decoder spec", lambda v: v in ("fp32", "int8"), '"fp32" or "int8"')
     prec = _get(spec, "precisions", "decoder spec", lambda v: isinstance(v, dict), "an object")
     modes = {}
     for name in linear_names(n_layers):
