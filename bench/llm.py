@@ -75,7 +75,8 @@ def mixq_plan(cfg, weights, precision: str):
             stored[f"{layer_prefix(i)}.{name}.weight"] = packed[name].copy()
         for n in NORMS:
             stored[f"{layer_prefix(i)}.{n}.weight"] = np.ones(cfg.hidden_size, np.float32)
-    spec = dict(kind="decoder", model=cfg.to_dict(), precisions={n: precision for n in linear_names(cfg.num_layers)})
+    spec = dict(kind="decoder", model=cfg.to_dict(), precisions={n: precision for n in linear_names(cfg.num_layers)},
+                kv_cache="fp32")
     plan = DecoderPlan(spec, stored)
     plan.stored = {}  # the core holds its own copy; free ours
     weight_bytes = sum(int(np.frombuffer(v, np.uint8).size) for v in packed.values()) * cfg.num_layers \
