@@ -57,13 +57,14 @@ def stream_text(plan, tok, prompt: str, max_new_tokens: int, sampling=None, out=
             out.write(text[len(shown):])
             out.flush()
             shown = text
-        if err is not None and (i + 1) % 8 == 0:
+        # the running speed only where it cannot interleave with the text on one terminal
+        if err is not None and not out.isatty() and (i + 1) % 8 == 0:
             err.write(f"\r[{i + 1}/{max_new_tokens} tokens, {(i + 1) / (time.perf_counter() - t0):.1f} tok/s]")
             err.flush()
     out.write("\n")
     s = plan.last_stats
     if err is not None:
-        err.write(f"\rprompt {s['prompt_tokens']} tokens: prefill {s.get('prefill_tok_s', 0):.0f} tok/s; "
+        err.write(f"{'' if out.isatty() else chr(13)}prompt {s['prompt_tokens']} tokens: prefill {s.get('prefill_tok_s', 0):.0f} tok/s; "
                   f"{s['new_tokens']} new tokens: decode {s.get('decode_tok_s', 0):.1f} tok/s\n")
     return s
 

@@ -259,12 +259,13 @@ def _demo_generation() -> None:
     files or the tokenizer are missing)."""
     from ..models.errors import CheckpointNotFoundError
 
-    print("\nLanguage model: the shipped fortunes decoder at w4a8-g128 (greedy)")
+    print("\nLanguage model: the shipped fortunes decoder at w4a8-g128 (temperature 0.8, top-k 40, seed 0)")
     try:
         from ..models.llm import llm_tokenizer
 
         plan = cli_generate.decoder_plan(None, "w4a8-g128")
-        cli_generate.stream_text(plan, llm_tokenizer(), "The secret of a happy life is", 32)
+        cli_generate.stream_text(plan, llm_tokenizer(), "The secret of a happy life is", 32,
+                                 {"temperature": 0.8, "top_k": 40, "seed": 0})
     except (CheckpointNotFoundError, ImportError) as e:
         print(f"  skipped: {e}")
 
