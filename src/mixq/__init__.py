@@ -27,7 +27,8 @@ from .ops import (  # noqa: E402
 )
 from .quant import PRECISIONS, QuantConfig, pack_weights  # noqa: E402
 
-from .runtime import EncoderPlan, Plan, PlanFileError, compile_encoder, load_plan  # noqa: E402
+from .runtime import (  # noqa: E402
+    DecoderPlan, EncoderPlan, Plan, PlanFileError, Sampling, compile_decoder, compile_encoder, load_plan)
 
 __version__ = "0.1.0"
 
@@ -36,10 +37,13 @@ cpu_info()  # validates MIXQ_ISA now rather than at the first matmul
 __all__ = [
     "PRECISIONS",
     "QuantConfig",
+    "DecoderPlan",
     "EncoderPlan",
     "Plan",
     "PlanFileError",
+    "Sampling",
     "compile",
+    "compile_decoder",
     "compile_encoder",
     "search",
     "search_encoder",

@@ -169,6 +169,7 @@ nb::dict cpu_info() {
 void bind_plan(nb::module_& m);  // bindings_plan.cc
 void bind_depthwise(nanobind::module_& m);  // bindings_depthwise.cc
 void bind_encoder(nanobind::module_& m);  // bindings_encoder.cc
+void bind_decoder(nanobind::module_& m);  // bindings_decoder.cc
 }  // namespace mixq
 
 NB_MODULE(_core, m) {
@@ -335,4 +336,5 @@ NB_MODULE(_core, m) {
   bind_plan(m);
   bind_depthwise(m);
   bind_encoder(m);
+  bind_decoder(m);
 }

@@ -7,6 +7,7 @@
     mixq search    per-layer precision search (AIQ or latency-aware) of a zoo model or model file
     mixq compile   a zoo model or a model file (ONNX, .pt2) -> a plan file
     mixq run       run a plan file on an .npy input (or score it on Fashion-MNIST)
+    mixq generate  text from the shipped decoder (or a decoder plan), with decode tokens/s
     mixq bench     a short GEMM benchmark: one layer at fp32, bf16, int8 and int4 vs numpy
     mixq report    rebuild a report from the results.json a demo or search wrote
 """
@@ -23,6 +24,7 @@ import numpy as np
 from .. import ops
 from ..quant import parse_precision
 from . import encoder as cli_encoder
+from . import generate as cli_generate
 from . import model_files
 from .encoder import ENCODER_MODELS
 
@@ -258,7 +260,25 @@ def cmd_demo(args) -> int:
 
     run_demo(args.out, val_size=args.val_size, lam=args.lam, max_drop=args.max_drop, quick=args.quick,
              algorithm=args.algorithm, progress=not args.quiet)
+    if not args.no_generate:
+        _demo_generation()
     return 0
+
+
+def _demo_generation() -> None:
+    """A short continuation by the shipped decoder at w4a8-g128 (skipped, with the reason, when its
+    files or the tokenizer are missing)."""
+    from ..models.errors import CheckpointNotFoundError
+
+    print("\nLanguage model: the shipped fortunes decoder at w4a8-g128 (temperature 0.8, top-k 40, seed 0)")
+    try:
+        from ..models.llm import llm_tokenizer
+
+        plan = cli_generate.decoder_plan(None, "w4a8-g128")
+        cli_generate.stream_text(plan, llm_tokenizer(), "The secret of a happy life is", 32,
+                                 {"temperature": 0.8, "top_k": 40, "seed": 0})
+    except (CheckpointNotFoundError, ImportError) as e:
+        print(f"  skipped: {e}")
 
 
 def cmd_report(args) -> int:
@@ -301,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="AIQ search: coordinate descent (~L*C evaluations a sweep) or greedy (~L^2*C, slower)")
     d.add_argument("--quick", action="store_true", help="smaller validation subset and fewer baselines")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.add_argument("--no-generate", action="store_true", help="skip the short text generation at the end")
     d.set_defaults(func=cmd_demo)
     b = sub.add_parser("bench", help="a short GEMM benchmark (fp32, bf16, int8, int4) against numpy",
                        description="Packs one random layer at fp32, bf16, int8 and int4, runs "
@@ -312,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=positive_int, default=20, help="timed runs per path (median reported)")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_bench)
+    cli_generate.add_parser(sub, _config_arg, positive_int)
 
     def model_file_args(q):
         q.add_argument("model_file", nargs="?", help="a model file: .onnx or .pt2 (torch.export.save); "

@@ -39,8 +39,16 @@ _NAMES = {
     "minilm_dir": "minilm",
     "minilm_tokenizer": "minilm",
     "SentenceTokenizer": "tokenizer",
+    "LlamaConfig": "llama",
+    "LlamaForCausalLM": "llama",
+    "hf_decoder_state": "llama",
+    "llama2_7b_layer": "llama",
+    "tiny_llama_1b": "llama",
+    "load_llm": "llm",
+    "llm_tokenizer": "llm",
+    "llm_metadata": "llm",
 }
-_SUBMODULES = {"bert", "errors", "evaluate", "minilm", "registry", "tokenizer", "train", "zoo"}
+_SUBMODULES = {"bert", "errors", "evaluate", "llama", "llm", "minilm", "registry", "tokenizer", "train", "train_llm", "zoo"}
 
 __all__ = sorted(_NAMES)
 

@@ -79,9 +79,11 @@ def info(name: str) -> ModelInfo:
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a .safetensors file into numpy arrays (no torch / safetensors needed)."""
+    """Read a .safetensors file into numpy arrays (no torch / safetensors needed); bfloat16
+    tensors come back as the float32 values they hold."""
     dtypes = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64,
-              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+              "BF16": np.uint16}
     raw = Path(path).read_bytes()
     if len(raw) < 8:
         raise ValueError(f"{path}: not a safetensors file (too short)")
@@ -99,7 +101,10 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         start, end = spec["data_offsets"]
         dt = np.dtype(dtypes[spec["dtype"]]).newbyteorder("<")
         arr = np.frombuffer(raw, dtype=dt, count=(end - start) // dt.itemsize, offset=base + start)
-        out[key] = arr.reshape(spec["shape"]).astype(dt.newbyteorder("="))
+        arr = arr.reshape(spec["shape"]).astype(dt.newbyteorder("="))
+        if spec["dtype"] == "BF16":  # the top 16 bits of a float32
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[key] = arr
     return out
 
 

@@ -7,9 +7,13 @@ from .plan_file import PlanFileError, read_plan
 def load_plan(path):
     """Loads a plan file written by Plan.save or EncoderPlan.save (checks its header, version and
     checksum, then validates the spec against its arrays: the file is untrusted input); returns a
-    Plan or an EncoderPlan. Any problem is a PlanFileError."""
+    Plan, an EncoderPlan or a DecoderPlan. Any problem is a PlanFileError."""
     spec, stored, meta = read_plan(path)
     try:
+        if spec.get("kind") == "decoder":
+            from .decoder import DecoderPlan
+
+            return DecoderPlan(spec, stored, meta)
         if spec.get("kind") == "encoder":
             from .encoder import EncoderPlan
 

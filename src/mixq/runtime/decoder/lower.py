@@ -1,0 +1,52 @@
+"""Lowering a Llama-style decoder: config -> per-linear precisions -> packed fused weights.
+
+Q|K|V and gate|up are each one GEMM whose weight is the row-wise concatenation of the linears'
+weights: per-channel and per-group quantization work row by row, so the fused weight quantizes
+exactly as its parts would. The linears of one fused GEMM must therefore share a precision.
+The token table, the RMSNorm weights and the rotary tables stay fp32; int8 activations are
+quantized per token with dynamic scales inside the core.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...quant import QuantConfig, parse_precision
+from .layout import EMBED, FINAL_NORM, FUSED, LM_HEAD, NORMS, layer_prefix, linear_names
+
+
+def pack_bytes(w: np.ndarray, precision: str) -> np.ndarray:
+    packed = parse_precision(precision).pack(np.ascontiguousarray(w, dtype=np.float32))
+    return np.frombuffer(packed.to_bytes(), dtype=np.uint8)
+
+
+KV_CACHES = ("fp32", "int8")
+
+
+def lower_decoder(cfg: dict, params: dict[str, np.ndarray], config, kv_cache: str = "fp32") -> tuple[dict, dict[str, np.ndarray]]:
+    """(plan spec, stored arrays) of a decoder with model config `cfg` (LlamaConfig.to_dict()),
+    float32 HF-named `params`, a precision `config` (see mixq.quant.config) and the KV cache's
+    type: "fp32", or "int8" (symmetric per token and KV head, keys after RoPE)."""
+    if kv_cache not in KV_CACHES:
+        raise ValueError(f"kv_cache must be one of {KV_CACHES}, got {kv_cache!r}")
+    qc = QuantConfig.from_any(config)
+    n_layers = cfg["num_layers"]
+    names = linear_names(n_layers)
+    qc.check_names(names)
+    precision = {n: str(qc.precision_of(n)) for n in names}
+    stored = {f"{EMBED}.weight": params[f"{EMBED}.weight"], f"{FINAL_NORM}.weight": params[f"{FINAL_NORM}.weight"]}
+    head = params.get(f"{LM_HEAD}.weight", params[f"{EMBED}.weight"])
+    stored[f"{LM_HEAD}.weight"] = pack_bytes(head, precision[LM_HEAD])
+    for i in range(n_layers):
+        p = layer_prefix(i)
+        for fused, parts in FUSED.items():
+            full = [f"{p}.{n}" for n in parts]
+            if len({precision[n] for n in full}) != 1:
+                raise ValueError(f"{', '.join(full)} run as one GEMM and need one precision, got "
+                                 f"{[precision[n] for n in full]}")
+            w = np.concatenate([params[f"{n}.weight"] for n in full])
+            stored[f"{p}.{fused}.weight"] = pack_bytes(w, precision[full[0]])
+        for n in NORMS:
+            stored[f"{p}.{n}.weight"] = params[f"{p}.{n}.weight"]
+    stored = {k: np.ascontiguousarray(v) for k, v in stored.items()}
+    spec = dict(kind="decoder", model=dict(cfg), precisions=precision, kv_cache=kv_cache)
+    return spec, stored
