@@ -25,9 +25,9 @@ KERNELS = [
     ("x86", "u8s8s32_gemm_2x32w__avx2", "u8s8s32_gemm_2x32w__avx2", "s8w"),
     ("x86", "gemm_groupwise<6>", "u8s8f32_groupwise_gemm_6x128c4__avx512vnni", "s8g"),
     ("aarch64", "f32_half<4>", "f32_gemm_4x32__neon", "f32"),
-    ("aarch64", "dot_half<4>", "u8s8s32_gemm_4x32c4__dotprod", "s8"),
-    ("aarch64", "mmla_half<6>", "u8s8s32_gemm_6x32c4__i8mm", "s8"),
-    ("aarch64", "sve_s8_panel<8>", "u8s8s32_gemm_8x32c4__sve", "s8"),
+    ("aarch64", "dot_half<4, false>", "u8s8s32_gemm_4x32c4__dotprod", "s8"),
+    ("aarch64", "mmla_half<6, false>", "u8s8s32_gemm_6x32c4__i8mm", "s8"),
+    ("aarch64", "sve_s8_panel<8, false>", "u8s8s32_gemm_8x32c4__sve", "s8"),
     ("riscv64", "f32_panel<8>", "f32_gemm_8x32__rvv", "f32"),
     ("riscv64", "s8_panel<8>", "u8s8s32_gemm_8x32c4__rvv", "s8"),
 ]

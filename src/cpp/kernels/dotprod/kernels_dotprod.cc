@@ -27,24 +27,10 @@ inline void dot_step(uint32x4_t (&acc)[MR][4], const uint8x16_t (&av)[MR], const
   __asm__ volatile("" ::: "memory");
 }
 
-// out[i][v] = the exact int32 products of rows i x columns 4v..4v+3 of a half panel over `steps`
-// k steps (b: the half's first byte of step 0; steps 128 bytes apart).
+// One run of `steps` contiguous k steps of MR rows into acc (a: the run's first byte of row 0; b:
+// the half's first byte of the run's first step; steps 128 bytes apart).
 template <int MR>
-inline void dot_half(int64_t steps, const uint8_t* a, int64_t lda, const int8_t* b, int32x4_t (&out)[MR][4]) {
-  uint32x4_t acc[MR][4];
-  uint32_t corr[MR];  // 128 x the row's activation sum, what b ^ 0x80 added
-  const uint8x16_t ones = vdupq_n_u8(1);
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    uint32x4_t rs = vdupq_n_u32(0);
-    int64_t p = 0;
-    for (; p + 4 <= steps; p += 4) rs = vdotq_u32(rs, vld1q_u8(a + i * lda + 4 * p), ones);
-    uint32_t sum = vaddvq_u32(rs);
-    for (; p < steps; ++p)
-      for (int t = 0; t < 4; ++t) sum += a[i * lda + 4 * p + t];
-    corr[i] = sum << 7;
-    for (int v = 0; v < 4; ++v) acc[i][v] = vdupq_n_u32(0);
-  }
+inline void dot_run(uint32x4_t (&acc)[MR][4], int64_t steps, const uint8_t* a, int64_t lda, const int8_t* b) {
   int64_t p = 0;
   for (; p + 4 <= steps; p += 4) {
     uint8x16_t av[MR];
@@ -62,6 +48,41 @@ inline void dot_half(int64_t steps, const uint8_t* a, int64_t lda, const int8_t*
       av[i] = vreinterpretq_u8_u32(vsetq_lane_u32(uint32_t(load_i32(a + i * lda + 4 * p)), vdupq_n_u32(0), 0));
     dot_step<MR, 0>(acc, av, b + p * 128);
   }
+}
+
+// out[i][v] = the exact int32 products of rows i x columns 4v..4v+3 of a half panel over k_steps
+// k steps (b: the half's first byte of step 0; steps 128 bytes apart). RUNS: A in runs of
+// seg_steps steps, run s from a + s * seg_stride (GemmS8Fn), and the row sums of the correction
+// cover exactly the runs' bytes; else plain rows. Plain rows have an instance of their own, as
+// before runs, and out of line as GCC 12 chose before (inlined into the kernels, its k loop took
+// 2-8 more register moves).
+template <int MR, bool RUNS>
+__attribute__((noinline)) void dot_half(int64_t k_steps, int64_t seg_steps, int64_t seg_stride, const uint8_t* a, int64_t lda,
+                     const int8_t* b, int32x4_t (&out)[MR][4]) {
+  if constexpr (!RUNS) seg_steps = k_steps, seg_stride = 0;
+  uint32x4_t acc[MR][4];
+  uint32_t corr[MR];  // 128 x the row's activation sum, what b ^ 0x80 added
+  const uint8x16_t ones = vdupq_n_u8(1);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    uint32x4_t rs = vdupq_n_u32(0);
+    uint32_t sum = 0;
+    for (int64_t p0 = 0, off = 0; p0 < k_steps; p0 += seg_steps, off += seg_stride) {
+      const uint8_t* ar = a + i * lda + off;
+      int64_t p = 0;
+      for (; p + 4 <= seg_steps; p += 4) rs = vdotq_u32(rs, vld1q_u8(ar + 4 * p), ones);
+      for (; p < seg_steps; ++p)
+        for (int t = 0; t < 4; ++t) sum += ar[4 * p + t];
+    }
+    corr[i] = (sum + vaddvq_u32(rs)) << 7;
+    for (int v = 0; v < 4; ++v) acc[i][v] = vdupq_n_u32(0);
+  }
+  if constexpr (RUNS) {
+    for (int64_t p0 = 0, off = 0; p0 < k_steps; p0 += seg_steps, off += seg_stride)
+      dot_run<MR>(acc, seg_steps, a + off, lda, b + p0 * 128);
+  } else {
+    dot_run<MR>(acc, k_steps, a, lda, b);
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     const uint32x4_t ci = vdupq_n_u32(corr[i]);
@@ -71,12 +92,18 @@ inline void dot_half(int64_t steps, const uint8_t* a, int64_t lda, const int8_t*
 
 }  // namespace
 
+// Halves of columns the caller does not read (cols) are not computed.
 void u8s8s32_gemm_4x32c4__dotprod(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
-                                  int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+                                  int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
+                                  int64_t seg_stride, int cols) {
+  const bool runs = seg_steps > 0 && seg_steps < k_steps;
   for_each_panel<4>(mr, np, [&](auto MR, int j) {
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < 2 && 32 * j + 16 * h < cols; ++h) {
       int32x4_t out[MR.value][4];
-      dot_half<MR.value>(k_steps, a, lda, b + j * b_stride + 64 * h, out);
+      if (runs)
+        dot_half<MR.value, true>(k_steps, seg_steps, seg_stride, a, lda, b + j * b_stride + 64 * h, out);
+      else
+        dot_half<MR.value, false>(k_steps, k_steps, 0, a, lda, b + j * b_stride + 64 * h, out);
       int32_t* ch = c + 32 * j + 16 * h;
 #pragma GCC unroll 8
       for (int i = 0; i < MR.value; ++i)
@@ -104,7 +131,7 @@ void u8s8f32_groupwise_gemm_4x32c4__dotprod(int mr, int np, int64_t k_steps, con
       for (int64_t g0 = 0; g0 < k_steps; g0 += group_steps) {
         const int64_t steps = group_steps < k_steps - g0 ? group_steps : k_steps - g0;  // last group cut at K
         int32x4_t out[R][4];
-        dot_half<R>(steps, a + 4 * g0, lda, bg + 64 * h, out);
+        dot_half<R, false>(steps, steps, 0, a + 4 * g0, lda, bg + 64 * h, out);
         const float* scale = reinterpret_cast<const float*>(bg + group_steps * 128) + 16 * h;
 #pragma GCC unroll 8
         for (int i = 0; i < R; ++i)

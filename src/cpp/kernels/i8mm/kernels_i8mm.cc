@@ -47,18 +47,34 @@ inline void mmla_steps(int32x4_t (&acc)[(MR + 1) / 2][8], const uint8_t* a, int6
   }
 }
 
-// out[i][v] = the int32 products of rows i x columns 4v..4v+3 of a half panel over `steps` k steps
-// (b: the half's first byte of step 0; steps 128 bytes apart).
+// `steps` contiguous k steps of MR rows (a: row 0's first byte) into acc (b: the half's first
+// byte of the first step; steps 128 bytes apart).
 template <int MR>
-inline void mmla_half(int64_t steps, const uint8_t* a, int64_t lda, const int8_t* b, int32x4_t (&out)[MR][4]) {
+inline void mmla_run(int32x4_t (&acc)[(MR + 1) / 2][8], int64_t steps, const uint8_t* a, int64_t lda,
+                     const int8_t* b) {
+  int64_t p = 0;
+  for (; p + 2 <= steps; p += 2) mmla_steps<MR>(acc, a, lda, p, b, true);
+  if (p < steps) mmla_steps<MR>(acc, a, lda, p, b, false);
+}
+
+// out[i][v] = the int32 products of rows i x columns 4v..4v+3 of a half panel over k_steps k steps
+// (b: the half's first byte of step 0; steps 128 bytes apart). RUNS: A in runs of seg_steps steps,
+// run s from a + s * seg_stride (GemmS8Fn); else plain rows, in an instance of their own as before
+// runs (the groupwise kernel's k loop shared with the runs' loop spilled under GCC 12).
+template <int MR, bool RUNS>
+inline void mmla_half(int64_t k_steps, int64_t seg_steps, int64_t seg_stride, const uint8_t* a, int64_t lda,
+                      const int8_t* b, int32x4_t (&out)[MR][4]) {
   constexpr int P = (MR + 1) / 2;
   int32x4_t acc[P][8];
 #pragma GCC unroll 4
   for (int q = 0; q < P; ++q)
     for (int t = 0; t < 8; ++t) acc[q][t] = vdupq_n_s32(0);
-  int64_t p = 0;
-  for (; p + 2 <= steps; p += 2) mmla_steps<MR>(acc, a, lda, p, b, true);
-  if (p < steps) mmla_steps<MR>(acc, a, lda, p, b, false);
+  if constexpr (RUNS) {
+    for (int64_t p0 = 0, off = 0; p0 < k_steps; p0 += seg_steps, off += seg_stride)
+      mmla_run<MR>(acc, seg_steps, a + off, lda, b + p0 * 128);
+  } else {
+    mmla_run<MR>(acc, k_steps, a, lda, b);
+  }
   // acc[q][2v] = [r0c0 r0c1 r1c0 r1c1] of columns 4v, 4v+1; acc[q][2v+1] the same of 4v+2, 4v+3.
 #pragma GCC unroll 4
   for (int q = 0; q < P; ++q)
@@ -71,12 +87,18 @@ inline void mmla_half(int64_t steps, const uint8_t* a, int64_t lda, const int8_t
 
 }  // namespace
 
+// Halves of columns the caller does not read (cols) are not computed.
 void u8s8s32_gemm_6x32c4__i8mm(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
-                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate) {
+                               int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
+                               int64_t seg_stride, int cols) {
+  const bool runs = seg_steps > 0 && seg_steps < k_steps;
   for_each_panel<6>(mr, np, [&](auto MR, int j) {
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < 2 && 32 * j + 16 * h < cols; ++h) {
       int32x4_t out[MR.value][4];
-      mmla_half<MR.value>(k_steps, a, lda, b + j * b_stride + 64 * h, out);
+      if (runs)
+        mmla_half<MR.value, true>(k_steps, seg_steps, seg_stride, a, lda, b + j * b_stride + 64 * h, out);
+      else
+        mmla_half<MR.value, false>(k_steps, k_steps, 0, a, lda, b + j * b_stride + 64 * h, out);
       int32_t* ch = c + 32 * j + 16 * h;
 #pragma GCC unroll 8
       for (int i = 0; i < MR.value; ++i)
@@ -104,7 +126,7 @@ void u8s8f32_groupwise_gemm_6x32c4__i8mm(int mr, int np, int64_t k_steps, const 
       for (int64_t g0 = 0; g0 < k_steps; g0 += group_steps) {
         const int64_t steps = group_steps < k_steps - g0 ? group_steps : k_steps - g0;  // last group cut at K
         int32x4_t out[R][4];
-        mmla_half<R>(steps, a + 4 * g0, lda, bg + 64 * h, out);
+        mmla_half<R, false>(steps, steps, 0, a + 4 * g0, lda, bg + 64 * h, out);
         const float* scale = reinterpret_cast<const float*>(bg + group_steps * 128) + 16 * h;
 #pragma GCC unroll 8
         for (int i = 0; i < R; ++i)
