@@ -67,9 +67,22 @@ def fmt_extra(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else "" if v is None else str(v)
 
 
+def record_table(name: str, data: dict) -> list[str]:
+    """A JSON of measurements that are not timed cases (llm_accuracy: perplexity per precision):
+    its rows as they are, one column per key."""
+    rows = data["results"]
+    head = list(dict.fromkeys(k for r in rows for k in r))
+    lines = [f"## {name}", "", f"{machine_line(data['machine'])}.", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(fmt_extra(r.get(k)) for k in head) + " |" for r in rows]
+    return lines + [""]
+
+
 def bench_table(name: str, data: dict) -> list[str]:
     """The markdown section of one bench: columns that no row fills are left out; keys a bench
     adds to its rows beyond the contract (aiq: accuracy, ...) get columns of their own."""
+    if any("case" not in r or "median_s" not in r for r in data["results"]):
+        return record_table(name, data)
     results = Results()
     results.rows = data["results"]
     gbs = name == "gemv"  # bytes = weights streamed per call: GB/s is the figure of merit
