@@ -54,4 +54,13 @@ class AlignedBuffer {
   size_t n_ = 0, cap_ = 0;
 };
 
+// The next n elements of T from p, which moves on to the next 64-byte boundary: consecutive
+// aligned slices of one buffer (a plan's scratch carved into its parts).
+template <typename T>
+T* carve(uint8_t*& p, int64_t n) {
+  T* out = reinterpret_cast<T*>(p);
+  p += (n * int64_t(sizeof(T)) + 63) / 64 * 64;
+  return out;
+}
+
 }  // namespace mixq

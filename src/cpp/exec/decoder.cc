@@ -15,12 +15,6 @@ namespace mixq {
 
 namespace {
 
-template <typename T>
-T* carve(uint8_t*& p, int64_t n) {  // consecutive 64-byte aligned slices of one buffer
-  T* out = reinterpret_cast<T*>(p);
-  p += (n * int64_t(sizeof(T)) + 63) / 64 * 64;
-  return out;
-}
 
 // q . k over n values with 16 independent partial sums: the compiler vectorizes the lanes
 // (a single running sum is a latency-bound chain; without -ffast-math it is never reordered).

@@ -22,12 +22,6 @@ const EncoderOps& encoder_ops() { return active_dispatch()[KernelKind::encoder_o
 
 namespace {
 
-template <typename T>
-T* carve(uint8_t*& p, int64_t n) {  // consecutive 64-byte aligned slices of one buffer
-  T* out = reinterpret_cast<T*>(p);
-  p += (n * int64_t(sizeof(T)) + 63) / 64 * 64;
-  return out;
-}
 
 // Shapes `pw` as int8 x32c4 weights [N, K] with zeroed panels, reusing its buffers.
 void shape_s8(PackedWeight& pw, int64_t N, int64_t K) {

@@ -12,17 +12,13 @@
 #include <vector>
 
 #include "exec/decoder.h"
+#include "python/ndarray_in.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace mixq {
 namespace {
-
-template <typename T, size_t D>
-using In = nb::ndarray<const T, nb::ndim<D>, nb::c_contig, nb::device::cpu>;
-
-std::vector<float> vec(const In<float, 1>& a) { return std::vector<float>(a.data(), a.data() + a.shape(0)); }
 
 EncoderLinear take(EncoderLinear& s) {  // a linear serves one layer: its weights move, not copy
   if (s.w.data.size() == 0) throw std::invalid_argument("decoder: this EncoderLinear was already given to a layer");

@@ -17,17 +17,13 @@
 #include "exec/encoder.h"
 #include "kernels/dispatch.h"
 #include "ops/encoder_ops.h"
+#include "python/ndarray_in.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace mixq {
 namespace {
-
-template <typename T, size_t D>
-using In = nb::ndarray<const T, nb::ndim<D>, nb::c_contig, nb::device::cpu>;
-
-std::vector<float> vec(const In<float, 1>& a) { return std::vector<float>(a.data(), a.data() + a.shape(0)); }
 
 EncoderLinear::Mode linear_mode(const std::string& s) {
   if (s == "float") return EncoderLinear::Mode::float_weights;
