@@ -9,6 +9,7 @@
 
 #include "kernels/kernel_util.h"
 #include "kernels/kernels.h"
+#include "kernels/neon_halves.h"
 
 namespace mixq {
 namespace {
@@ -87,57 +88,18 @@ inline void mmla_half(int64_t k_steps, int64_t seg_steps, int64_t seg_stride, co
 
 }  // namespace
 
-// Halves of columns the caller does not read (cols) are not computed.
 void u8s8s32_gemm_6x32c4__i8mm(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                                int64_t b_stride, int32_t* c, int64_t ldc, bool accumulate, int64_t seg_steps,
                                int64_t seg_stride, int cols) {
-  const bool runs = seg_steps > 0 && seg_steps < k_steps;
-  for_each_panel<6>(mr, np, [&](auto MR, int j) {
-    for (int h = 0; h < 2 && 32 * j + 16 * h < cols; ++h) {
-      int32x4_t out[MR.value][4];
-      if (runs)
-        mmla_half<MR.value, true>(k_steps, seg_steps, seg_stride, a, lda, b + j * b_stride + 64 * h, out);
-      else
-        mmla_half<MR.value, false>(k_steps, k_steps, 0, a, lda, b + j * b_stride + 64 * h, out);
-      int32_t* ch = c + 32 * j + 16 * h;
-#pragma GCC unroll 8
-      for (int i = 0; i < MR.value; ++i)
-        for (int v = 0; v < 4; ++v) {
-          int32_t* cp = ch + i * ldc + 4 * v;
-          vst1q_s32(cp, accumulate ? vaddq_s32(vld1q_s32(cp), out[i][v]) : out[i][v]);
-        }
-    }
-  });
+  s8_gemm_by_halves<6>(mr, np, k_steps, a, lda, b, b_stride, c, ldc, accumulate, seg_steps, seg_stride, cols,
+                        [](auto MR, auto RUNS, auto&&... args) { mmla_half<MR.value, RUNS.value>(args...); });
 }
 
-// Groupwise: per group the exact int32 dot product, then c += scale * dot in fp32. The fp32 sums
-// live in C (L1) between groups, which leaves the registers to the int32 tile.
 void u8s8f32_groupwise_gemm_6x32c4__i8mm(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda,
                                          const int8_t* b, int64_t b_stride, int64_t group_steps, float* c, int64_t ldc,
                                          bool accumulate) {
-  for_each_panel<6>(mr, np, [&](auto MR, int j) {
-    constexpr int R = MR.value;
-    for (int h = 0; h < 2; ++h) {
-      float* ch = c + 32 * j + 16 * h;
-      if (!accumulate)
-        for (int i = 0; i < R; ++i)
-          for (int v = 0; v < 4; ++v) vst1q_f32(ch + i * ldc + 4 * v, vdupq_n_f32(0.f));
-      const int8_t* bg = b + j * b_stride;
-      for (int64_t g0 = 0; g0 < k_steps; g0 += group_steps) {
-        const int64_t steps = group_steps < k_steps - g0 ? group_steps : k_steps - g0;  // last group cut at K
-        int32x4_t out[R][4];
-        mmla_half<R, false>(steps, steps, 0, a + 4 * g0, lda, bg + 64 * h, out);
-        const float* scale = reinterpret_cast<const float*>(bg + group_steps * 128) + 16 * h;
-#pragma GCC unroll 8
-        for (int i = 0; i < R; ++i)
-          for (int v = 0; v < 4; ++v) {
-            float* cp = ch + i * ldc + 4 * v;
-            vst1q_f32(cp, vfmaq_f32(vld1q_f32(cp), vcvtq_f32_s32(out[i][v]), vld1q_f32(scale + 4 * v)));
-          }
-        bg += group_steps * 128 + 128;
-      }
-    }
-  });
+  groupwise_gemm_by_halves<6>(mr, np, k_steps, a, lda, b, b_stride, group_steps, c, ldc, accumulate,
+                               [](auto MR, auto RUNS, auto&&... args) { mmla_half<MR.value, RUNS.value>(args...); });
 }
 
 }  // namespace mixq
