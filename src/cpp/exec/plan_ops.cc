@@ -19,10 +19,10 @@ constexpr int64_t kGrainBytes = 1 << 15;
 
 void quantize_tensor(int64_t n, const float* x, QParams q, uint8_t* out) {
   const float inv = 1.f / q.scale, zp = float(q.zp);
-  // Locals, not captures, inside the loops: a u8 store may alias anything reached through the
-  // closure, which would stop the compiler from vectorizing.
   const IsaOps* ops = active_dispatch().ops;
-  parallel_chunks(n, kGrainBytes, [&](int64_t i0, int64_t i1) { ops->quantize_planes_u8(x + i0, 0, 1, i1 - i0, inv, zp, out + i0); });
+  parallel_chunks(n, kGrainBytes, [&](int64_t i0, int64_t i1) {
+    ops->quantize_planes_u8(x + i0, 0, 1, i1 - i0, inv, zp, out + i0);
+  });
 }
 
 void dequantize_tensor(int64_t n, const uint8_t* x, QParams q, float* out) {

@@ -196,8 +196,20 @@ void quantize_planes_u8_impl(const float* src, int64_t plane, int64_t C, int64_t
     for (; x < W; ++x) out[x] = quantize_u8(src[x], inv_scale, zp);
     return;
   }
-  for (; x < W; ++x)
-    for (int64_t c = 0; c < C; ++c) out[x * C + c] = quantize_u8(src[c * plane + x], inv_scale, zp);
+  // Each plane's pixels quantized with contiguous (vectorized) loads into a small buffer, then the
+  // bytes interleaved: quantizing straight into the interleaved output reads the planes strided.
+  constexpr int64_t kChunk = 256;
+  uint8_t codes[kChunk * 4];
+  for (; x < W; x += kChunk) {
+    const int64_t n = std::min(kChunk, W - x);
+    for (int64_t c0 = 0; c0 < C; c0 += 4) {
+      const int64_t cn = std::min<int64_t>(4, C - c0);
+      for (int64_t c = 0; c < cn; ++c)
+        for (int64_t i = 0; i < n; ++i) codes[c * kChunk + i] = quantize_u8(src[(c0 + c) * plane + x + i], inv_scale, zp);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < cn; ++c) out[(x + i) * C + c0 + c] = codes[c * kChunk + i];
+    }
+  }
 }
 
 template <typename T>

@@ -105,11 +105,21 @@ struct FoldedU8 {
   }
 };
 
-// Codes (int32 lanes) of accumulators acc of row m at columns n.. with their column terms; k masks
+// The folded epilogue's column terms of 16 columns from n (k masks the columns past the tile's).
+struct FoldedColumns16 {
+  __m512i off;
+  __m512 scale, bias;
+};
+inline FoldedColumns16 folded_columns16(const Epilogue& e, int64_t n, __mmask16 k) {
+  return {_mm512_maskz_loadu_epi32(k, e.col_offset + n), _mm512_maskz_loadu_ps(k, e.col_scale + n),
+          _mm512_maskz_loadu_ps(k, e.col_bias + n)};
+}
+
+// Codes (int32 lanes) of accumulators acc of row m at columns n.. with their column terms t; k masks
 // the residual's loads.
-inline __m512i folded_u8_16(const Epilogue& e, const FoldedU8& c, __m512i acc, __m512i off, __m512 sc, __m512 bi,
-                            int64_t m, int64_t n, __mmask16 k) {
-  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, off)), sc, bi);
+inline __m512i folded_u8_16(const Epilogue& e, const FoldedU8& c, __m512i acc, const FoldedColumns16& t, int64_t m,
+                            int64_t n, __mmask16 k) {
+  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, t.off)), t.scale, t.bias);
   if (e.residual_u8) {
     const __m128i r8 = _mm_maskz_loadu_epi8(k, e.residual_u8 + m * e.ld_residual + n);
     y = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), c.rz), c.rs, y);
@@ -137,20 +147,14 @@ inline int64_t epilogue_s32_folded_u8_lines(const Epilogue& e, const int32_t* ac
   int64_t j = 0;
   for (; j + 64 <= nc; j += 64) {
     const int64_t n = n0 + j;
-    __m512i off[4];
-    __m512 sc[4], bi[4];
+    FoldedColumns16 t[4];
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) {
-      off[v] = _mm512_loadu_si512(e.col_offset + n + 16 * v);
-      sc[v] = _mm512_loadu_ps(e.col_scale + n + 16 * v);
-      bi[v] = _mm512_loadu_ps(e.col_bias + n + 16 * v);
-    }
+    for (int v = 0; v < 4; ++v) t[v] = folded_columns16(e, n + 16 * v, 0xffff);
     for (int64_t r = 0; r < mr; ++r) {
       __m512i q[4];
 #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v)
-        q[v] = folded_u8_16(e, c, _mm512_loadu_si512(acc + r * ldacc + j + 16 * v), off[v], sc[v], bi[v], m0 + r,
-                            n + 16 * v, 0xffff);
+        q[v] = folded_u8_16(e, c, _mm512_loadu_si512(acc + r * ldacc + j + 16 * v), t[v], m0 + r, n + 16 * v, 0xffff);
       store_u8_line(static_cast<uint8_t*>(e.out) + (m0 + r) * e.ldo + n, q);
     }
   }

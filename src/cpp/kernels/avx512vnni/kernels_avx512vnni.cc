@@ -57,20 +57,14 @@ void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* 
   vnni_products<MR, V>(acc, k_steps, a, lda, b, b_stride, seg_steps, seg_stride);
   const FoldedU8 c(e);
   __mmask16 k[V];
-  __m512i off[V];
-  __m512 sc[V], bi[V];
+  FoldedColumns16 t[V];
 #pragma GCC unroll 4
-  for (int v = 0; v < V; ++v) {
-    k[v] = tail_mask(cols - 16 * v);
-    off[v] = _mm512_maskz_loadu_epi32(k[v], e.col_offset + n + 16 * v);
-    sc[v] = _mm512_maskz_loadu_ps(k[v], e.col_scale + n + 16 * v);
-    bi[v] = _mm512_maskz_loadu_ps(k[v], e.col_bias + n + 16 * v);
-  }
+  for (int v = 0; v < V; ++v) k[v] = tail_mask(cols - 16 * v), t[v] = folded_columns16(e, n + 16 * v, k[v]);
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     __m512i q[V];
 #pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) q[v] = folded_u8_16(e, c, acc[i][v], off[v], sc[v], bi[v], m + i, n + 16 * v, k[v]);
+    for (int v = 0; v < V; ++v) q[v] = folded_u8_16(e, c, acc[i][v], t[v], m + i, n + 16 * v, k[v]);
     uint8_t* dst = static_cast<uint8_t*>(e.out) + (m + i) * e.ldo + n;
     if constexpr (V == 4) {
       if (cols >= 64) {
