@@ -20,7 +20,7 @@ from pathlib import Path
 
 # arch, the function holding the full-height tile's loop (name fragment), kernel, kind
 KERNELS = [
-    ("x86", "gemm_vnni<6, 2>", "u8s8s32_gemm_6x64c4__avx512vnni", "s8"),
+    ("x86", "gemm_vnni<6, 4>", "u8s8s32_gemm_6x64c4__avx512vnni", "s8"),
     ("x86", "gemm_f32_avx512<14>", "f32_gemm_14x32__avx512", "f32"),
     ("x86", "u8s8s32_gemm_2x32w__avx2", "u8s8s32_gemm_2x32w__avx2", "s8w"),
     ("x86", "gemm_groupwise<6>", "u8s8f32_groupwise_gemm_6x128c4__avx512vnni", "s8g"),
