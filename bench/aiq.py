@@ -36,6 +36,7 @@ from harness.onnx_export import ort_session  # noqa: E402
 from harness.peers import peers  # noqa: E402
 from harness.report import Results, write_results  # noqa: E402
 from harness.timing import time_fn  # noqa: E402
+from mixq.quant.precisions import default_int8  # noqa: E402
 
 # The planner's default candidates (fp32, w8a8, w4a8-g128) for both models. No w2a8-g64 for
 # ResNet-20: its moves look free on the 1 000 validation images and lose on the test set (AIQ
@@ -49,8 +50,8 @@ ALGORITHM = {"resnet20": "greedy", "mobilenet_v2_small": "coordinate"}
 # search evaluates ~700 configs on the same 1 000 images, and its pick matches fp32 there while
 # losing 1.25 pt on the test set, with a 1.0 or a 0.5 pt floor alike.)
 SEARCH_FLOOR = 0.5
-IMPL = {"FP32": "mixq-fp32", "uniform INT8 (w8a8)": "mixq-w8a8", "uniform INT4 (w4a8-g128)": "mixq-w4a8-g128",
-        "AIQ": "mixq-aiq", "latency-aware": "mixq-latency"}
+IMPL = {"FP32": "mixq-fp32", f"uniform INT8 ({default_int8()})": f"mixq-{default_int8()}",
+        "uniform INT4 (w4a8-g128)": "mixq-w4a8-g128", "AIQ": "mixq-aiq", "latency-aware": "mixq-latency"}
 
 
 def ort_fp32_latency(model, x1, xb, args) -> dict[int, float]:

@@ -20,7 +20,8 @@ interleaved rounds: every impl once per round, so a slow spell of the machine hi
                    stream, latency hint, INFERENCE_NUM_THREADS = threads), static input shape
   ov-int8          nncf.quantize of that OpenVINO model on the same calibration batches as
                    ort-int8 (default preset: symmetric int8 activations, per-channel weights)
-  mixq-fp32, mixq-w8a8, mixq-w4a8-g128
+  mixq-fp32, mixq-w8a8, mixq-w4a8-g128 (and mixq-w7a8 where it is this CPU's default int8:
+                   CPUs without VNNI; the targets read that row)
                    plan = mixq.compile(model, example, config=..., calibration=[...]);
                    plan.run(x) -- rows are skipped with "mixq runtime not available" while
                    mixq.compile is missing or raises NotImplementedError
@@ -47,6 +48,7 @@ import time
 
 import numpy as np
 
+from harness import mixq_api
 from harness.model_bench import ModelBench, add_peer_runners, print_not_measured
 from harness.openvino_peer import OvPeers
 from harness.peers import MixqUnavailable
@@ -62,7 +64,8 @@ MODELS = {
     "resnet20": ("ResNet-20", (1, 64), (1, 64)),
 }
 PEER_IMPLS = ["torch-fp32", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8"]
-MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", "mixq-w4a8-g128": "w4a8-g128"}
+INT8 = mixq_api.int8_impl()  # the int8 row the targets read: this CPU's default int8 precision
+MIXQ_CONFIGS = {"mixq-fp32": "fp32", "mixq-w8a8": "w8a8", INT8: INT8.removeprefix("mixq-"), "mixq-w4a8-g128": "w4a8-g128"}
 IMPLS = PEER_IMPLS + list(MIXQ_CONFIGS)
 BN_BATCHES = (2, 8)  # images that set the BatchNorm statistics of random-weight models
 CALIBRATION = {False: (8, 4), True: (4, 2)}  # quick -> (batches, images per batch)
@@ -195,7 +198,7 @@ TARGETS = [  # (label, models, batch sizes or None for all, base impl, min speed
     ("MobileNetV2 w8a8 vs ORT fp32", ["mobilenet_v2"], (1,), "ort-fp32", 1.8),
     ("every w8a8 vs ORT int8", list(MODELS), None, "ort-int8", 1.5),
 ]
-BYTE_TARGETS = [("mixq-w8a8", 0.26), ("mixq-w4a8-g128", 0.14)]
+BYTE_TARGETS = [(INT8, 0.26), ("mixq-w4a8-g128", 0.14)]
 
 
 def print_targets(results: Results, info: dict, mixq_note: str | None) -> None:
@@ -206,12 +209,12 @@ def print_targets(results: Results, info: dict, mixq_note: str | None) -> None:
             q = info.get((case, base))
             if q is None or q["model"] not in models or (sizes and q["bs"] not in sizes):
                 continue
-            v = ratio(results, case, "mixq-w8a8", base)
+            v = ratio(results, case, INT8, base)
             if v is None:
-                print(f"  n/a   {label:30s} {case}: mixq-w8a8 not measured")
+                print(f"  n/a   {label:30s} {case}: {INT8} not measured")
             else:
                 print(f"  {'PASS' if v >= need else 'FAIL'}  {label:30s} {case}: {v:.2f}x (need >= {need}"
-                      f"{round_range_text(results, case, 'mixq-w8a8', base)})")
+                      f"{round_range_text(results, case, INT8, base)})")
     for impl, limit in BYTE_TARGETS:
         seen = set()
         for case in cases:

@@ -89,7 +89,7 @@ def test_config_and_packer_accept_the_same_groups(group):
 
 def test_names_and_errors():
     assert [str(parse_precision(n)) for n in ("W8A8", " fp32 ", "w4a8")] == ["w8a8", "fp32", "w4a8-g128"]
-    for bad in ("w3a8", "w8a8-g32", "fp32-gchannel", "int8", "", None, 8):
+    for bad in ("w3a8", "w8a8-g32", "fp32-gchannel", "int8-g32", "w7a8-gchannel", "", None, 8):
         with pytest.raises(ValueError):
             parse_precision(bad)
     with pytest.raises(ValueError, match="has no group size"):

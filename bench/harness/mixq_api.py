@@ -81,3 +81,19 @@ def study():
     import mixq.planner.study
 
     return mixq.planner.study
+
+
+def int8_impl() -> str:
+    """The impl name of this CPU's default int8 precision (mixq-w7a8 without VNNI, else mixq-w8a8):
+    the int8 row the benchmarks' targets read. mixq-w8a8 when mixq cannot be imported."""
+    try:
+        from mixq.quant.precisions import default_int8
+    except ImportError:
+        return "mixq-w8a8"
+    return f"mixq-{default_int8()}"
+
+
+def num_threads() -> int:
+    import mixq
+
+    return mixq.get_num_threads()

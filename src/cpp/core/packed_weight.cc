@@ -1,5 +1,6 @@
 #include "core/packed_weight.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -13,7 +14,7 @@ PackedWeight copy_packed(const PackedWeight& w) {
   c.format = w.format, c.N = w.N, c.K = w.K, c.group_size = w.group_size;
   c.data.resize(w.data.size());
   std::memcpy(c.data.as<uint8_t>(), w.data.as<uint8_t>(), w.data.size());
-  c.scale = w.scale, c.zero_point = w.zero_point, c.colsum = w.colsum;
+  c.scale = w.scale, c.zero_point = w.zero_point, c.colsum = w.colsum, c.narrow_codes = w.narrow_codes;
   c.group_zp = w.group_zp, c.wsum = w.wsum;
   return c;
 }
@@ -71,13 +72,19 @@ void pack_panels(const Src* w, int64_t N, int64_t K, int kr, Dst* out, Convert c
         }
 }
 
-void compute_colsum(PackedWeight& pw) {
+// The int8 weight's column sums and whether its codes are narrow (PackedWeight::narrow_codes).
+void derive_s8_columns(PackedWeight& pw) {
   pw.colsum.assign(size_t(pw.n_panels() * kPanelN), 0);
   const int8_t* d = pw.data.as<int8_t>();
+  int lo = 0, hi = 0;
   for (int64_t j = 0; j < pw.n_panels(); ++j)
     for (int64_t p = 0; p < pw.k_steps(); ++p)
       for (int c = 0; c < kPanelN; ++c)
-        for (int t = 0; t < 4; ++t) pw.colsum[j * kPanelN + c] += *d++;
+        for (int t = 0; t < 4; ++t, ++d) {
+          pw.colsum[j * kPanelN + c] += *d;
+          lo = std::min<int>(lo, *d), hi = std::max<int>(hi, *d);
+        }
+  pw.narrow_codes = lo >= -64 && hi <= 64;
 }
 
 // Byte offset, in low-bit panel data, of the unit holding k step p of column n.
@@ -181,7 +188,7 @@ PackedWeight pack_s8(const int8_t* w, int64_t N, int64_t K, const float* scale, 
   pack_panels(w, N, K, 4, pw.data.as<int8_t>(), [](int8_t v) { return v; });
   pw.scale.assign(scale, scale + N);
   if (zero_point) pw.zero_point.assign(zero_point, zero_point + N);
-  compute_colsum(pw);
+  derive_s8_columns(pw);
   return pw;
 }
 
@@ -236,7 +243,7 @@ PackedWeight packed_from_parts(WeightFormat format, int64_t N, int64_t K, const 
     if (n_zp != 0 && n_zp != size_t(N)) throw std::invalid_argument("packed int8 weight zero points: expected 0 or N");
     pw.scale.assign(scale, scale + N);
     if (n_zp) pw.zero_point.assign(zero_point, zero_point + N);
-    compute_colsum(pw);
+    derive_s8_columns(pw);
   } else if (n_scale || n_zp) {
     throw std::invalid_argument("float packed weights carry no scales or zero points");
   }

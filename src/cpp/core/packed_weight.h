@@ -29,6 +29,9 @@ struct PackedWeight {
   std::vector<float> scale;         // s8: per output channel (a per-tensor scale is repeated)
   std::vector<int32_t> zero_point;  // s8: per output channel, empty when symmetric
   std::vector<int32_t> colsum;      // s8: sum of each column's codes (zero-point compensation)
+  // s8: every code lies in [-64, 64], so a u8 x code pair sums below 2^15 and the vpmaddubsw kernels
+  // (kind s7) are exact on it. Derived from the codes whenever a weight is packed or loaded.
+  bool narrow_codes = false;
   // Low-bit formats: K is padded to n_groups * group_size.
   int64_t group_size = 0;
   std::vector<uint8_t> group_zp;    // zero-point codes [n_groups][N_pad] (also in the panels)

@@ -95,7 +95,7 @@ struct NoPrepare {
 Blocking blocking_for(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int64_t b_step_bytes,
                       int64_t kc_granule) {
   Blocking blk = choose_blocking(kinfo.mr, kinfo.nr, M, w.N, b_step_bytes, kinfo.kind == KernelKind::s8g ? 4 * w.k_steps() : 0,
-                                 kinfo.kind == KernelKind::s8 ? 4 * w.k_steps() : 0);
+                                 kinfo.kind == KernelKind::s8 || kinfo.kind == KernelKind::s7 ? 4 * w.k_steps() : 0);
   blk.kc_steps = std::max<int64_t>(1, blk.kc_steps / kc_granule) * kc_granule;
   return blk;
 }
@@ -210,6 +210,13 @@ void set_s8_columns(Epilogue& e, const PackedWeight& w, bool per_tensor_activati
   }
 }
 
+// The kernel of an int8 GEMM's product (GemmS8Fn): on narrow codes the s7 one where the dispatch
+// has it (CPUs without VNNI: vpmaddubsw, twice the exact vpmaddwd rate), else the s8 one.
+const KernelInfo& s8_product_kernel(const Dispatch& d, const PackedWeight& w) {
+  const KernelInfo* s7 = d[KernelKind::s7];
+  return s7 && w.narrow_codes ? *s7 : d.gemm(KernelKind::s8);
+}
+
 // The s8q kernel that finishes tiles of this int8 GEMM in registers, or nullptr: a folded u8
 // epilogue (set_s8_columns), all of K in one slice, and a SIMD kernel of the s8 kernel's own level
 // (the ref one defines s8q for the tester; the portable path keeps its own epilogue).
@@ -267,6 +274,7 @@ void single_group_as_s8(const PackedWeight& w, const IsaOps* ops, PackedWeight& 
   s8.scale.resize(size_t(w.n_pad()));
   s8.colsum.resize(size_t(w.n_pad()));
   s8.zero_point.clear();
+  s8.narrow_codes = true;  // codes minus zero points of at most 4 bits: |c| <= 15
   const int64_t panel = s8.panel_bytes();
   for (int64_t j = 0; j < w.n_panels(); ++j) {
     ops->unpack_lowbit_s8(w.bits(), w.lowbit_block(j * kPanelN, 0), group_steps, 1, unpacked.data());
@@ -309,7 +317,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   const KernelInfo& kinfo = groupwise                             ? *s8g
                             : w.format == WeightFormat::u4_x32c4 ? d.gemm(KernelKind::u4)
                             : w.format == WeightFormat::u2_x32c4 ? d.gemm(KernelKind::u2)
-                                                                 : d.gemm(KernelKind::s8);
+                                                                 : s8_product_kernel(d, w);
   note_kernel(kinfo.name);
   if (a.M == 0) return;
   const IsaOps* ops = d.ops;
@@ -418,7 +426,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   // each B panel once per block (reused by all its rows), so the kernel is vpmaddwd and adds alone
   // (the in-place kernel sign-extends B per row tile: 207-227 GOPS at the compute-bound shapes on
   // Zen 3, 232-255 this way).
-  const KernelInfo* s8w = d[KernelKind::s8w];
+  const KernelInfo* s8w = kinfo.kind == KernelKind::s7 ? nullptr : d[KernelKind::s8w];
   if (s8w && M >= paths.wide_min_rows && w.N >= paths.wide_min_cols) {
     const int64_t K_read = w.padded_k(), ld16 = conflict_free_stride(K_read, 2);
     t_wide_a.resize(size_t(M * ld16) * sizeof(int16_t));
@@ -449,7 +457,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
         });
     return;
   }
-  const KernelInfo& s8 = d.gemm(KernelKind::s8);
+  const KernelInfo& s8 = kinfo;
   const auto fn = s8.fn_as<GemmS8Fn>();
   const KernelInfo* fused = fused_u8_kernel(d, s8, w, M, 1, e);
   const auto fn_u8 = fused ? fused->fn_as<GemmS8QFn>() : nullptr;
@@ -477,10 +485,13 @@ std::atomic<bool> g_implicit_conv{true};
 void set_implicit_conv(bool on) { g_implicit_conv.store(on); }
 
 bool gemm_s8_conv_runs(const PackedWeight& w, int64_t KW, int64_t C) {
-  // Symmetric int8 weights (no activation row sums needed), and CPUs without the widened int8
-  // path (it reads A widened to int16, which an implicit GEMM would have to widen per tap).
+  // Symmetric int8 weights (no activation row sums needed) on a kernel that reads u8 rows in place:
+  // not the widened int8 path (it reads A widened to int16, which an implicit GEMM would have to
+  // widen per tap), unless the codes are narrow and run on s7 instead.
+  const Dispatch& d = active_dispatch();
   return g_implicit_conv.load(std::memory_order_relaxed) && w.format == WeightFormat::s8_x32c4 &&
-         w.zero_point.empty() && (KW * C) % 4 == 0 && active_dispatch()[KernelKind::s8w] == nullptr;
+         w.zero_point.empty() && (KW * C) % 4 == 0 &&
+         (d[KernelKind::s8w] == nullptr || s8_product_kernel(d, w).kind == KernelKind::s7);
 }
 
 void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
@@ -488,7 +499,7 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
     throw std::invalid_argument("gemm_s8_conv: weights and conv geometry do not fit the implicit int8 GEMM");
   const Dispatch d = active_dispatch();
   const IsaOps* ops = d.ops;
-  const KernelInfo& s8 = d.gemm(KernelKind::s8);
+  const KernelInfo& s8 = s8_product_kernel(d, w);
   note_kernel(s8.name);
   const int64_t M = a.N * a.OH * a.OW;
   if (M == 0) return;

@@ -35,6 +35,10 @@ Dispatch make_dispatch(Isa isa) {
   const KernelInfo*& s8w = d.kernels[size_t(KernelKind::s8w)];
   const KernelInfo* widen = d[KernelKind::widen_s8];
   if (s8w && (s8w->isa != d[KernelKind::s8]->isa || !widen || std::string(widen->unit) != s8w->unit)) s8w = nullptr;
+  // s7 (narrow weights on vpmaddubsw) replaces an s8 kernel of its own level only: a VNNI level's
+  // vpdpbusd is faster and exact on any code.
+  const KernelInfo*& s7 = d.kernels[size_t(KernelKind::s7)];
+  if (s7 && s7->isa != d[KernelKind::s8]->isa) s7 = nullptr;
   d.ops = &d[KernelKind::isa_ops]->ops_as<IsaOps>();
   return d;
 }

@@ -140,13 +140,15 @@ void for_each_case(const KernelInfo& k, const std::vector<std::pair<int64_t, int
       }
 }
 
-// Plain kinds (s8, s8w, f32, bf16): random tiles against the scalar product of the unpacked
-// operands, and against the ref kernel of the kind (s8 for s8w).
+// Plain kinds (s8, s7, s8w, f32, bf16): random tiles against the scalar product of the unpacked
+// operands, and against the ref kernel of the kind (s8 for s7 and s8w). s7 weights are codes in
+// [-64, 64] (its contract), extremes against all-255 activations included.
 void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   const KernelKind kind = k.kind;
-  const bool int8 = kind == KernelKind::s8 || kind == KernelKind::s8w;
+  const bool s8_rows = kind == KernelKind::s8 || kind == KernelKind::s7;  // GemmS8Fn: runs and cols
+  const bool int8 = s8_rows || kind == KernelKind::s8w;
   const int kr = k.kr;
-  const KernelInfo* ref = reference_kernel(kind == KernelKind::s8w ? KernelKind::s8 : kind);
+  const KernelInfo* ref = reference_kernel(kind == KernelKind::f32 || kind == KernelKind::bf16 ? kind : KernelKind::s8);
   const auto widen = reference_kernel(KernelKind::widen_s8)->fn_as<WidenS8Fn>();
   r.reference = "scalar product; " + std::string(ref->name);
   std::vector<std::pair<int64_t, int64_t>> depths = {{1, 0}, {2, 0}, {3, 0}, {7, 0}, {16, 0}, {33, 0}, {67, 0}};
@@ -155,7 +157,7 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
     // s8 rows in runs (GemmS8Fn's seg_steps): random cases split k into its smallest prime factor
     // of runs, each 8 bytes of 0xAB past the previous (a read outside the runs changes the sums).
     int64_t runs = 1;
-    if (kind == KernelKind::s8 && c.pattern == 0)
+    if (s8_rows && c.pattern == 0)
       for (int64_t f = 2; f <= ks; ++f)
         if (ks % f == 0) {
           runs = f;
@@ -164,7 +166,7 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
     const int64_t seg_steps = ks / runs, seg_stride = 4 * seg_steps + 8;
     const int64_t lda = runs * seg_stride + 3 * kr;  // a stride wider than the row
     // s8 cases on one panel with an odd depth read only its first 16 columns (GemmS8Fn's cols).
-    const int cols = kind == KernelKind::s8 && c.np == 1 && ks % 2 == 1 ? 16 : int(ncols);
+    const int cols = s8_rows && c.np == 1 && ks % 2 == 1 ? 16 : int(ncols);
     const int64_t panel = (ks + 1) * 32 * kr;  // elements between panels
     // Unpacked operands: a[i][k], b[k][n].
     std::vector<double> a(static_cast<size_t>(c.mr * K)), b(static_cast<size_t>(K * ncols));
@@ -180,7 +182,10 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
       if (kind == KernelKind::bf16) a[i] = bf16_to_float(float_to_bf16(float(a[i])));
     }
     for (size_t i = 0; i < b.size(); ++i) {
-      if (int8) {
+      if (kind == KernelKind::s7) {
+        const int pat[] = {rand_int(rng, -64, 64), -64, 64, (i % 3) ? 64 : -64};
+        b[i] = pat[c.pattern];
+      } else if (int8) {
         const int pat[] = {rand_int(rng, -128, 127), -128, 127, (i % 3) ? 127 : -128};
         b[i] = pat[c.pattern];
       } else {
@@ -737,6 +742,7 @@ KernelTestReport test_kernel(const KernelInfo& k, uint64_t seed) {
   Rng rng(seed ^ std::hash<std::string>()(k.name));
   switch (k.kind) {
     case KernelKind::s8:
+    case KernelKind::s7:
     case KernelKind::s8w:
     case KernelKind::f32:
     case KernelKind::bf16: test_plain_gemm(k, rng, r); break;

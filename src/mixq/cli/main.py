@@ -49,7 +49,7 @@ def cmd_bench(args) -> int:
     print(f"mixq GEMM demo: y = relu(x @ W.T + b), x [{m}, {k}], W [{n}, {k}], "
           f"{ops.get_num_threads()} threads, ISA {ops.cpu_info()['isa']}")
     rows = []
-    for name in ("fp32", "bf16", "w8a8", "w4a8-g128", "w4a32-g128"):
+    for name in ("fp32", "bf16", "w8a8", "w7a8", "w4a8-g128", "w4a32-g128"):
         precision = parse_precision(name)
         p = precision.pack(w)
         act = "fp32" if precision.entry.core_mode == "weight_only" else "int8"
@@ -341,14 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--calib", help="calibration images for a model file: .npy [N, C, H, W] float32, .npz "
                                        "with 'x', or a folder of image files (resized, scaled to [0, 1])")
 
-    def model_args(q, default_config="w8a8"):
+    def model_args(q, default_config="int8"):
         model_file_args(q)
         q.add_argument("--model", default="resnet20",
                        help="zoo model (resnet20, mobilenet_v2_small, mobilenet_v2, resnet50) or encoder "
                             "(minilm: all-MiniLM-L6-v2's real weights; bert-large: random weights)")
         q.add_argument("--pretrained", action="store_true", help="load the shipped weights (resnet20, mobilenet_v2_small)")
         q.add_argument("--config", type=_config_arg, default=default_config,
-                       help="precision: a name (fp32, w8a8, w4a8-g128, ...), inline JSON or a .json file "
+                       help="precision: a name (fp32, w8a8, w7a8, w4a8-g128, ...; int8 = this CPU's fastest exact "
+                            "int8: w7a8 without VNNI, else w8a8), inline JSON or a .json file "
                             '({"default": ..., "layers": {name or pattern: precision}})')
         q.add_argument("--calibration", type=positive_int, default=256,
                        help="calibration images (encoders: sentences, for SmoothQuant)")
@@ -395,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--val", help="validation data for a model file: .npz with images 'x' and integer labels 'y'")
     se.add_argument("--calibration", type=positive_int, default=256, help="calibration images used (of --calib)")
     se.add_argument("--model", default="resnet20")
-    se.add_argument("--candidates", default="fp32,w8a8,w4a8-g128", help="comma list, highest precision first")
+    se.add_argument("--candidates", default="fp32,int8,w4a8-g128",
+                    help="comma list, highest precision first (int8: this CPU's default int8, w7a8 or w8a8)")
     se.add_argument("--algorithm", choices=("greedy", "coordinate"), default="greedy")
     se.add_argument("--objective", choices=("aiq", "latency"), default="aiq")
     se.add_argument("--lam", type=float, default=0.5)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .. import ops
+from ..quant.precisions import default_int8
 from .model_search import DEFAULT_CANDIDATES
 from .roofline import machine as get_machine
 from .roofline import profile_plan
@@ -17,8 +18,8 @@ from .study import fashion_mnist_data, final_rows, fronts, layer_rows, print_sum
 
 
 def _profile_step(compiler: ModelCompiler, data, mach) -> None:
-    """The roofline profile of the model at fp32 and w8a8: totals, and the layers that dominate."""
-    for config in ("fp32", "w8a8"):
+    """The roofline profile of the model at fp32 and this CPU's int8: totals, and the layers that dominate."""
+    for config in ("fp32", default_int8()):
         prof = profile_plan(compiler.plan(config), data.x_test[:1], mach, repeats=5)
         t = prof.totals
         say(f"profile {config}: {t['flops'] / 1e6:.1f} MFLOP, weights {t['weight_bytes'] / 1e3:.0f} KB, "

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..quant.precisions import resolve_candidates
 from ..runtime.cnn.compile import ModelCompiler
 from .roofline import Machine, model_totals, plan_costs
 from .search import EvalCache, Evaluation, Objective, Problem, cached, coordinate_descent, greedy
 
-DEFAULT_CANDIDATES = ("fp32", "w8a8", "w4a8-g128")
+DEFAULT_CANDIDATES = ("fp32", "int8", "w4a8-g128")  # int8: this CPU's default int8 (default_int8)
 
 
 def model_digest(model, extra: str = "") -> str:
@@ -128,6 +129,7 @@ def search(model, example_input, calibration, evaluate, *, candidates=DEFAULT_CA
     {layer: precision} map, usable as `mixq.compile(..., config={"default": "fp32", "layers": best})`.
     """
     algorithm_fn = _algorithm(algorithm)
+    candidates = resolve_candidates(candidates)
     compiler = ModelCompiler(model, example_input, calibration, progress=progress, **compile_kw)
     calib_digest = hashlib.sha256(b"".join(np.asarray(b[0] if isinstance(b, (tuple, list)) else b,
                                                      dtype=np.float32).tobytes() for b in calibration or []))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..data import fmnist
+from ..quant.precisions import default_int8, resolve_candidates
 from .model_search import DEFAULT_CANDIDATES, ModelProblem, measure_latency, model_digest, spec_costs
 from .roofline import Machine
 from ..runtime.cnn.compile import ModelCompiler
@@ -93,6 +94,7 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
 
     from .search import EvalCache, Objective, coordinate_descent, greedy, random_configs, uniform
 
+    candidates = resolve_candidates(candidates)
     if compiler is None:
         compiler = ModelCompiler(model, torch.from_numpy(data.x_val[:1]), data.calibration, progress=progress)
     layers = compiler.layer_names()
@@ -176,7 +178,7 @@ def run_study(model, data: StudyData, machine: Machine, cache_path, *, candidate
     random_evals = [(c, aiq_problem.problem.evaluate(c)) for c in randoms]
     configs = {
         "FP32": {n: candidates[0] for n in layers},
-        "uniform INT8 (w8a8)": {n: "w8a8" for n in layers},
+        f"uniform INT8 ({default_int8()})": {n: default_int8() for n in layers},
         "uniform INT4 (w4a8-g128)": {n: "w4a8-g128" for n in layers},
         "AIQ": aiq.best,
         "latency-aware": lat.best,

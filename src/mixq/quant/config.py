@@ -2,7 +2,7 @@
 
 A config maps layer names (module paths, e.g. ``layer1.0.conv2``) or fnmatch patterns
 (``layer4.*``) to a precision of the precision table (``mixq.quant.precisions``: fp32, bf16,
-w8a8, w4a8-g128, ...); unmatched layers get the default.
+w8a8, w7a8, w4a8-g128, ...; ``int8`` is this CPU's default int8); unmatched layers get the default.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ __all__ = ["QuantConfig", "LayerPrecision", "parse_precision"]
 class QuantConfig:
     """Default precision plus per-layer overrides (exact names first, then patterns in order)."""
 
-    def __init__(self, default="w8a8", layers: dict | None = None):
+    def __init__(self, default="int8", layers: dict | None = None):
         self.default = parse_precision(default)
         self.layers = {str(k): parse_precision(v) for k, v in (layers or {}).items()}
 
@@ -38,7 +38,7 @@ class QuantConfig:
         unknown = set(config) - {"default", "layers"}
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}; expected 'default' and 'layers'")
-        return cls(config.get("default", "w8a8"), config.get("layers"))
+        return cls(config.get("default", "int8"), config.get("layers"))
 
     def precision_of(self, layer: str) -> LayerPrecision:
         if layer in self.layers:

@@ -9,6 +9,7 @@ name       weights                      activations into the layer
 fp32       float32                      float32
 bf16       bfloat16                     float32 (converted to bf16 in the core)
 w8a8       int8, per output channel     uint8, per tensor (asymmetric)
+w7a8       int8 in [-64, 64], per chan  uint8
 w4a8       int4, group-wise along K     uint8
 w2a8       int2, group-wise along K     uint8
 w4a32      int4, group-wise (weight-only)  float32
@@ -20,6 +21,12 @@ A grouped precision takes a group size as ``w4a8-g128`` or ``{"precision": "w4a8
 group per output channel. Ops that have int8 and fp32 kernels only (depthwise convolutions,
 attention matmuls, token embeddings) run at the entry's ``depthwise`` / ``attention`` /
 ``embedding`` precision; plans record what ran.
+
+w7a8 stores int8 codes on the narrow symmetric range [-64, 64] (7 bits and a sign's worth: 129
+levels): a u8 activation times such a code, summed in pairs, stays below 2^15, so CPUs without
+VNNI multiply it with ``vpmaddubsw`` exactly, at twice the rate of the exact full-range path. It
+runs, bit for bit the same, on every CPU. ``int8`` names the default int8 precision of this CPU
+(``default_int8()``): w7a8 where that kernel runs, w8a8 elsewhere; plans record which it was.
 """
 from __future__ import annotations
 
@@ -29,10 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.packed_weight import PackedWeight, pack_float
-from .weights import GROUP_SIZES, WEIGHT_CODECS, pack_weights, round_bf16_finite
+from ..ops.packed_weight import PackedWeight, check_finite, pack_float
+from .weights import GROUP_SIZES, NARROW_INT8, WEIGHT_CODECS, round_bf16_finite
 
-__all__ = ["Precision", "PRECISIONS", "LayerPrecision", "parse_precision", "GROUP_SIZES", "DEFAULT_GROUP"]
+__all__ = ["Precision", "PRECISIONS", "LayerPrecision", "parse_precision", "default_int8", "resolve_candidates",
+           "GROUP_SIZES",
+           "DEFAULT_GROUP"]
 
 DEFAULT_GROUP = 128
 
@@ -49,6 +58,7 @@ class Precision:
     attention: str       # precision of attention matmuls (int8 with int8 activations, else fp32)
     embedding: str       # precision of a token embedding table (int8 rows or fp32)
     description: str
+    codec: object = None  # the weight codec (weights.py) of quantized weights, None for float
 
     @property
     def int8_activations(self) -> bool:
@@ -61,21 +71,24 @@ class Precision:
 
     @property
     def quantized_weights(self) -> bool:
-        return self.weight_bits in WEIGHT_CODECS
+        return self.codec is not None
 
 
-def _entry(name, bits, act, mode, roof, description):
-    grouped = bool(WEIGHT_CODECS.get(bits) and WEIGHT_CODECS[bits].grouped)
-    return Precision(name, bits, act, grouped, mode, roof,
+def _entry(name, bits, act, mode, roof, description, codec=None):
+    codec = codec or WEIGHT_CODECS.get(bits)
+    return Precision(name, bits, act, bool(codec and codec.grouped), mode, roof,
                      depthwise="w8a8" if act == "int8" else "fp32",
                      attention="w8a8" if act == "int8" else "fp32",
-                     embedding="w8a8" if bits <= 8 else "fp32", description=description)
+                     embedding="w8a8" if bits <= 8 else "fp32", description=description, codec=codec)
 
 
 PRECISIONS: dict[str, Precision] = {p.name: p for p in (
     _entry("fp32", 32, "fp32", "float", "peak_fp32_gflops", "float32 weights and activations"),
     _entry("bf16", 16, "fp32", "float", "peak_bf16_gflops", "bfloat16 weights, fp32 accumulation"),
     _entry("w8a8", 8, "int8", "int8", "peak_int8_gops", "int8 weights per channel, uint8 activations"),
+    _entry("w7a8", 8, "int8", "int8", "peak_int8_gops",
+           "int8 weights per channel in [-64, 64] (exact on vpmaddubsw without VNNI), uint8 activations",
+           codec=NARROW_INT8),
     _entry("w4a8", 4, "int8", "int8", "peak_int8_gops", "int4 weights per group, uint8 activations"),
     _entry("w2a8", 2, "int8", "int8", "peak_int8_gops", "int2 weights per group, uint8 activations"),
     _entry("w4a32", 4, "fp32", "weight_only", "peak_fp32_gflops", "int4 weights per group, fp32 activations"),
@@ -132,18 +145,17 @@ class LayerPrecision:
     def pack(self, w2d: np.ndarray) -> PackedWeight:
         """The packed weight of a float [N, K] weight, as plans store it."""
         e = self.entry
+        w2d = np.ascontiguousarray(w2d, dtype=np.float32)
         if not e.quantized_weights:
-            return pack_float(np.ascontiguousarray(w2d, dtype=np.float32), e.weight_bits)
-        if e.grouped:
-            return pack_weights(w2d, bits=e.weight_bits, group_size=self.group_for(w2d.shape[1]), symmetric=False)
-        return pack_weights(w2d, bits=e.weight_bits)
+            return pack_float(w2d, e.weight_bits)
+        check_finite(w2d, "w")
+        return e.codec.pack(*self.quantize(w2d))
 
     def quantize(self, w2d: np.ndarray):
         """(codes, scale, zero point, group) of a float [N, K] weight, as pack() quantizes it."""
         e = self.entry
-        codec = WEIGHT_CODECS[e.weight_bits]
-        return codec.quantize(np.asarray(w2d, dtype=np.float32), self.group_for(w2d.shape[1]),
-                              symmetric=not e.grouped)
+        return e.codec.quantize(np.asarray(w2d, dtype=np.float32), self.group_for(w2d.shape[1]),
+                                symmetric=not e.grouped)
 
     def fake_quant(self, w2d: np.ndarray) -> np.ndarray:
         """A float [N, K] weight as the packed weight represents it (float32)."""
@@ -154,7 +166,7 @@ class LayerPrecision:
         if not e.quantized_weights:
             return round_bf16_finite(w2d)
         q, s, z, group = self.quantize(w2d)
-        return WEIGHT_CODECS[e.weight_bits].dequantize(q, s, z, group, w2d.shape[1]).astype(np.float32)
+        return e.codec.dequantize(q, s, z, group, w2d.shape[1]).astype(np.float32)
 
     def weight_bytes(self, n_out: int, k: int, bias: bool = True) -> int:
         """Bytes of an [n_out, k] weight: codes, scales, zero points, bias (no packing padding)."""
@@ -173,8 +185,20 @@ class LayerPrecision:
         return f"{self.precision}-g{self.group_size or 'channel'}"
 
 
+def default_int8() -> str:
+    """The int8 precision this CPU runs fastest, exactly: w7a8 where the dispatcher has the narrow-code
+    kernel (s7: vpmaddubsw, CPUs without VNNI), else w8a8 (full range; vpdpbusd or the reference)."""
+    from .. import _core
+    return "w7a8" if _core.cpu_info()["kernels"].get("s7", "none") != "none" else "w8a8"
+
+
+def resolve_candidates(names) -> tuple:
+    """Search candidates with the ``int8`` alias replaced by this CPU's default int8 precision."""
+    return tuple(default_int8() if str(n).strip().lower() == "int8" else n for n in names)
+
+
 def _choices() -> str:
-    return (f"choose from {', '.join(PRECISIONS)} (grouped ones optionally with -g<group size>, one of "
+    return (f"choose from {', '.join(PRECISIONS)}, or int8 (this CPU's default int8: {default_int8()}) (grouped ones optionally with -g<group size>, one of "
             f"{', '.join(map(str, GROUP_SIZES))} or 'channel', e.g. w4a8-g128)")
 
 
@@ -201,6 +225,8 @@ def parse_precision(value) -> LayerPrecision:
                 raise ValueError(f"{base.precision} has no group size")
             return base
         return LayerPrecision(base.precision, _group(value.get("group_size", base.group_size), base.precision))
+    if isinstance(value, str) and value.strip().lower() == "int8":
+        value = default_int8()
     m = _NAME.match(value.strip().lower()) if isinstance(value, str) else None
     if m is None or m.group(1) not in PRECISIONS:
         raise ValueError(f"unknown precision {value!r}; {_choices()}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ops.packed_weight import PackedWeight, check_finite, pack_float, pack_int8_codes, pack_low_bit_codes
 
-__all__ = ["GROUP_SIZES", "WEIGHT_CODECS", "round_bf16", "pack_weights", "check_group_size"]
+__all__ = ["GROUP_SIZES", "WEIGHT_CODECS", "NARROW_INT8", "round_bf16", "pack_weights", "check_group_size"]
 
 # Group sizes the low-bit kernels take (a group is a whole number of 4-deep k steps per panel).
 GROUP_SIZES = (32, 64, 128)
@@ -43,17 +43,19 @@ def stored_group(k: int, group_size: int | None) -> int:
     return -(-k // 16) * 16 if group_size is None else int(group_size)
 
 
-def quantize_int8(w: np.ndarray, per_channel: bool = True, symmetric: bool = True):
-    """Round-to-nearest int8: symmetric [-127, 127], or asymmetric [-128, 127] + zero point.
-    Returns codes int8, scale float32 [N] (or [1]), zero point int32 or None."""
+def quantize_int8(w: np.ndarray, per_channel: bool = True, symmetric: bool = True, qmax: int = 127):
+    """Round-to-nearest int8: symmetric [-qmax, qmax], or asymmetric [-128, 127] + zero point
+    (qmax 127 only). Returns codes int8, scale float32 [N] (or [1]), zero point int32 or None."""
     w = w.astype(np.float32)
     axis = 1 if per_channel else None
     if symmetric:
         amax = np.abs(w).max(axis=axis, keepdims=per_channel)
-        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-        q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+        scale = np.where(amax > 0, amax / np.float32(qmax), 1.0).astype(np.float32)
+        q = np.clip(np.rint(w / scale), -qmax, qmax).astype(np.int8)
         zp = None
     else:
+        if qmax != 127:
+            raise ValueError(f"asymmetric int8 weights use the full range; qmax={qmax} is symmetric only")
         lo = np.minimum(w.min(axis=axis, keepdims=per_channel), 0.0)
         hi = np.maximum(w.max(axis=axis, keepdims=per_channel), 0.0)
         scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0).astype(np.float32)
@@ -104,14 +106,17 @@ def quantize_groups(w: np.ndarray, bits: int, group: int, symmetric: bool, clip_
 
 @dataclass(frozen=True)
 class Int8Codec:
-    """8-bit weights: one scale (and optional zero point) per output channel."""
+    """8-bit weights: one scale (and optional zero point) per output channel. Symmetric codes lie in
+    [-qmax, qmax]: 127 is the full range; 64 is the narrow range (|code| <= 64) on which CPUs without
+    VNNI multiply with vpmaddubsw, exactly (the core checks every code when it packs)."""
     bits: int = 8
     grouped: bool = False
+    qmax: int = 127
 
     def quantize(self, w2, group_size=None, symmetric=True, clip_search=False, per_channel=True):
         if group_size is not None or clip_search:
             raise ValueError("group_size and clip_search apply to bits=4 and bits=2")
-        q, s, z = quantize_int8(w2, per_channel, bool(symmetric))
+        q, s, z = quantize_int8(w2, per_channel, bool(symmetric), self.qmax)
         return q, s, z, None
 
     def dequantize(self, q, s, z, group, k):
@@ -143,6 +148,7 @@ class GroupCodec:
 
 
 WEIGHT_CODECS = {8: Int8Codec(), 4: GroupCodec(4), 2: GroupCodec(2)}
+NARROW_INT8 = Int8Codec(qmax=64)  # the w7a8 precision's weights
 
 
 def codec(bits):
