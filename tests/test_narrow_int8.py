@@ -138,3 +138,17 @@ def test_compile_int8_records_the_resolved_precision():
     x = torch.randn(2, 3, 15, 13)
     plan = mixq.compile(_model(), x, "int8", calibration=[x], progress=False)
     assert {layer["precision"] for layer in plan.layers()} == {default_int8()}
+
+
+def test_machine_model_roof_of_w7a8():
+    """The planner's roof for w7a8 is the narrow-code loop's peak where w7a8 runs on it; a machine
+    model from before that field existed falls back to the int8 peak."""
+    from mixq.planner.roofline.machine import Machine
+
+    base = dict(cpu="x", isa="avx2", threads=2, peak_int8_gops=300.0, peak_bf16_gflops=100.0, peak_fp32_gflops=200.0,
+                gemm_int8_gops=250.0, gemm_fp32_gflops=180.0, dram_read_gbs=30.0, l3_read_gbs=200.0, l2_read_gbs=400.0)
+    old = Machine.from_dict(base)
+    assert old.compute_roof("w7a8") == old.compute_roof("w8a8") == 300e9
+    new = Machine.from_dict({**base, "peak_int8_narrow_gops": 570.0})
+    assert new.compute_roof("w7a8") == 570e9 and new.compute_roof("w8a8") == 300e9
+    assert mixq.measure_peak("int8_narrow" if HAS_AVX2 else "int8", 0.01) > 0

@@ -16,10 +16,13 @@ namespace mixq {
 
 double measure_peak_gops(const char* kind_c, double seconds) {
   const std::string kind = kind_c;
-  if (kind != "int8" && kind != "fp32" && kind != "bf16")
-    throw std::invalid_argument("measure_peak: kind must be int8, fp32 or bf16");
+  if (kind != "int8" && kind != "int8_narrow" && kind != "fp32" && kind != "bf16")
+    throw std::invalid_argument("measure_peak: kind must be int8, int8_narrow, fp32 or bf16");
   const Dispatch d = active_dispatch();
-  const KernelInfo* k = d[kind == "int8" ? KernelKind::peak_int8 : kind == "fp32" ? KernelKind::peak_fp32 : KernelKind::peak_bf16];
+  const KernelInfo* k = d[kind == "int8"          ? KernelKind::peak_int8
+                          : kind == "int8_narrow" ? KernelKind::peak_int8_narrow
+                          : kind == "fp32"        ? KernelKind::peak_fp32
+                                                  : KernelKind::peak_bf16];
   if (!k) throw std::invalid_argument("measure_peak: no " + kind + " peak loop for ISA " + isa_name(d.isa));
   const PeakLoopFn loop = k->fn_as<PeakLoopFn>();
   const double ops_per_iter = k->ops_per_iter;

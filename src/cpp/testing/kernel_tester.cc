@@ -754,6 +754,7 @@ KernelTestReport test_kernel(const KernelInfo& k, uint64_t seed) {
     case KernelKind::isa_ops: test_isa_ops(k, rng, r); break;
     case KernelKind::encoder_ops: test_encoder_ops(k, rng, r); break;
     case KernelKind::peak_int8:
+    case KernelKind::peak_int8_narrow:
     case KernelKind::peak_fp32:
     case KernelKind::peak_bf16: test_peak(k, r); break;
     default:

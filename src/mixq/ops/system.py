@@ -48,7 +48,8 @@ def kernel_list() -> list[dict]:
 
 
 def measure_peak(kind: str, seconds: float = 0.3) -> float:
-    """Measured compute roof at the current thread count, in GOPS: 'int8', 'fp32' or 'bf16'."""
+    """Measured compute roof at the current thread count, in GOPS: 'int8', 'int8_narrow' (the w7a8
+    kernels' vpmaddubsw loop, CPUs without VNNI), 'fp32' or 'bf16'."""
     return _core.measure_peak(str(kind), float(seconds))
 
 

@@ -86,7 +86,7 @@ PRECISIONS: dict[str, Precision] = {p.name: p for p in (
     _entry("fp32", 32, "fp32", "float", "peak_fp32_gflops", "float32 weights and activations"),
     _entry("bf16", 16, "fp32", "float", "peak_bf16_gflops", "bfloat16 weights, fp32 accumulation"),
     _entry("w8a8", 8, "int8", "int8", "peak_int8_gops", "int8 weights per channel, uint8 activations"),
-    _entry("w7a8", 8, "int8", "int8", "peak_int8_gops",
+    _entry("w7a8", 8, "int8", "int8", "peak_int8_narrow_gops",
            "int8 weights per channel in [-64, 64] (exact on vpmaddubsw without VNNI), uint8 activations",
            codec=NARROW_INT8),
     _entry("w4a8", 4, "int8", "int8", "peak_int8_gops", "int4 weights per group, uint8 activations"),

@@ -12,6 +12,7 @@ PRECISION_COLORS = {
     "fp32": "#4c72b0",
     "bf16": "#8172b3",
     "w8a8": "#55a868",
+    "w7a8": "#2e8b57",
     "w4a8": "#dd8452",
     "w2a8": "#c44e52",
     "w4a32": "#e5ae38",
@@ -98,7 +99,10 @@ def precision_color(precision) -> str:
 
 def compute_roof_gops(machine: dict, precision) -> float | None:
     """GOPS roof of a precision from a machine dict, by mixq.planner.roofline's rule (roof_field)."""
-    return pos(machine.get(roof_field(base_precision(precision))))
+    field = roof_field(base_precision(precision))
+    if field == "peak_int8_narrow_gops" and not machine.get(field):  # a model from before it was measured
+        field = "peak_int8_gops"
+    return pos(machine.get(field))
 
 
 def layer_time(side: dict) -> tuple[float | None, bool]:

@@ -10,6 +10,7 @@ MACHINE_ROWS = (
     ("isa", "kernel ISA", "", None),
     ("threads", "threads", "", None),
     ("peak_int8_gops", "int8 peak (tight loop)", "GOPS", ".1f"),
+    ("peak_int8_narrow_gops", "int8 peak on w7a8's narrow codes (tight loop)", "GOPS", ".1f"),
     ("peak_bf16_gflops", "bf16 peak (tight loop)", "GFLOPS", ".1f"),
     ("peak_fp32_gflops", "fp32 peak (tight loop)", "GFLOPS", ".1f"),
     ("gemm_int8_gops", "int8 GEMM (best measured)", "GOPS", ".1f"),

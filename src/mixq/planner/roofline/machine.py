@@ -18,8 +18,9 @@ import numpy as np
 
 from ... import ops
 from ...quant import parse_precision
+from ...quant.precisions import default_int8
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: peak_int8_narrow_gops
 
 
 def roof_field(precision: str) -> str:
@@ -45,10 +46,16 @@ class Machine:
     l3_read_gbs: float
     l2_read_gbs: float
     measured_at: str = ""
+    # w7a8's roof: the narrow-code (vpmaddubsw) loop where w7a8 runs on it (CPUs without VNNI), else
+    # the int8 peak; 0 (a model from before it was measured) reads as the int8 peak.
+    peak_int8_narrow_gops: float = 0.0
 
     def compute_roof(self, precision: str) -> float:
         """Ops/s roof of a layer at `precision` (a mixq.quant.config precision name)."""
-        return getattr(self, roof_field(precision)) * 1e9
+        field = roof_field(precision)
+        if field == "peak_int8_narrow_gops" and not self.peak_int8_narrow_gops:
+            field = "peak_int8_gops"
+        return getattr(self, field) * 1e9
 
     @property
     def ridge_int8(self) -> float:
@@ -61,7 +68,7 @@ class Machine:
     @classmethod
     def from_dict(cls, d: dict) -> "Machine":
         names = {f.name for f in fields(cls)}
-        missing = names - set(d) - {"measured_at"}
+        missing = names - set(d) - {"measured_at", "peak_int8_narrow_gops"}
         if missing:
             raise ValueError(f"machine model lacks {sorted(missing)}")
         return cls(**{k: v for k, v in d.items() if k in names})
@@ -117,9 +124,11 @@ def measure(seconds: float = 0.3) -> Machine:
     info = ops.cpu_info()
     l2, l3 = int(info["l2_bytes"]), int(info["l3_bytes"])
     threads = ops.get_num_threads()
+    peak_int8 = ops.measure_peak("int8", seconds)
     return Machine(
         cpu=cpu_name(), isa=info["isa"], threads=threads,
-        peak_int8_gops=ops.measure_peak("int8", seconds),
+        peak_int8_gops=peak_int8,
+        peak_int8_narrow_gops=ops.measure_peak("int8_narrow", seconds) if default_int8() == "w7a8" else peak_int8,
         peak_bf16_gflops=_bf16_peak(seconds),
         peak_fp32_gflops=ops.measure_peak("fp32", seconds),
         gemm_int8_gops=_best_gemm("w8a8", seconds),
