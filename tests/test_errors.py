@@ -143,7 +143,7 @@ def test_cpu_info_and_kernel_list():
     if any(k["isa"] == "dotprod" for k in mixq.kernel_list()):
         kinds.add("peak_int8")
     if any(k["isa"] == "avx2" for k in mixq.kernel_list()):
-        kinds |= {"s8w", "s7", "peak_int8_narrow"}  # int8 on int16-widened operands and on narrow codes
+        kinds |= {"s8w", "s7", "s7q", "peak_int8_narrow"}  # int8 on int16-widened operands and on narrow codes
         kinds |= {"peak_fp32", "peak_int8"}
     if any(k["needs_bf16"] for k in mixq.kernel_list()):
         kinds.add("peak_bf16")

@@ -217,12 +217,13 @@ const KernelInfo& s8_product_kernel(const Dispatch& d, const PackedWeight& w) {
   return s7 && w.narrow_codes ? *s7 : d.gemm(KernelKind::s8);
 }
 
-// The s8q kernel that finishes tiles of this int8 GEMM in registers, or nullptr: a folded u8
-// epilogue (set_s8_columns), all of K in one slice, and a SIMD kernel of the s8 kernel's own level
-// (the ref one defines s8q for the tester; the portable path keeps its own epilogue).
+// The kernel that finishes tiles of this int8 GEMM in registers (s8q, or s7q after an s7
+// product), or nullptr: a folded u8 epilogue (set_s8_columns), all of K in one slice, and a SIMD
+// kernel of the product kernel's own level (the ref one defines s8q for the tester; the portable
+// path keeps its own epilogue).
 const KernelInfo* fused_u8_kernel(const Dispatch& d, const KernelInfo& s8, const PackedWeight& w, int64_t M,
                                   int64_t kc_granule, const Epilogue& e) {
-  const KernelInfo* q = d[KernelKind::s8q];
+  const KernelInfo* q = d[s8.kind == KernelKind::s7 ? KernelKind::s7q : KernelKind::s8q];
   if (!q || q->isa != s8.isa || q->isa == Isa::ref || !e.col_scale || e.type != OutType::u8 || e.col_block)
     return nullptr;
   return w.k_steps() <= blocking_for(w, M, s8, kPanelN * 4, kc_granule).kc_steps ? q : nullptr;

@@ -38,7 +38,9 @@ Dispatch make_dispatch(Isa isa) {
   // s7 (narrow weights on vpmaddubsw) replaces an s8 kernel of its own level only: a VNNI level's
   // vpdpbusd is faster and exact on any code.
   const KernelInfo*& s7 = d.kernels[size_t(KernelKind::s7)];
+  const KernelInfo*& s7q = d.kernels[size_t(KernelKind::s7q)];
   if (s7 && s7->isa != d[KernelKind::s8]->isa) s7 = nullptr;
+  if (!s7 || (s7q && s7q->isa != s7->isa)) s7q = nullptr;
   d.ops = &d[KernelKind::isa_ops]->ops_as<IsaOps>();
   return d;
 }

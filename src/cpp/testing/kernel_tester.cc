@@ -270,12 +270,13 @@ void test_plain_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   });
 }
 
-// s8q: every case of the int8 tile (runs of A, column counts down to a 16-column half and ragged
+// s8q, s7q: every case of the int8 tile (runs of A, column counts down to a 16-column half and ragged
 // tails) requantized by the folded epilogue with random column terms, each residual kind, clamps
 // and zero points: the exact integer products through folded_u8_code (the definition), and the
 // ref kernel, byte for byte; bytes outside the tile stay untouched.
 void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   const KernelInfo* ref = reference_kernel(KernelKind::s8q);
+  const int code_max = k.kind == KernelKind::s7q ? 64 : 127;  // s7q: narrow codes (its contract)
   r.reference = "integer product through folded_u8_code; " + std::string(ref->name);
   const std::vector<std::pair<int64_t, int64_t>> depths = {{1, 0}, {3, 0}, {16, 0}, {33, 0}};
   int variant = 0;
@@ -300,7 +301,8 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
     std::vector<int64_t> bv(size_t(K * ncols));
     for (int64_t kk = 0; kk < K; ++kk)
       for (int64_t n = 0; n < ncols; ++n) {
-        const int val = c.pattern == 0 ? rand_int(rng, -128, 127) : c.pattern == 1 ? 127 : -128;
+        const int val = c.pattern == 0 ? rand_int(rng, -code_max - 1 + (code_max == 64), code_max)
+                        : c.pattern == 1 ? code_max : -code_max - (code_max == 127);
         bv[size_t(kk * ncols + n)] = val;
         bp.as<int8_t>()[(n / 32) * panel + (kk / 4) * 128 + (n % 32) * 4 + kk % 4] = int8_t(val);
       }
@@ -746,7 +748,8 @@ KernelTestReport test_kernel(const KernelInfo& k, uint64_t seed) {
     case KernelKind::s8w:
     case KernelKind::f32:
     case KernelKind::bf16: test_plain_gemm(k, rng, r); break;
-    case KernelKind::s8q: test_s8q(k, rng, r); break;
+    case KernelKind::s8q:
+    case KernelKind::s7q: test_s8q(k, rng, r); break;
     case KernelKind::widen_s8: test_widen(k, rng, r); break;
     case KernelKind::dw_s8:
     case KernelKind::dw_s8_3x3:
