@@ -266,49 +266,49 @@ int64_t peak_fp32__avx2(int64_t iters) {
   return int64_t(v[0] + v[7]);
 }
 
-// The exact int8 kernel's inner step, vpmaddwd (16 int16 MACs) + vpaddd, on 12 independent chains:
-// the int8 roof of a CPU without VNNI for products that must not saturate. Each chain multiplies
-// its own accumulator, so no two products are alike (the compiler would compute shared ones once).
-int64_t peak_int8__avx2(int64_t iters) {
-  __m256i y = _mm256_set1_epi16(-2);
-  __asm__("" : "+x"(y));
+namespace {
+
+// Twelve independent int32 chains, each advanced by mac(chain) once per iteration (named
+// variables: held in an array, GCC 12 spilled half of them to the stack every iteration); a checksum.
+template <typename Mac>
+inline int64_t twelve_int32_chains(int64_t iters, Mac mac) {
   __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2), a3 = _mm256_set1_epi32(3);
   __m256i a4 = _mm256_set1_epi32(4), a5 = _mm256_set1_epi32(5), a6 = _mm256_set1_epi32(6), a7 = _mm256_set1_epi32(7);
   __m256i a8 = _mm256_set1_epi32(8), a9 = _mm256_set1_epi32(9), a10 = _mm256_set1_epi32(10), a11 = _mm256_set1_epi32(11);
-  // In asm: from intrinsics GCC 12 spills half of these chains to the stack every iteration.
-#define MIXQ_MAC(a) __asm__("vpmaddwd %1, %0, %%ymm15\n\tvpaddd %%ymm15, %0, %0" : "+x"(a) : "x"(y) : "xmm15")
   for (int64_t it = 0; it < iters; ++it) {
-    MIXQ_MAC(a0); MIXQ_MAC(a1); MIXQ_MAC(a2); MIXQ_MAC(a3); MIXQ_MAC(a4); MIXQ_MAC(a5);
-    MIXQ_MAC(a6); MIXQ_MAC(a7); MIXQ_MAC(a8); MIXQ_MAC(a9); MIXQ_MAC(a10); MIXQ_MAC(a11);
+    mac(a0), mac(a1), mac(a2), mac(a3), mac(a4), mac(a5);
+    mac(a6), mac(a7), mac(a8), mac(a9), mac(a10), mac(a11);
   }
-#undef MIXQ_MAC
   __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
                                _mm256_add_epi32(_mm256_add_epi32(a4, a5), _mm256_add_epi32(a6, a7)));
   s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_add_epi32(a8, a9), _mm256_add_epi32(a10, a11)));
   return _mm256_extract_epi32(s, 0) + _mm256_extract_epi32(s, 7);
 }
 
+}  // namespace
+
+// The exact int8 kernel's inner step, vpmaddwd (16 int16 MACs) + vpaddd, on 12 independent chains:
+// the int8 roof of a CPU without VNNI for products that must not saturate. Each chain multiplies
+// its own accumulator, so no two products are alike (the compiler would compute shared ones once);
+// in asm, which the compiler cannot merge or spill around.
+int64_t peak_int8__avx2(int64_t iters) {
+  __m256i y = _mm256_set1_epi16(-2);
+  __asm__("" : "+x"(y));
+  return twelve_int32_chains(iters, [y](__m256i& a) {
+    __asm__("vpmaddwd %1, %0, %%ymm15\n\tvpaddd %%ymm15, %0, %0" : "+x"(a) : "x"(y) : "xmm15");
+  });
+}
+
 // The narrow-code kernel's (s7) inner step, vpmaddubsw (32 u8 x s8 MACs) + vpmaddwd by ones +
-// vpaddd, on 12 independent chains: the int8 roof of a CPU without VNNI for w7a8 layers.
+// vpaddd, on 12 independent chains (each multiplies its own accumulator's bytes): the int8 roof of
+// a CPU without VNNI for w7a8 layers.
 int64_t peak_int8_narrow__avx2(int64_t iters) {
   __m256i x = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
   __asm__("" : "+x"(x), "+x"(ones));
-  __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2), a3 = _mm256_set1_epi32(3);
-  __m256i a4 = _mm256_set1_epi32(4), a5 = _mm256_set1_epi32(5), a6 = _mm256_set1_epi32(6), a7 = _mm256_set1_epi32(7);
-  __m256i a8 = _mm256_set1_epi32(8), a9 = _mm256_set1_epi32(9), a10 = _mm256_set1_epi32(10), a11 = _mm256_set1_epi32(11);
-  // Each chain multiplies its own accumulator's bytes (no two products alike), in asm as above.
-#define MIXQ_MAC(a)                                                                                      \
-  __asm__("vpmaddubsw %1, %0, %%ymm14\n\tvpmaddwd %2, %%ymm14, %%ymm14\n\tvpaddd %%ymm14, %0, %0" \
-          : "+x"(a) : "x"(x), "x"(ones) : "xmm14")
-  for (int64_t it = 0; it < iters; ++it) {
-    MIXQ_MAC(a0); MIXQ_MAC(a1); MIXQ_MAC(a2); MIXQ_MAC(a3); MIXQ_MAC(a4); MIXQ_MAC(a5);
-    MIXQ_MAC(a6); MIXQ_MAC(a7); MIXQ_MAC(a8); MIXQ_MAC(a9); MIXQ_MAC(a10); MIXQ_MAC(a11);
-  }
-#undef MIXQ_MAC
-  __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
-                               _mm256_add_epi32(_mm256_add_epi32(a4, a5), _mm256_add_epi32(a6, a7)));
-  s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_add_epi32(a8, a9), _mm256_add_epi32(a10, a11)));
-  return _mm256_extract_epi32(s, 0) + _mm256_extract_epi32(s, 7);
+  return twelve_int32_chains(iters, [x, ones](__m256i& a) {
+    __asm__("vpmaddubsw %1, %0, %%ymm14\n\tvpmaddwd %2, %%ymm14, %%ymm14\n\tvpaddd %%ymm14, %0, %0"
+            : "+x"(a) : "x"(x), "x"(ones) : "xmm14");
+  });
 }
 
 }  // namespace mixq
