@@ -473,8 +473,10 @@ struct DwGeometry {
 enum class DwOperands { random, x255_wmin, x0_wmax_zp255, x255_wmax, x0_wmin_zp255 };
 // int8 epilogues: the accumulator itself (mult 1, no bias, no clamp); float y = acc * mult + bias,
 // clamped (two roundings, so an FMA contraction shows); u8 codes from random scales; u8 codes from
-// a dyadic mult and half-integer biases, which put many values on exact rounding ties.
-enum class DwEpilogue { accumulator, float_out, u8_random, u8_ties };
+// a dyadic mult and half-integer biases, which put many values on exact rounding ties; u8 codes
+// that are ties only after both roundings (float(acc) * mult rounded, then + bias), which an FMA
+// would round once and move off the tie.
+enum class DwEpilogue { accumulator, float_out, u8_random, u8_ties, u8_two_roundings };
 
 void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   const bool int8 = k.kind != KernelKind::dw_f32;
@@ -502,7 +504,7 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
            : std::vector<DwOperands>{DwOperands::random};
   const std::vector<DwEpilogue> epilogues =
       int8 ? std::vector<DwEpilogue>{DwEpilogue::accumulator, DwEpilogue::float_out, DwEpilogue::u8_random,
-                                     DwEpilogue::u8_ties}
+                                     DwEpilogue::u8_ties, DwEpilogue::u8_two_roundings}
            : std::vector<DwEpilogue>{DwEpilogue::accumulator, DwEpilogue::float_out};
   for (const DwGeometry& g : geometries)
     for (const DwOperands pattern : operands)
@@ -510,9 +512,14 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
         DwShape s{g.N, g.H, g.W, g.C, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW};
         const int64_t C = g.C, taps = g.KH * g.KW, ld_in = C + 3, ld_out = C + 5, OH = s.OH(), OW = s.OW();
         if (int8 && k.isa != Isa::ref && taps > kDwMaxExactTaps) continue;
-        if (pattern != DwOperands::random && (epi == DwEpilogue::u8_random || epi == DwEpilogue::u8_ties)) continue;
-        const int64_t in_elems = g.N * g.H * g.W * ld_in, out_elems = g.N * OH * OW * ld_out;
-        const bool u8_out = epi == DwEpilogue::u8_random || epi == DwEpilogue::u8_ties;
+        const bool u8_out = epi != DwEpilogue::accumulator && epi != DwEpilogue::float_out;
+        if (pattern != DwOperands::random && u8_out) continue;
+        // Outputs: the tensor and a guard zone after it, both holding a sentinel where nothing may be
+        // written (the gaps between pixels, the guard), so a store past the end is a mismatch.
+        const int64_t in_elems = g.N * g.H * g.W * ld_in, out_elems = g.N * OH * OW * ld_out + 64;
+        const auto outside = [&](size_t i) {
+          return i >= size_t(g.N * OH * OW * ld_out) || (i % static_cast<size_t>(ld_out)) >= static_cast<size_t>(C);
+        };
         DwCall c;
         c.s = s, c.OH = OH, c.OW = OW, c.int8 = int8, c.ld_in = ld_in, c.ld_out = ld_out;
         c.lo = -std::numeric_limits<float>::infinity(), c.hi = std::numeric_limits<float>::infinity();
@@ -544,6 +551,23 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
             std::fill(mult.begin(), mult.end(), 1.f / 512.f);
             for (auto& v : bias) v = float(rand_int(rng, -8, 8)) * 0.5f;
             c.bias = bias.data(), c.out_scale = 1.f, c.out_zp = rand_int(rng, 100, 150);
+          } else if (epi == DwEpilogue::u8_two_roundings) {
+            // One input value per channel, zp 0: an output whose taps are all inside the image has
+            // acc = x * sum(w). Its rounded product p_r = float(acc) * mult is near 100-1000 and the
+            // bias k + 0.5 - p_r (exact: a multiple of p_r's ulp, smaller than p_r) makes y a tie.
+            c.in_zp = 0;
+            for (int64_t ch = 0; ch < C; ++ch) {
+              const int xv = rand_int(rng, 100, 255);
+              for (int64_t px = 0; px < g.N * g.H * g.W; ++px) x8[static_cast<size_t>(px * ld_in + ch)] = uint8_t(xv);
+              int64_t wsum = 0;
+              for (int64_t t = 0; t < taps; ++t) wsum += w8[static_cast<size_t>(t * C + ch)];
+              if (wsum == 0) continue;  // no tie to make: random mult and bias
+              const float acc = float(xv * wsum);
+              mult[size_t(ch)] = rand_float(rng, 100.f, 1000.f) / acc;
+              const float p_r = acc * mult[size_t(ch)];
+              bias[size_t(ch)] = float(rand_int(rng, 0, 60)) + 0.5f - p_r;
+            }
+            c.bias = bias.data(), c.out_scale = 1.f, c.out_zp = rand_int(rng, 100, 150);
           }
         } else {
           c.in_f32 = xf.data(), c.bias = bias.data();
@@ -551,7 +575,8 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
         }
         if (k.kind == KernelKind::dw_s8_3x3 && !dwconv3x3_vnni_fits(c)) continue;
         static const char* const kOperands[] = {"random", "x255 w-128", "x0 w127 zp255", "x255 w127", "x0 w-128 zp255"};
-        static const char* const kEpilogues[] = {"accumulator", "float epilogue", "u8 random scales", "u8 ties"};
+        static const char* const kEpilogues[] = {"accumulator", "float epilogue", "u8 random scales", "u8 ties",
+                                                 "u8 ties after two roundings"};
         const std::string what = fmt("%s N=%lld H=%lld W=%lld C=%lld kernel %lldx%lld stride %lldx%lld pad %lldx%lld "
                                      "dilation %lldx%lld, %s, %s", k.name, (long long)g.N, (long long)g.H,
                                      (long long)g.W, (long long)C, (long long)g.KH, (long long)g.KW, (long long)g.SH,
@@ -559,14 +584,16 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
                                      (long long)g.DW, int8 ? kOperands[int(pattern)] : "random",
                                      kEpilogues[int(epi)]);
         const auto run = [&](const KernelInfo& kern, DwCall call) { kern.fn_as<DwKernelFn>()(call); };
-        if (u8_out) {  // bit for bit, and nothing written between pixels
+        if (u8_out) {  // bit for bit
           std::vector<uint8_t> got(static_cast<size_t>(out_elems), 77), want(static_cast<size_t>(out_elems), 77);
           DwCall cg = c, cw = c;
           cg.out_u8 = got.data(), cw.out_u8 = want.data();
           run(k, cg), run(*ref, cw);
-          for (size_t i = 0; i < got.size(); ++i)
-            record(r, std::abs(int(got[i]) - int(want[i])), 0,
-                   [&] { return fmt("%s: output %zu got %d want %d", what.c_str(), i, got[i], want[i]); });
+          for (size_t i = 0; i < got.size(); ++i) {
+            const int expect = outside(i) ? 77 : want[i];
+            record(r, std::abs(int(got[i]) - expect), 0,
+                   [&] { return fmt("%s: output %zu got %d want %d", what.c_str(), i, got[i], expect); });
+          }
         } else {
           std::vector<float> got(static_cast<size_t>(out_elems), -77.f), want(static_cast<size_t>(out_elems), -77.f), mag(static_cast<size_t>(out_elems), 0.f);
           DwCall cg = c, cw = c;
@@ -586,9 +613,10 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
           for (size_t i = 0; i < got.size(); ++i) {
             const double err = int8 ? std::fabs(double(got[i]) - double(want[i]))
                                     : std::fabs(double(got[i]) - double(want[i])) / std::max(double(mag[i]), 1e-30);
-            const bool pad = (i % static_cast<size_t>(ld_out)) >= static_cast<size_t>(C);
-            record(r, pad ? std::fabs(double(got[i]) - double(want[i])) : err, int8 || pad ? 0 : kFloatTol,
-                   [&] { return fmt("%s: output %zu got %.9g want %.9g", what.c_str(), i, got[i], want[i]); });
+            const bool pad = outside(i);
+            record(r, pad ? std::fabs(double(got[i]) + 77.0) : err, int8 || pad ? 0 : kFloatTol, [&] {
+              return fmt("%s: output %zu got %.9g want %.9g", what.c_str(), i, got[i], pad ? -77.f : want[i]);
+            });
           }
         }
         ++r.cases;
