@@ -115,6 +115,32 @@ def test_int8_matches_reference(isa, rng, N, H, W, C, K, stride, padding, dilati
     np.testing.assert_array_equal(got_acc, acc.astype(np.float32))
 
 
+def test_int8_epilogue_rounds_product_then_sum(isa):
+    """y = float(acc) * mult + bias rounds the product, then the sum, as the reference does. Each
+    channel's bias cancels most of its rounded product p_r so that p_r + bias is exactly a tie
+    k + 0.5; the exact product p + bias (what one FMA would round) is off the tie for most
+    channels, and a kernel that fused the two would give their codes the other neighbour."""
+    rng = np.random.default_rng(5)
+    C = 64
+    xv = rng.integers(100, 256, C)  # acc = x on the centre tap (zp 0)
+    mult = rng.uniform(1.0, 4.0, C).astype(np.float32)
+    p_r = xv.astype(np.float32) * mult
+    k = rng.integers(0, 60, C)
+    bias = (k + 0.5 - p_r).astype(np.float32)  # exact: |bias| < p_r and a multiple of its ulp
+    y = p_r + bias
+    assert np.all(y == k + 0.5)
+    fused = (xv * mult.astype(np.float64) + bias).astype(np.float32)
+    assert np.sum(np.rint(fused) != np.rint(y)) >= C // 8  # the case tells the two apart
+    x = np.broadcast_to(xv.astype(np.uint8), (1, 3, 5, C)).copy()
+    w = np.zeros((3, 3, C), np.int8)
+    w[1, 1] = 1
+    packed = _core.pack_depthwise_s8(w)
+    got = _core.dwconv_u8(packed, x, 0, (1, 1), (1, 1), (1, 1), mult, bias, -INF, INF, 1.0, 128, "uint8")
+    np.testing.assert_array_equal(got, np.broadcast_to((np.rint(y) + 128).astype(np.uint8), got.shape))
+    got_f = _core.dwconv_u8(packed, x, 0, (1, 1), (1, 1), (1, 1), mult, bias, -INF, INF, 1.0, 0, "float32")
+    np.testing.assert_array_equal(got_f, np.broadcast_to(y, got_f.shape))
+
+
 def test_int8_saturation_and_clamps(isa, rng):
     """Outputs below 0 and above 255 clamp; lo/hi clamp before requantization."""
     x, w, zp, mult, bias = int8_case(rng, 1, 9, 9, 35, (3, 3))
@@ -216,12 +242,67 @@ def test_kernel_names(isa, rng):
     _core.dwconv_u8(_core.pack_depthwise_s8(w), x, zp, (1, 1), (1, 1), (1, 1), mult, None, -INF, INF, 1.0, 0, "uint8")
     name = mixq.last_kernel()
     assert name.startswith("u8s8_dwconv")
-    assert name.endswith("__ref") == (isa in ("ref", "avx2"))
+    # Every x86 level from avx2 up has depthwise kernels: only ref runs the scalar ones.
+    assert name.endswith("__ref") == (isa == "ref")
+    assert name.endswith("__avx2") == (isa == "avx2")
     # int8 3x3 runs on vpdpbusd where VNNI is active; other kernel sizes stay on the fp32-FMA path.
     assert name.endswith("__avx512vnni") == (isa == "avx512vnni")
     x5, w5, zp5, mult5, _ = int8_case(rng, 1, 6, 6, 8, (5, 5))
     _core.dwconv_u8(_core.pack_depthwise_s8(w5), x5, zp5, (1, 1), (2, 2), (1, 1), mult5, None, -INF, INF, 1.0, 0, "uint8")
     assert not mixq.last_kernel().endswith("__avx512vnni")
+    _core.dwconv_f32(_core.pack_depthwise_f32(w5.astype(np.float32)), x5.astype(np.float32), (1, 1), (2, 2), (1, 1),
+                     None, -INF, INF)
+    assert mixq.last_kernel().startswith("f32_dwconv") and mixq.last_kernel().endswith("__ref") == (isa == "ref")
+    # Beyond kDwMaxExactTaps (256) the fp32 accumulation of the SIMD kernels is not exact: the reference runs.
+    x17, w17, zp17, mult17, _ = int8_case(rng, 1, 17, 17, 8, (17, 17))
+    _core.dwconv_u8(_core.pack_depthwise_s8(w17), x17, zp17, (1, 1), (0, 0), (1, 1), mult17, None, -INF, INF, 1.0, 0,
+                    "uint8")
+    assert mixq.last_kernel() == "u8s8_dwconv__ref"
+
+
+TIE_GEOMETRIES = [g for g in GEOMETRIES if g[0] * g[1] * g[2] >= 60]
+
+
+@pytest.mark.parametrize("N,H,W,C,K,stride,padding,dilation", TIE_GEOMETRIES)
+def test_int8_same_bits_as_reference_path(isa, rng, N, H, W, C, K, stride, padding, dilation):
+    """Through the runtime (dispatch included), each path's int8 output equals the scalar path's bit
+    for bit: float epilogues, and u8 codes where a dyadic mult and half-integer biases put many
+    values on exact rounding ties (round half to even)."""
+    x, w, zp, mult, bias = int8_case(rng, N, H, W, C, K)
+    packed = _core.pack_depthwise_s8(w)
+    geo = (stride, padding, dilation)
+    ties_mult = np.full(C, 1 / 256, np.float32)
+    ties_bias = rng.integers(-6, 7, C).astype(np.float32) / 2
+    calls = [
+        (zp, *geo, mult, bias, -2.0, 3.0, 1.0, 0, "float32"),
+        (zp, *geo, mult, bias, 0.0, 6.0, 0.02, 3, "uint8"),
+        (zp, *geo, ties_mult, ties_bias, -INF, INF, 1.0, 128, "uint8"),
+        (zp, *geo, ties_mult, None, -30.0, 40.0, 0.5, 100, "uint8"),
+    ]
+    got = [_core.dwconv_u8(packed, x, *args) for args in calls]
+    mixq.set_isa("ref")
+    try:
+        want = [_core.dwconv_u8(packed, x, *args) for args in calls]
+    finally:
+        mixq.set_isa(isa)
+    for g, wnt in zip(got, want):
+        np.testing.assert_array_equal(g, wnt)
+
+
+@pytest.mark.parametrize("K,stride", [((3, 3), (1, 1)), ((3, 3), (2, 2)), ((1, 1), (1, 1)), ((2, 3), (1, 2))])
+def test_int8_rounds_ties_to_even(isa, K, stride):
+    """acc = x - zp on the one nonzero tap and y = acc / 2: every odd acc is a tie, which rounds to
+    the even neighbour (-1.5 -> -2, -0.5 -> 0, 0.5 -> 0, 1.5 -> 2, 2.5 -> 2)."""
+    KH, KW = K
+    C, zp = 21, 131
+    x = np.arange(1 * 9 * 30 * C).reshape(1, 9, 30, C).astype(np.uint8)  # every byte, every channel position
+    w = np.zeros((KH, KW, C), np.int8)
+    w[KH // 2, KW // 2] = 1
+    got = _core.dwconv_u8(_core.pack_depthwise_s8(w), x, zp, stride, (KH // 2, KW // 2), (1, 1),
+                          np.full(C, 0.5, np.float32), None, -INF, INF, 1.0, 128, "uint8")
+    acc = ref_conv(x, w, stride, (KH // 2, KW // 2), (1, 1), zp)
+    assert np.any(acc % 4 == 1) and np.any(acc % 4 == 3)  # ties of both parities
+    np.testing.assert_array_equal(got, np.clip(np.rint(acc / 2) + 128, 0, 255).astype(np.uint8))
 
 
 # ----------------------------------------------------------------------------- errors

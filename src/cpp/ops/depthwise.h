@@ -5,9 +5,10 @@
 // write into a channel slice of a bigger tensor (a concat without a copy). Weights come from a
 // [KH][KW][C] array and are packed once, offline, by pack_depthwise_*.
 //
-// Kernels: a scalar reference (always built), an AVX-512 path for every geometry
-// (depthwise_avx512.cc) and an AVX-512 VNNI one for int8 3x3 kernels (depthwise_avx512vnni.cc),
-// chosen by the active ISA (MIXQ_ISA / set_isa): levels below avx512 run the reference.
+// Kernels: a scalar reference (always built), AVX2 and AVX-512 paths for every geometry
+// (depthwise_avx2.cc, depthwise_avx512.cc) and an AVX-512 VNNI one for int8 3x3 kernels
+// (depthwise_avx512vnni.cc), chosen by the active ISA (MIXQ_ISA / set_isa): the ref level, and
+// CPUs other than x86, run the reference.
 #pragma once
 #include <cstdint>
 #include <vector>

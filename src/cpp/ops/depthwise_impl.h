@@ -33,11 +33,11 @@ struct DwCall {
 constexpr int64_t kDwMaxExactTaps = 256;
 
 // The kernels are entries of kernels.inc (kinds dw_s8, dw_s8_3x3, dw_f32), of type
-// void(const DwCall&): a scalar reference (kernels/ref), AVX-512 F/BW/VL/DQ for every geometry
-// (channels in 16-lane fp32 vectors, up to 16 output pixels per micro-tile; int8 calls with more
-// than kDwMaxExactTaps taps must go to the reference) and AVX-512 VNNI for int8 3x3 kernels that
-// dwconv3x3_vnni_fits (exact int32 accumulation on vpdpbusd, three instructions per output vector
-// instead of nine FMAs).
+// void(const DwCall&): a scalar reference (kernels/ref); AVX2 + FMA and AVX-512 F/BW/VL/DQ for
+// every geometry (channels in 8- or 16-lane fp32 vectors, up to 8 or 16 output pixels per
+// micro-tile; int8 calls with more than kDwMaxExactTaps taps must go to the reference); and
+// AVX-512 VNNI for int8 3x3 kernels that dwconv3x3_vnni_fits (exact int32 accumulation on
+// vpdpbusd, three instructions per output vector instead of nine FMAs).
 bool dwconv3x3_vnni_fits(const DwCall& c);
 
 }  // namespace mixq

@@ -476,25 +476,57 @@ struct DwGeometry {
   int64_t N, H, W, C, KH, KW, SH, SW, PH, PW, DH, DW;
 };
 
+// int8 operands: random, or every tap at an extreme product (x - zp) * w of +-255 * 128 / 127.
+enum class DwOperands { random, x255_wmin, x0_wmax_zp255, x255_wmax, x0_wmin_zp255 };
+// int8 epilogues: the accumulator itself (mult 1, no bias, no clamp); float y = acc * mult + bias,
+// clamped (two roundings, so an FMA contraction shows); u8 codes from random scales; u8 codes from
+// a dyadic mult and half-integer biases, which put many values on exact rounding ties; u8 codes
+// that are ties only after both roundings (float(acc) * mult rounded, then + bias), which an FMA
+// would round once and move off the tie.
+enum class DwEpilogue { accumulator, float_out, u8_random, u8_ties, u8_two_roundings };
+
 void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   const bool int8 = k.kind != KernelKind::dw_f32;
   const KernelInfo* ref = reference_kernel(int8 ? KernelKind::dw_s8 : KernelKind::dw_f32);
   r.reference = ref->name;
+  // Channel counts cover every tail of a 16- and an 8-channel vector; widths every micro-tile
+  // remainder (tiles of 16, 12 or 8 pixels, then 8, 4, 2, 1).
   const DwGeometry geometries[] = {
       {1, 7, 9, 19, 3, 3, 1, 1, 1, 1, 1, 1},   {2, 8, 8, 35, 3, 3, 2, 2, 1, 1, 1, 1},
       {1, 20, 21, 24, 3, 3, 1, 1, 1, 1, 1, 1}, {1, 6, 5, 17, 3, 3, 2, 1, 0, 0, 1, 1},
       {1, 4, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1},    {1, 3, 40, 16, 3, 3, 1, 2, 1, 1, 1, 1},
       {1, 9, 7, 16, 5, 5, 1, 1, 2, 2, 1, 1},   {1, 10, 11, 7, 3, 3, 1, 2, 2, 1, 2, 2},
       {1, 12, 12, 33, 7, 7, 2, 2, 3, 3, 1, 1}, {1, 5, 6, 3, 1, 3, 1, 1, 0, 1, 1, 1},
-      {1, 6, 9, 5, 3, 2, 1, 3, 1, 0, 1, 1},
+      {1, 6, 9, 5, 3, 2, 1, 3, 1, 0, 1, 1},    {1, 5, 31, 13, 3, 3, 1, 1, 1, 1, 1, 1},
+      {1, 4, 27, 8, 3, 3, 1, 1, 1, 1, 1, 1},   {1, 6, 61, 9, 3, 3, 2, 2, 1, 1, 1, 1},
+      {1, 5, 29, 23, 3, 3, 1, 1, 1, 1, 1, 1},  {1, 9, 30, 12, 7, 7, 1, 1, 3, 3, 1, 1},
+      {1, 11, 36, 10, 5, 5, 2, 2, 2, 2, 1, 1}, {1, 12, 19, 17, 3, 3, 1, 1, 2, 1, 2, 1},
+      {1, 10, 17, 6, 3, 3, 3, 3, 3, 3, 3, 3},  {1, 4, 5, 2, 3, 3, 1, 1, 4, 5, 1, 1},
+      {1, 17, 18, 11, 16, 16, 1, 1, 0, 0, 1, 1},  // 256 taps: the SIMD kernels' exact-fp32 limit
+      {1, 18, 17, 4, 17, 17, 1, 1, 0, 0, 1, 1},   // 289 taps: the reference only, for int8
   };
+  const std::vector<DwOperands> operands =
+      int8 ? std::vector<DwOperands>{DwOperands::random, DwOperands::x255_wmin, DwOperands::x0_wmax_zp255,
+                                     DwOperands::x255_wmax, DwOperands::x0_wmin_zp255}
+           : std::vector<DwOperands>{DwOperands::random};
+  const std::vector<DwEpilogue> epilogues =
+      int8 ? std::vector<DwEpilogue>{DwEpilogue::accumulator, DwEpilogue::float_out, DwEpilogue::u8_random,
+                                     DwEpilogue::u8_ties, DwEpilogue::u8_two_roundings}
+           : std::vector<DwEpilogue>{DwEpilogue::accumulator, DwEpilogue::float_out};
   for (const DwGeometry& g : geometries)
-    for (int pattern = 0; pattern < (int8 ? 3 : 1); ++pattern)
-      for (bool requant : {false, true}) {
-        if (!int8 && requant) continue;
+    for (const DwOperands pattern : operands)
+      for (const DwEpilogue epi : epilogues) {
         DwShape s{g.N, g.H, g.W, g.C, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW};
         const int64_t C = g.C, taps = g.KH * g.KW, ld_in = C + 3, ld_out = C + 5, OH = s.OH(), OW = s.OW();
-        const int64_t in_elems = g.N * g.H * g.W * ld_in, out_elems = g.N * OH * OW * ld_out;
+        if (int8 && k.isa != Isa::ref && taps > kDwMaxExactTaps) continue;
+        const bool u8_out = epi != DwEpilogue::accumulator && epi != DwEpilogue::float_out;
+        if (pattern != DwOperands::random && u8_out) continue;
+        // Outputs: the tensor and a guard zone after it, both holding a sentinel where nothing may be
+        // written (the gaps between pixels, the guard), so a store past the end is a mismatch.
+        const int64_t in_elems = g.N * g.H * g.W * ld_in, out_elems = g.N * OH * OW * ld_out + 64;
+        const auto outside = [&](size_t i) {
+          return i >= size_t(g.N * OH * OW * ld_out) || (i % static_cast<size_t>(ld_out)) >= static_cast<size_t>(C);
+        };
         DwCall c;
         c.s = s, c.OH = OH, c.OW = OW, c.int8 = int8, c.ld_in = ld_in, c.ld_out = ld_out;
         c.lo = -std::numeric_limits<float>::infinity(), c.hi = std::numeric_limits<float>::infinity();
@@ -503,39 +535,72 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
         std::vector<float> xf(static_cast<size_t>(in_elems)), xabs(static_cast<size_t>(in_elems));
         std::vector<int8_t> w8(static_cast<size_t>(taps * C));
         std::vector<float> wf(static_cast<size_t>(taps * C)), wabs(static_cast<size_t>(taps * C));
-        for (auto& v : x8) v = uint8_t(pattern == 0 ? rand_int(rng, 0, 255) : pattern == 1 ? 255 : 0);
-        for (auto& v : w8) v = int8_t(pattern == 0 ? rand_int(rng, -128, 127) : pattern == 1 ? -128 : 127);
+        const bool x255 = pattern == DwOperands::x255_wmin || pattern == DwOperands::x255_wmax;
+        const bool wmin = pattern == DwOperands::x255_wmin || pattern == DwOperands::x0_wmin_zp255;
+        for (auto& v : x8) v = uint8_t(pattern == DwOperands::random ? rand_int(rng, 0, 255) : x255 ? 255 : 0);
+        for (auto& v : w8) v = int8_t(pattern == DwOperands::random ? rand_int(rng, -128, 127) : wmin ? -128 : 127);
         for (size_t i = 0; i < xf.size(); ++i) xf[i] = rand_float(rng, -1.f, 1.f), xabs[i] = std::fabs(xf[i]);
         for (size_t i = 0; i < wf.size(); ++i) wf[i] = rand_float(rng, -1.f, 1.f), wabs[i] = std::fabs(wf[i]);
         for (auto& v : bias) v = rand_float(rng, -1.f, 1.f);
         const DwWeights w = int8 ? pack_depthwise_s8(w8.data(), g.KH, g.KW, C) : pack_depthwise_f32(wf.data(), g.KH, g.KW, C);
         c.w = &w;
         if (int8) {
-          c.in_u8 = x8.data(), c.in_zp = pattern == 0 ? rand_int(rng, 0, 255) : pattern == 1 ? 0 : 255;
+          c.in_u8 = x8.data(), c.in_zp = pattern == DwOperands::random ? rand_int(rng, 0, 255) : x255 ? 0 : 255;
           c.mult = mult.data();
-          if (requant) {  // random scales, bias and clamp, u8 codes: a rounding tie may flip one code
+          if (epi == DwEpilogue::float_out) {  // random scales, bias and clamp
+            for (auto& m : mult) m = rand_float(rng, 1e-5f, 1e-3f);
+            c.bias = bias.data(), c.lo = -1.5f, c.hi = 2.f;
+          } else if (epi == DwEpilogue::u8_random) {
             for (auto& m : mult) m = rand_float(rng, 1e-4f, 1e-2f);
             c.bias = bias.data(), c.lo = 0.f, c.hi = 6.f, c.out_scale = 0.025f, c.out_zp = rand_int(rng, 0, 20);
+          } else if (epi == DwEpilogue::u8_ties) {
+            // y = acc / 512 + k / 2 exactly, codes y + zp: a tie wherever acc = 256 mod 512.
+            std::fill(mult.begin(), mult.end(), 1.f / 512.f);
+            for (auto& v : bias) v = float(rand_int(rng, -8, 8)) * 0.5f;
+            c.bias = bias.data(), c.out_scale = 1.f, c.out_zp = rand_int(rng, 100, 150);
+          } else if (epi == DwEpilogue::u8_two_roundings) {
+            // One input value per channel, zp 0: an output whose taps are all inside the image has
+            // acc = x * sum(w). Its rounded product p_r = float(acc) * mult is near 100-1000 and the
+            // bias k + 0.5 - p_r (exact: a multiple of p_r's ulp, smaller than p_r) makes y a tie.
+            c.in_zp = 0;
+            for (int64_t ch = 0; ch < C; ++ch) {
+              const int xv = rand_int(rng, 100, 255);
+              for (int64_t px = 0; px < g.N * g.H * g.W; ++px) x8[static_cast<size_t>(px * ld_in + ch)] = uint8_t(xv);
+              int64_t wsum = 0;
+              for (int64_t t = 0; t < taps; ++t) wsum += w8[static_cast<size_t>(t * C + ch)];
+              if (wsum == 0) continue;  // no tie to make: random mult and bias
+              const float acc = float(xv * wsum);
+              mult[size_t(ch)] = rand_float(rng, 100.f, 1000.f) / acc;
+              const float p_r = acc * mult[size_t(ch)];
+              bias[size_t(ch)] = float(rand_int(rng, 0, 60)) + 0.5f - p_r;
+            }
+            c.bias = bias.data(), c.out_scale = 1.f, c.out_zp = rand_int(rng, 100, 150);
           }
         } else {
           c.in_f32 = xf.data(), c.bias = bias.data();
+          if (epi == DwEpilogue::float_out) c.lo = -0.5f, c.hi = 0.75f;
         }
         if (k.kind == KernelKind::dw_s8_3x3 && !dwconv3x3_vnni_fits(c)) continue;
-        if (int8 && k.isa != Isa::ref && taps > kDwMaxExactTaps) continue;
+        static const char* const kOperands[] = {"random", "x255 w-128", "x0 w127 zp255", "x255 w127", "x0 w-128 zp255"};
+        static const char* const kEpilogues[] = {"accumulator", "float epilogue", "u8 random scales", "u8 ties",
+                                                 "u8 ties after two roundings"};
         const std::string what = fmt("%s N=%lld H=%lld W=%lld C=%lld kernel %lldx%lld stride %lldx%lld pad %lldx%lld "
-                                     "dilation %lldx%lld pattern %d%s", k.name, (long long)g.N, (long long)g.H,
+                                     "dilation %lldx%lld, %s, %s", k.name, (long long)g.N, (long long)g.H,
                                      (long long)g.W, (long long)C, (long long)g.KH, (long long)g.KW, (long long)g.SH,
                                      (long long)g.SW, (long long)g.PH, (long long)g.PW, (long long)g.DH,
-                                     (long long)g.DW, pattern, requant ? " requantized" : "");
+                                     (long long)g.DW, int8 ? kOperands[int(pattern)] : "random",
+                                     kEpilogues[int(epi)]);
         const auto run = [&](const KernelInfo& kern, DwCall call) { kern.fn_as<DwKernelFn>()(call); };
-        if (requant) {
+        if (u8_out) {  // bit for bit
           std::vector<uint8_t> got(static_cast<size_t>(out_elems), 77), want(static_cast<size_t>(out_elems), 77);
           DwCall cg = c, cw = c;
           cg.out_u8 = got.data(), cw.out_u8 = want.data();
           run(k, cg), run(*ref, cw);
-          for (size_t i = 0; i < got.size(); ++i)
-            record(r, std::abs(int(got[i]) - int(want[i])), (i % static_cast<size_t>(ld_out)) < static_cast<size_t>(C) ? 1 : 0,
-                   [&] { return fmt("%s: output %zu got %d want %d", what.c_str(), i, got[i], want[i]); });
+          for (size_t i = 0; i < got.size(); ++i) {
+            const int expect = outside(i) ? 77 : want[i];
+            record(r, std::abs(int(got[i]) - expect), 0,
+                   [&] { return fmt("%s: output %zu got %d want %d", what.c_str(), i, got[i], expect); });
+          }
         } else {
           std::vector<float> got(static_cast<size_t>(out_elems), -77.f), want(static_cast<size_t>(out_elems), -77.f), mag(static_cast<size_t>(out_elems), 0.f);
           DwCall cg = c, cw = c;
@@ -547,14 +612,18 @@ void test_depthwise(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
             for (size_t i = 0; i < bias.size(); ++i) babs[i] = std::fabs(bias[i]);
             DwCall cm = c;
             cm.w = &wa, cm.in_f32 = xabs.data(), cm.bias = babs.data(), cm.out_f32 = mag.data();
+            cm.lo = -std::numeric_limits<float>::infinity(), cm.hi = std::numeric_limits<float>::infinity();
             run(*ref, cm);
           }
+          // int8: bit for bit (exact sums, then the reference's two float roundings). fp32: within
+          // kFloatTol of the terms' magnitude (summation order and FMA contraction differ).
           for (size_t i = 0; i < got.size(); ++i) {
             const double err = int8 ? std::fabs(double(got[i]) - double(want[i]))
                                     : std::fabs(double(got[i]) - double(want[i])) / std::max(double(mag[i]), 1e-30);
-            const bool pad = (i % static_cast<size_t>(ld_out)) >= static_cast<size_t>(C);
-            record(r, pad ? std::fabs(double(got[i]) - double(want[i])) : err, int8 || pad ? 0 : kFloatTol,
-                   [&] { return fmt("%s: output %zu got %.9g want %.9g", what.c_str(), i, got[i], want[i]); });
+            const bool pad = outside(i);
+            record(r, pad ? std::fabs(double(got[i]) + 77.0) : err, int8 || pad ? 0 : kFloatTol, [&] {
+              return fmt("%s: output %zu got %.9g want %.9g", what.c_str(), i, got[i], pad ? -77.f : want[i]);
+            });
           }
         }
         ++r.cases;

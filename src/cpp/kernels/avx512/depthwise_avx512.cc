@@ -18,9 +18,6 @@
 // uninitialized; it is a don't-care operand by design.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <climits>
-#include <vector>
-
 #include "kernels/avx512/depthwise_avx512_common.h"
 #include "kernels/kernels.h"
 
@@ -109,16 +106,7 @@ void compute_row(const DwShape& s, const float* const* rows, const float* w, __m
 }
 
 // -------------------------------------------------------------------------------------- tasks
-thread_local AlignedBuffer t_rows;
-thread_local std::vector<int64_t> t_tags;             // per ring slot: the input row it holds
-thread_local std::vector<const float*> t_row_ptrs;    // per kernel row: its slot
-thread_local std::vector<const float*> t_block_rows;  // per kernel row: the slot's current block
-
-MIXQ_DW_INLINE void fill(float* p, int64_t n_vectors, __m512 v) {
-  for (int64_t i = 0; i < n_vectors; ++i) _mm512_store_ps(p + i * kDwBlock, v);
-}
-
-// Converts input row (n, ih), blocks [cb0, cb0 + nbk), into a slot [nbk][wb][16]: columns
+// Converts input row (n, ih), blocks [cb0, cb0 + nbk), into a ring slot [nbk][wb][16]: columns
 // [j0, j1) of the slot hold input columns [j0 - PW, j1 - PW); channels past C become 0.
 template <bool kInt8>
 void convert_row(const DwCall& c, int64_t n, int64_t ih, int64_t cb0, int64_t nbk, __mmask16 last_mask, int64_t wb,
@@ -145,50 +133,20 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const DwShape& s = c.s;
   const int64_t taps = c.w->taps();
   const auto [n, cb0, nbk, oh0, oh1] = task_span(c, p, task);
-  const int64_t wb = p.wb, slot_floats = nbk * wb * kDwBlock;
   const __mmask16 last_mask = block_mask(c, cb0 + nbk - 1);
   // What padding holds: int8 rows store x itself, so padding is x = zp ((zp - zp) * w = 0).
-  const __m512 pad = _mm512_set1_ps(kInt8 ? float(c.in_zp) : 0.f);
-
-  // Slots 0..ring-1 hold input rows (row ih in slot ih % ring); slot `ring` is the pad row.
-  t_rows.resize(size_t((p.ring + 1) * slot_floats) * sizeof(float));
-  float* base = t_rows.as<float>();
-  t_tags.assign(size_t(p.ring), INT64_MIN);
-  t_row_ptrs.resize(size_t(s.KH));
-  t_block_rows.resize(size_t(s.KH));
-  const int64_t j0 = std::min(s.PW, wb), j1 = std::min(s.PW + s.W, wb);  // columns that hold input
-  for (int64_t r = 0; r < p.ring; ++r)
-    for (int64_t k = 0; k < nbk; ++k) {
-      float* blk = base + r * slot_floats + k * wb * kDwBlock;
-      fill(blk, j0, pad);
-      fill(blk + j1 * kDwBlock, wb - j1, pad);
-    }
-  float* pad_row = base + p.ring * slot_floats;
-  bool pad_ready = false;
-
+  RowRing ring(s, p, nbk, kDwBlock, kInt8 ? float(c.in_zp) : 0.f);
+  const auto convert = [&](int64_t ih, float* slot) {
+    convert_row<kInt8>(c, n, ih, cb0, nbk, last_mask, p.wb, ring.j0(), ring.j1(), slot);
+  };
   const OutCodes q = out_codes(c);
 
   for (int64_t oh = oh0; oh < oh1; ++oh) {
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      const int64_t ih = oh * s.SH - s.PH + kh * s.DH;
-      if (ih < 0 || ih >= s.H) {
-        if (!pad_ready) fill(pad_row, nbk * wb, pad), pad_ready = true;
-        t_row_ptrs[size_t(kh)] = pad_row;
-        continue;
-      }
-      const int64_t r = ih % p.ring;
-      float* slot = base + r * slot_floats;
-      if (t_tags[size_t(r)] != ih) {
-        convert_row<kInt8>(c, n, ih, cb0, nbk, last_mask, wb, j0, j1, slot);
-        t_tags[size_t(r)] = ih;
-      }
-      t_row_ptrs[size_t(kh)] = slot;
-    }
+    ring.select(oh, convert);
     const int64_t out_pix = (n * c.OH + oh) * c.OW;
     for (int64_t k = 0; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
-      const float** rows = t_block_rows.data();
-      for (int64_t kh = 0; kh < s.KH; ++kh) rows[kh] = t_row_ptrs[size_t(kh)] + k * wb * kDwBlock;
+      const float* const* rows = ring.rows(k);
       const float* w = c.w->block(cb);
       __m512 init = _mm512_setzero_ps();
       if (kInt8) {  // -zp * sum over taps of the weights (exact: an integer below 2^24)

@@ -1,19 +1,12 @@
 // Shared by the AVX-512 depthwise kernels (depthwise_avx512.cc: fp32 accumulation, any geometry;
-// depthwise_avx512vnni.cc: int8 3x3 on vpdpbusd): the epilogues of a micro-tile, the split into
-// tasks, and the per-block epilogue set-up. Everything has internal linkage: each including
-// translation unit is compiled with its own ISA flags and must get its own copy.
+// depthwise_avx512vnni.cc: int8 3x3 on vpdpbusd): the epilogues of a micro-tile and the per-block
+// epilogue set-up, on top of the ISA-neutral tasks and row staging (kernels/depthwise_tasks.h).
+// Everything has internal linkage: each including translation unit is compiled with its own ISA
+// flags and must get its own copy.
 #pragma once
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cmath>
-#include <type_traits>
-
-#include "core/cpu_features.h"
-#include "core/parallel.h"
-#include "ops/depthwise_impl.h"
-
-#define MIXQ_DW_INLINE inline __attribute__((always_inline))
+#include "kernels/depthwise_tasks.h"
 
 namespace mixq {
 namespace {
@@ -108,106 +101,13 @@ MIXQ_DW_INLINE __m512i in_register(__m512i v) {
   return v;
 }
 
-// ------------------------------------------------------------------------------------ planning
-// A task is (image, band of output rows, group of channel blocks). It walks its output rows in
-// order, staging input rows in per-thread slots of [block][padded column][64 bytes] (each kernel
-// has its own layout), and computes the blocks of each output row one by one.
-struct Plan {
-  int64_t wb;            // padded row width in columns
-  int64_t ring;          // the input rows one output row spans
-  int64_t group_blocks;  // channel blocks per task
-  int64_t n_groups;
-  int64_t band;          // output rows per task
-  int64_t n_bands;
-  int64_t tasks() const { return n_groups * n_bands; }
-};
-
-// slots: the row slots a task keeps (each group_blocks x wb x 64 bytes).
-Plan make_plan(const DwCall& c, int64_t slots) {
-  const DwShape& s = c.s;
-  const int64_t NB = c.w->c_blocks();
-  Plan p;
-  p.wb = (c.OW - 1) * s.SW + (s.KW - 1) * s.DW + 1;
-  p.ring = (s.KH - 1) * s.DH + 1;
-  p.group_blocks = NB;
-  p.band = c.OH;
-  // A task's row slots stay within a quarter of L2.
-  const int64_t budget = std::max<int64_t>(cpu_features().l2_bytes / 4, 128 << 10);
-  while (p.group_blocks > 1 && slots * p.group_blocks * p.wb * kDwBlock * 4 > budget)
-    p.group_blocks = (p.group_blocks + 1) / 2;
-  // Enough tasks for an even finish: split channels first (free), then rows (a band boundary
-  // converts the overlapping input rows twice). Groups keep >= 4 blocks: 64 u8 channels = a line.
-  const int threads = get_num_threads();
-  const int64_t target = threads > 1 ? 4 * int64_t(threads) : 1;
-  auto count = [&] { return s.N * ((NB + p.group_blocks - 1) / p.group_blocks) * ((c.OH + p.band - 1) / p.band); };
-  while (count() < target) {
-    if (p.group_blocks >= 8) p.group_blocks = (p.group_blocks + 1) / 2;
-    else if (p.band > 1) p.band = (p.band + 1) / 2;
-    else break;
-  }
-  p.n_groups = (NB + p.group_blocks - 1) / p.group_blocks;
-  p.n_bands = (c.OH + p.band - 1) / p.band;
-  return p;
-}
-
-// The image, the channel blocks [cb0, cb0 + nbk) and the output rows [oh0, oh1) of a task.
-struct TaskSpan {
-  int64_t n, cb0, nbk, oh0, oh1;
-};
-
-MIXQ_DW_INLINE TaskSpan task_span(const DwCall& c, const Plan& p, int64_t task) {
-  const int64_t g = task % p.n_groups, b = (task / p.n_groups) % p.n_bands;
-  const int64_t cb0 = g * p.group_blocks, oh0 = b * p.band;
-  return {task / (p.n_groups * p.n_bands), cb0, std::min(p.group_blocks, c.w->c_blocks() - cb0), oh0,
-          std::min(c.OH, oh0 + p.band)};
-}
-
 // The real channels of block cb: all 16 but in the last block.
 MIXQ_DW_INLINE __mmask16 block_mask(const DwCall& c, int64_t cb) {
   const int64_t NB = c.w->c_blocks(), tail = c.s.C - (NB - 1) * kDwBlock;  // tail: 1..16
   return cb == NB - 1 ? __mmask16((1u << tail) - 1u) : __mmask16(0xFFFF);
 }
 
-// Covers output pixels [0, OW) of a row with micro-tiles of T pixels, then one each of 8 (when
-// T > 8), 4, 2 and 1 as the rest needs: calls tile(std::integral_constant<int, n>{}, ow) for a
-// tile of n pixels at ow.
-template <int T, typename Tile>
-MIXQ_DW_INLINE void for_each_tile(int64_t OW, Tile tile) {
-  int64_t ow = 0;
-  for (; ow + T <= OW; ow += T) tile(std::integral_constant<int, T>{}, ow);
-  if constexpr (T > 8)
-    if (OW - ow >= 8) tile(std::integral_constant<int, 8>{}, ow), ow += 8;
-  if (OW - ow >= 4) tile(std::integral_constant<int, 4>{}, ow), ow += 4;
-  if (OW - ow >= 2) tile(std::integral_constant<int, 2>{}, ow), ow += 2;
-  if (OW - ow >= 1) tile(std::integral_constant<int, 1>{}, ow);
-}
-
-// Runs fn(task) for every task of the call. Tasks are handed out from both ends (0, last, 1,
-// last-1, ...): with two threads each works through one contiguous half of the tensor, so
-// neighbouring tasks (which share cache lines of the output at group boundaries) rarely run at the
-// same time, and each core keeps its data.
-template <typename Fn>
-void for_each_task(const DwCall& c, const Plan& p, Fn fn) {
-  const int64_t n_tasks = c.s.N * p.tasks();
-  parallel_for(n_tasks, [&](int64_t t, int) { fn(t % 2 == 0 ? t / 2 : n_tasks - 1 - t / 2); });
-}
-
 // -------------------------------------------------------------------------- per-block epilogue
-// u8 output: requantization constants of a call; the codes of lo and hi bound the one clamp.
-struct OutCodes {
-  float inv;
-  int qlo, qhi;
-};
-
-OutCodes out_codes(const DwCall& c) {
-  const float inv = 1.f / c.out_scale, zpf = float(c.out_zp);
-  auto code = [&](float y) {
-    const float v = std::nearbyint(y * inv) + zpf;
-    return v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
-  };
-  return {inv, int(code(c.lo)), int(code(c.hi))};
-}
-
 // Calls fn(store) with the epilogue of channel block cb for the output row starting at pixel
 // out_pix (StoreU8, or StoreF32 with or without the per-channel multiplier).
 template <typename Fn>

@@ -1,5 +1,6 @@
-// Scalar depthwise kernels: the reference the SIMD ones are tested against, and what runs below
-// AVX-512 and for int8 kernels of more than kDwMaxExactTaps taps. int32 accumulation for int8.
+// Scalar depthwise kernels: the reference the SIMD ones are tested against, and what runs at the ref
+// level (and off x86) and for int8 kernels of more than kDwMaxExactTaps taps. int32 accumulation
+// for int8.
 #include <cmath>
 #include <cstring>
 #include <vector>
