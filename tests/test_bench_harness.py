@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -73,12 +72,20 @@ def test_other_load_is_a_core_count():
     assert 0.0 <= timing.other_load(0.05) <= (__import__("os").cpu_count() or 1) + 0.01
 
 
-def test_time_interleaved_runs_every_impl_in_rotated_rounds():
+def test_time_interleaved_runs_every_impl_in_rotated_rounds(monkeypatch):
     from types import SimpleNamespace
 
+    # A clock that each call advances by its nominal duration: the block arithmetic below must not
+    # depend on how long a loaded machine oversleeps.
+    now = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
     calls = []
-    fns = {name: (lambda name=name, d=d: (calls.append(name), time.sleep(d))) for name, d in
-           (("fast", 0.001), ("slow", 0.006), ("mid", 0.003))}
+
+    def run(name, d):
+        calls.append(name)
+        now[0] += d
+
+    fns = {name: (lambda name=name, d=d: run(name, d)) for name, d in (("fast", 0.001), ("slow", 0.006), ("mid", 0.003))}
     out = timing.time_interleaved(fns, SimpleNamespace(repeats=4, warmup=1, min_time=0.0), block_s=0.005)
     assert calls[:3] == ["fast", "slow", "mid"]                      # warm-up
     # blocks: fast ~ 2 + 5 calls, mid ~ 2 + 1, slow (longer than block_s) 1; rotated each round
@@ -89,10 +96,12 @@ def test_time_interleaved_runs_every_impl_in_rotated_rounds():
     assert all(mn <= med for med, mn, _ in out.values())
 
 
-def test_per_round_times_give_the_ratio_range():
+def test_per_round_times_give_the_ratio_range(monkeypatch):
     from types import SimpleNamespace
 
-    fns = {"fast": lambda: time.sleep(0.002), "slow": lambda: time.sleep(0.008)}
+    now = [0.0]  # a clock each call advances by its nominal duration, as above
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    fns = {"fast": lambda: now.__setitem__(0, now[0] + 0.002), "slow": lambda: now.__setitem__(0, now[0] + 0.008)}
     per_round = {}
     out = timing.time_interleaved(fns, SimpleNamespace(repeats=3, warmup=1, min_time=0.0), block_s=0.001,
                                   per_round=per_round)
@@ -101,7 +110,7 @@ def test_per_round_times_give_the_ratio_range():
     for name, (med, mn, _) in out.items():
         results.add("case", name, med, mn, rounds=per_round[name])
     lo, hi = report.round_ratio_range(results, "case", "fast", "slow")
-    assert 2.0 < lo <= hi < 8.0  # ~4x, sleep overshoot and all
+    assert 3.9 < lo <= hi < 4.1  # 4x each round
     assert report.round_range_text(results, "case", "fast", "slow").startswith("; rounds ")
     # rows without per-round times (older JSON, other benches) give no range
     results.add("plain", "fast", 1.0, 1.0)
