@@ -27,8 +27,9 @@ tensors (but the token table) + its f16 KV cache at the mean context. The GGUFs 
 directory, or to --gguf-dir to be kept and reused by later runs of the same shape. llama.cpp's
 threads meet at OpenMP barriers, so the harness's OMP_WAIT_POLICY=PASSIVE (set for every bench)
 makes them sleep and wake at each one; `GOMP_SPINCOUNT=300000 python bench/llm.py` gives them
-libgomp's own default busy-wait instead (which is faster depends on the load: on a busy machine
-a 2-layer Q4_0 decoded 2x faster passive, its spinning threads fighting other jobs for the cores).
+libgomp's own default busy-wait instead. Passive is kept: with other jobs on the 2 cores the
+22-layer Q4_0 decoded 31-47 tok/s passive and 1-9 tok/s spinning (a spinning thread waits for a
+partner the scheduler has parked); in the quiet rounds of a spinning run it reached 47-50.
 
 Timing: the impls run in interleaved rounds (--repeats, default 3; 1 with --quick), each
 round every impl once in rotated order; medians are reported.
