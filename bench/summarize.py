@@ -5,9 +5,9 @@ from the <bench>.json files in that folder (one table per bench, mixq beside the
 
 Per case, every impl's median (and min) time, GOPS where the JSON has ops, and for mixq rows the
 speed-up over the fastest peer of the same kind: impls with int8 activations (mixq-*a8*) against
-the integer peers (int8 / int_mm / MatMulInteger / MatMulNBits / dynint8 rows), the others against
-the float peers; if a case has no peer of that kind, against every peer. Where the rows carry
-per-round medians (round_s) the ratio's range over the interleaved rounds is given too.
+the integer peers (int8 / int_mm / MatMulInteger / MatMulNBits / dynint8 / llama.cpp rows), the
+others against the float peers; if a case has no peer of that kind, against every peer. Where the
+rows carry per-round medians (round_s) the ratio's range over the interleaved rounds is given too.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ ORDER = ["gemm", "gemv", "e2e", "bert", "aiq"]  # others follow in name order
 RUN = {"gemm": "python bench/gemm.py --json", "gemv": "python bench/gemv.py --json",
        "e2e": "python bench/e2e.py --json", "bert": "python bench/bert.py --json",
        "aiq": "python bench/aiq.py --json"}
-INT_PEER_MARKS = ("int8", "int_mm", "integer", "nbits", "u8s8")
+# llamacpp: its quantized formats multiply with int8-quantized activations (Q8_0 / Q8_K blocks)
+INT_PEER_MARKS = ("int8", "int_mm", "integer", "nbits", "u8s8", "llamacpp")
 
 
 def int_activations(impl: str) -> bool:

@@ -5,22 +5,27 @@ from __future__ import annotations
 import importlib
 
 PEER_MODULES = ("torch", "onnxruntime", "onnx", "openvino")  # nncf: imported when ov-int8 is built
-_PEERS: dict | None = None
+_PEERS: dict = {}
 
 
 def peers(verbose: bool = True) -> dict:
     """{name: module or None} for mixq and every optional peer; missing ones are printed."""
-    global _PEERS
-    if _PEERS is None:
-        _PEERS = {}
-        for name in ("mixq",) + PEER_MODULES:
-            try:
-                _PEERS[name] = importlib.import_module(name)
-            except Exception as e:  # ImportError, or a broken native extension
-                _PEERS[name] = None
-                if verbose:
-                    print(f"[bench] {name} not available ({type(e).__name__}: {e}); skipping its rows")
+    for name in ("mixq",) + PEER_MODULES:
+        peer(name, verbose)
     return _PEERS
+
+
+def peer(name: str, verbose: bool = True):
+    """One module by name (e.g. a peer only one benchmark runs: llama_cpp, gguf), imported once;
+    None and a printed note when it is missing or broken."""
+    if name not in _PEERS:
+        try:
+            _PEERS[name] = importlib.import_module(name)
+        except Exception as e:  # ImportError, or a broken native extension
+            _PEERS[name] = None
+            if verbose:
+                print(f"[bench] {name} not available ({type(e).__name__}: {e}); skipping its rows")
+    return _PEERS[name]
 
 
 def set_threads(n: int) -> None:
