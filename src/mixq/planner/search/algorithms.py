@@ -124,22 +124,23 @@ class _Run:
             if k not in self.seen and k not in self.memo:
                 todo.setdefault(k, dict(config))
 
-        def finished(_i: int, _ev: Evaluation) -> None:
-            if self.bar is not None:  # count an evaluation as it finishes: a batch can be long
+        keys = list(todo)
+
+        def finished(i: int, ev: Evaluation) -> None:  # as each one finishes: a batch can be long
+            if not isinstance(ev, Evaluation):
+                raise TypeError(f"problem.evaluate must return an Evaluation, got {type(ev).__name__}")
+            self.memo[keys[i]] = ev  # kept even if a later one of the batch is interrupted
+            if self.bar is not None:
                 self.bar.update(1)
 
         if todo:
             try:
-                evs = evaluate_many(self.problem.evaluate, list(todo.values()), finished)
+                evaluate_many(self.problem.evaluate, list(todo.values()), finished)
             except BaseException:  # e.g. KeyboardInterrupt: leave the terminal clean
                 if self.bar is not None:
                     self.bar.close()
                 raise
-            for ev in evs:
-                if not isinstance(ev, Evaluation):
-                    raise TypeError(f"problem.evaluate must return an Evaluation, got {type(ev).__name__}")
             self.calls += len(todo)
-            self.memo.update(zip(todo, evs))
         return [self._record(config, note, counted=self._key(config) in todo) for config, note in items]
 
     def _record(self, config: dict[str, str], note: str, counted: bool) -> HistoryEntry:
