@@ -191,10 +191,14 @@ def test_map_batches_over_an_image_folder_equals_plan_run(task, ray_cluster, tmp
 
 
 @needs_ray
-def test_an_unpicklable_evaluate_is_refused_before_any_worker_starts(task, ray_cluster, tmp_path):
+def test_an_unpicklable_evaluate_or_too_many_workers_are_refused_before_any_worker_starts(task, ray_cluster):
+    from mixq.ray import RayExecutor
+
     lock = threading.Lock()
     with pytest.raises(TypeError, match="must be picklable"):
         run_search(task, None, ray_executor([]), evaluate=lambda plan: lock.locked() or 0.0)
+    with pytest.raises(ValueError, match="3 Ray workers x 1 threads need 3 CPUs; the cluster has 2"):
+        run_search(task, None, RayExecutor(workers=3))
 
 
 @needs_ray

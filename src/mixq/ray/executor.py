@@ -32,7 +32,7 @@ class RayExecutor:
         local Ray on this machine, shut down when the search ends; or ``"auto"``, ``"HOST:6379"``,
         ``"ray://HOST:10001"``.
     workers: actors, one evaluation at a time each (default: the cluster's CPUs divided by
-        ``threads_per_worker``).
+        ``threads_per_worker``); workers x threads_per_worker must fit the cluster's CPUs.
     threads_per_worker: mixq threads of each actor, and the CPUs it reserves (default 1: no
         oversubscription; an evaluation's result does not depend on it).
     max_retries: how often one config is handed out again after its worker died, and how often
@@ -139,9 +139,9 @@ class RayEvaluate:
             raise TypeError(f'executor="ray" ships evaluate to the workers, so it must be picklable: {e}') from e
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = ex.workers or max(1, cpus // ex.threads_per_worker)
-        if n * ex.threads_per_worker > cpus:
-            self.log(f"ray: {n} workers x {ex.threads_per_worker} threads ask for more CPUs than the cluster has "
-                     f"({cpus}); the rest start when CPUs free up")
+        if n * ex.threads_per_worker > cpus:  # the extra actors would wait for CPUs forever
+            raise ValueError(f"{n} Ray workers x {ex.threads_per_worker} threads need {n * ex.threads_per_worker} "
+                             f"CPUs; the cluster has {cpus}")
         options = dict(num_cpus=ex.threads_per_worker, max_restarts=ex.max_retries, max_task_retries=0)
         if ex.runtime_env is not None:
             options["runtime_env"] = ex.runtime_env
