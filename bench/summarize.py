@@ -25,7 +25,7 @@ from harness.report import Results, is_mixq, round_ratio_range  # noqa: E402
 ORDER = ["gemm", "gemv", "e2e", "bert", "aiq"]  # others follow in name order
 RUN = {"gemm": "python bench/gemm.py --json", "gemv": "python bench/gemv.py --json",
        "e2e": "python bench/e2e.py --json", "bert": "python bench/bert.py --json",
-       "aiq": "python bench/aiq.py --json"}
+       "aiq": "python bench/aiq.py --json", "search_throughput": "python bench/search_throughput.py --json"}
 # llamacpp: its quantized formats multiply with int8-quantized activations (Q8_0 / Q8_K blocks)
 INT_PEER_MARKS = ("int8", "int_mm", "integer", "nbits", "u8s8", "llamacpp")
 

@@ -19,6 +19,13 @@ def test_model_bench_help_lists_options(script):
         assert opt in r.stdout
 
 
+def test_search_throughput_help():
+    r = subprocess.run([sys.executable, str(BENCH / "search_throughput.py"), "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "evaluations per minute" in r.stdout and "--json" in r.stdout
+
+
 def test_parse_args_defaults_and_quick():
     a = cli.parse_args("x", [])
     assert (a.quick, a.json, a.threads, a.repeats) == (False, None, 2, 10)

@@ -483,6 +483,40 @@ def test_cache_tolerates_corrupt_lines(tmp_path):
         EvalCache(path, "")
 
 
+class ReversedBatches:
+    """An evaluate that runs a batch at once (what a parallel executor's `many` does) and reports
+    its results last-first."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, cfg):
+        return synth_evaluate(cfg)
+
+    def many(self, configs, done):
+        self.batches.append(len(configs))
+        evs = [synth_evaluate(c) for c in configs]
+        for i in reversed(range(len(evs))):
+            done(i, evs[i])
+        return evs
+
+
+@pytest.mark.parametrize("algorithm", [greedy, coordinate_descent, exhaustive])
+def test_batched_evaluations_in_any_order_give_the_same_run(algorithm, tmp_path):
+    obj = aiq(0.5, max_drop=1.0)
+    plain = algorithm(make_problem(), obj)
+    batched = ReversedBatches()
+    path = tmp_path / "evals.jsonl"
+    with EvalCache(path, "ns") as cache:
+        res = algorithm(make_problem(cached(batched, cache)), obj, progress=True)
+    assert max(batched.batches) > 1                                        # configs went together
+    assert res.best == plain.best and res.evaluations == plain.evaluations
+    assert [(h.config, h.evaluation, h.note) for h in res.history] == \
+        [(h.config, h.evaluation, h.note) for h in plain.history]
+    stored = Counter(json.dumps(json.loads(line)["config"], sort_keys=True) for line in path.read_text().splitlines())
+    assert set(stored.values()) == {1} and len(stored) == plain.evaluations  # each stored once, as it finished
+
+
 # ------------------------------------------------------------------------------- sensitivity
 
 

@@ -97,3 +97,31 @@ def num_threads() -> int:
     import mixq
 
     return mixq.get_num_threads()
+
+
+def search_evaluator(model, x1, calibration, evaluate_plan, candidates):
+    """The search's evaluator of one model (config -> Evaluation; see mixq.planner.model_search),
+    as the local executor runs it."""
+    from mixq.planner.model_search import ModelProblem
+    from mixq.runtime.cnn.compile import ModelCompiler
+
+    compiler = ModelCompiler(model, x1, calibration, progress=False)
+    return ModelProblem(compiler, evaluate_plan, tuple(candidates), None).evaluator
+
+
+def evaluate_many(evaluate, configs):
+    from mixq.planner.search import evaluate_many
+
+    return evaluate_many(evaluate, configs)
+
+
+def ray_executor(**kw):
+    from mixq.ray import RayExecutor
+
+    return RayExecutor(**kw)
+
+
+def set_threads(n: int) -> None:
+    import mixq
+
+    mixq.set_num_threads(n)

@@ -47,3 +47,16 @@ def progress(iterable=None, *, total: int | None = None, desc: str, unit: str, e
         if tqdm is not None:
             return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False)
     return _LineProgress(iterable if iterable is not None else (), total, desc, unit)
+
+
+def note(message: str) -> None:
+    """One line on stderr that leaves a live tqdm bar intact (tqdm.write redraws it below)."""
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            tqdm.write(message, file=sys.stderr)
+            return
+    print(message, file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -26,6 +27,7 @@ from ..quant import parse_precision
 from . import encoder as cli_encoder
 from . import generate as cli_generate
 from . import model_files
+from .executors import add_executor_args, executor_from_args
 from .encoder import ENCODER_MODELS
 
 
@@ -222,8 +224,9 @@ def cmd_search(args) -> int:
     from ..planner.model_search import search
     from ..planner.roofline import machine
 
+    executor = executor_from_args(args)
     if model_files.is_model_file(args.model):
-        return _print_search_result(model_files.search(args), args)
+        return _print_search_result(model_files.search(args, executor), args)
     model, info = _zoo_model(args.model, True)  # accuracy needs trained weights
     if info.dataset != "fashion-mnist":
         raise SystemExit("mixq search needs a model with a dataset to score accuracy (resnet20, mobilenet_v2_small) "
@@ -231,12 +234,15 @@ def cmd_search(args) -> int:
     from ..planner.study import accuracy, fashion_mnist_data
 
     data = fashion_mnist_data(args.val_size, args.seed)  # seeded validation subset + calibration
+    # partial, not a lambda over `data`: with --executor ray this travels to the workers, and
+    # should carry the validation images only, not the whole test set
     result = search(model, torch.from_numpy(data.x_val[:1]), data.calibration,
-                    lambda plan: accuracy(plan, data.x_val, data.y_val),
+                    functools.partial(accuracy, x=data.x_val, y=data.y_val),
                     candidates=tuple(args.candidates.split(",")), algorithm=args.algorithm, objective=args.objective,
                     lam=args.lam, max_drop=args.max_drop, latency="kernels" if args.objective == "latency" else "predicted",
                     latency_input=data.x_latency, machine=machine(), cache_path=args.cache,
-                    subset_id=f"fmnist-test-seed{args.seed}-n{len(data.x_val)}", progress=not args.quiet)
+                    subset_id=f"fmnist-test-seed{args.seed}-n{len(data.x_val)}", executor=executor,
+                    progress=not args.quiet)
     return _print_search_result(result, args)
 
 
@@ -390,7 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("search", help="per-layer precision search (AIQ or latency-aware)",
                         description="Searches per-layer precisions of a model file (scored on --val images "
                                     "and labels) or a Fashion-MNIST zoo model (on a seeded validation subset); "
-                                    "evaluations are cached (--cache) so a killed search resumes.",
+                                    "evaluations are cached (--cache) so a killed search resumes, also on "
+                                    "another executor: --executor ray runs them in parallel on a Ray cluster "
+                                    "(docs/ray.md).",
                         epilog=model_files.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     model_file_args(se)
     se.add_argument("--val", help="validation data for a model file: .npz with images 'x' and integer labels 'y'")
@@ -407,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--cache", default="mixq-search-cache.jsonl", help="evaluation cache (JSON lines)")
     se.add_argument("--out", help="write the best config (JSON) here")
     se.add_argument("--quiet", action="store_true")
+    add_executor_args(se, positive_int)
     se.set_defaults(func=cmd_search)
     rp = sub.add_parser("report", help="rebuild a report from DIR/results.json",
                         description="Re-renders report.md and its plots from the results a demo wrote.")

@@ -23,6 +23,7 @@ EXAMPLES = """example (a model of your own):
   mixq compile model.onnx --config w8a8 --calib calib.npz -o model.mixq
   mixq run model.mixq --input x.npy --output y.npy
   mixq search model.onnx --calib calib.npz --val val.npz --out best.json
+  mixq search model.onnx --calib calib.npz --val val.npz --executor ray --address ray://HEAD:10001
   mixq compile model.onnx --config best.json --calib calib.npz -o best.mixq
   mixq profile model.onnx --config w8a8 --calib calib.npz
 model files: .onnx (opset 13+; an already-quantized QDQ model keeps its scales) or .pt2
@@ -145,7 +146,7 @@ def profile(args) -> int:
     return 0
 
 
-def search(args) -> int:
+def search(args, executor="local"):
     from ..planner.model_search import search as run_search
     from ..planner.roofline import machine
 
@@ -163,5 +164,6 @@ def search(args) -> int:
                         algorithm=args.algorithm, objective=args.objective, lam=args.lam, max_drop=args.max_drop,
                         latency="kernels" if args.objective == "latency" else "predicted", latency_input=x_val[:1],
                         machine=machine(), cache_path=args.cache,
-                        subset_id=f"{Path(args.val).name}-n{len(x_val)}", progress=not args.quiet)
+                        subset_id=f"{Path(args.val).name}-n{len(x_val)}", executor=executor,
+                        progress=not args.quiet)
     return result

@@ -12,7 +12,9 @@ planner (:mod:`mixq.planner`) supplies a real one.
 - pareto: :func:`pareto_front`;
 - baselines: :func:`uniform`, :func:`random_configs`, :func:`best_of`, :func:`sensitivity_order`;
 - sensitivity: :func:`hutchinson_trace` (torch), :func:`weight_sqnr`, :func:`perturbation_scores`;
-- cache: :class:`EvalCache`, :func:`cached` (JSON-lines on disk, resumable).
+- cache: :class:`EvalCache`, :func:`cached` (JSON-lines on disk, resumable);
+- executor: where evaluations run, :class:`LocalExecutor` or ``mixq.ray.RayExecutor``
+  (:func:`resolve_executor`), and :func:`evaluate_many`, the batch contract between them.
 """
 
 from .algorithms import (
@@ -27,6 +29,7 @@ from .algorithms import (
 )
 from .baselines import best_of, random_configs, sensitivity_order, uniform
 from .cache import CachedEvaluate, EvalCache, cached, canonical_config
+from .executor import EXECUTORS, LocalExecutor, evaluate_many, resolve_executor
 from .objective import Evaluation, Objective, Problem
 from .pareto import evaluation_of, pareto_front
 from .sensitivity import fake_quant_layer_weight, hutchinson_trace, perturbation_scores, weight_sqnr
@@ -53,6 +56,10 @@ __all__ = [
     "CachedEvaluate",
     "cached",
     "canonical_config",
+    "EXECUTORS",
+    "LocalExecutor",
+    "evaluate_many",
+    "resolve_executor",
     "hutchinson_trace",
     "weight_sqnr",
     "perturbation_scores",

@@ -11,8 +11,13 @@ then in candidate order). Every algorithm
   cannot make a search cycle);
 - evaluates each distinct config at most once per run (an in-memory memo keyed by the
   config; pass the same ``memo`` dict to several runs, e.g. a λ sweep, to share it).
-  ``SearchResult.evaluations`` counts calls to ``problem.evaluate`` made by the run (a disk
-  cache behind ``evaluate`` may still answer some of them, see :mod:`mixq.planner.search.cache`).
+  ``SearchResult.evaluations`` counts configs handed to ``problem.evaluate`` by the run (a disk
+  cache behind ``evaluate`` may still answer some of them, see :mod:`mixq.planner.search.cache`);
+- hands over together the configs whose choice does not depend on each other's results (all
+  moves of a greedy round, a coordinate step's alternatives, exhaustive's configs in chunks),
+  so an executor that runs evaluations in parallel can (:mod:`mixq.planner.search.executor`).
+  The history stays in the order a one-at-a-time run looks at them: a run's answer does not
+  depend on where or in what order its evaluations ran.
 """
 from __future__ import annotations
 
@@ -21,12 +26,14 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from .executor import evaluate_many
 from .objective import Evaluation, Objective, Problem
 
 __all__ = ["HistoryEntry", "SearchResult", "greedy", "coordinate_descent", "exhaustive",
            "lambda_sweep", "ALGORITHMS", "EXHAUSTIVE_LIMIT"]
 
 EXHAUSTIVE_LIMIT = 50_000
+_EXHAUSTIVE_CHUNK = 256  # configs handed over at once: enough to keep a cluster busy, few in memory
 _REL_TOL = 1e-12
 
 
@@ -102,30 +109,54 @@ class _Run:
     def better(self, a: HistoryEntry, b: HistoryEntry | None) -> bool:
         return b is None or _better(self.key(a), self.key(b))
 
+    def _key(self, config: dict[str, str]) -> tuple:
+        return tuple(config[layer] for layer in self.problem.layers)
+
     def look(self, config: dict[str, str], note: str) -> HistoryEntry:
-        k = tuple(config[layer] for layer in self.problem.layers)
-        entry = self.seen.get(k)
-        if entry is not None:
-            return entry
-        ev = self.memo.get(k)
-        if ev is None:
+        return self.look_all([(config, note)])[0]
+
+    def look_all(self, items: list[tuple[dict[str, str], str]]) -> list[HistoryEntry]:
+        """look at each (config, note) in order; the configs neither seen nor memoized are
+        evaluated first, all in one batch (in parallel on an executor that can)."""
+        todo: dict[tuple, dict] = {}
+        for config, _ in items:
+            k = self._key(config)
+            if k not in self.seen and k not in self.memo:
+                todo.setdefault(k, dict(config))
+
+        keys = list(todo)
+
+        def finished(i: int, ev: Evaluation) -> None:  # as each one finishes: a batch can be long
+            if not isinstance(ev, Evaluation):
+                raise TypeError(f"problem.evaluate must return an Evaluation, got {type(ev).__name__}")
+            self.memo[keys[i]] = ev  # kept even if a later one of the batch is interrupted
+            if self.bar is not None:
+                self.bar.update(1)
+
+        if todo:
             try:
-                ev = self.problem.evaluate(dict(config))
+                evaluate_many(self.problem.evaluate, list(todo.values()), finished)
             except BaseException:  # e.g. KeyboardInterrupt: leave the terminal clean
                 if self.bar is not None:
                     self.bar.close()
                 raise
-            if not isinstance(ev, Evaluation):
-                raise TypeError(f"problem.evaluate must return an Evaluation, got {type(ev).__name__}")
-            self.calls += 1
-            self.memo[k] = ev
+            self.calls += len(todo)
+        return [self._record(config, note, counted=self._key(config) in todo) for config, note in items]
+
+    def _record(self, config: dict[str, str], note: str, counted: bool) -> HistoryEntry:
+        k = self._key(config)
+        entry = self.seen.get(k)
+        if entry is not None:
+            return entry
+        ev = self.memo[k]
         entry = HistoryEntry(dict(config), ev, self.objective(ev), note)
         self.seen[k] = entry
         self.history.append(entry)
         if self.better(entry, self.best):
             self.best = entry
         if self.bar is not None:
-            self.bar.update(1)
+            if not counted:
+                self.bar.update(1)
             self.bar.set_postfix(evals=self.calls, best=f"{self.best.loss:.4g}")
         return entry
 
@@ -171,17 +202,17 @@ def greedy(problem: Problem, objective: Objective, progress: bool = False, *, lo
     rnd = 0
     while True:
         rnd += 1
-        best_move = None
+        moves = []
         for layer in problem.layers:
             now = cur.config[layer]
             if not lower_further and now != start[layer]:
                 continue
             for p in problem.lower_choices(layer, now):
-                cfg = dict(cur.config)
-                cfg[layer] = p
-                e = run.look(cfg, f"greedy round {rnd}: {layer} {now} -> {p}")
-                if objective.feasible(e.evaluation) and run.better(e, best_move):
-                    best_move = e
+                moves.append(({**cur.config, layer: p}, f"greedy round {rnd}: {layer} {now} -> {p}"))
+        best_move = None
+        for e in run.look_all(moves):
+            if objective.feasible(e.evaluation) and run.better(e, best_move):
+                best_move = e
         if best_move is None or not run.better(best_move, cur):
             break
         cur = run.accept(best_move)
@@ -209,12 +240,8 @@ def coordinate_descent(problem: Problem, objective: Objective, start: dict[str, 
         for layer in problem.layers:
             now = cur.config[layer]
             best = cur
-            for p in problem.choices(layer):
-                if p == now:
-                    continue
-                cfg = dict(cur.config)
-                cfg[layer] = p
-                e = run.look(cfg, f"sweep {sweep}: {layer} {now} -> {p}")
+            for e in run.look_all([({**cur.config, layer: p}, f"sweep {sweep}: {layer} {now} -> {p}")
+                                   for p in problem.choices(layer) if p != now]):
                 if run.better(e, best):
                     best = e
             if best is not cur:
@@ -237,10 +264,11 @@ def exhaustive(problem: Problem, objective: Objective, progress: bool = False, *
                          f"{len(problem.layers)} layers; use greedy or coordinate_descent")
     run = _Run(problem, objective, memo, progress, "exhaustive", total=n)
     best = None
-    for i, combo in enumerate(itertools.product(*(problem.choices(layer) for layer in problem.layers))):
-        e = run.look(dict(zip(problem.layers, combo)), f"exhaustive #{i}")
-        if run.better(e, best):
-            best = run.accept(e)
+    combos = enumerate(itertools.product(*(problem.choices(layer) for layer in problem.layers)))
+    while chunk := list(itertools.islice(combos, _EXHAUSTIVE_CHUNK)):
+        for e in run.look_all([(dict(zip(problem.layers, combo)), f"exhaustive #{i}") for i, combo in chunk]):
+            if run.better(e, best):
+                best = run.accept(e)
     return run.result(best)
 
 

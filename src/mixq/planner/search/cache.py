@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
+from .executor import evaluate_many
 from .objective import Evaluation
 
 __all__ = ["EvalCache", "CachedEvaluate", "cached", "canonical_config"]
@@ -134,7 +135,10 @@ class EvalCache:
 
 class CachedEvaluate:
     """``evaluate`` behind an :class:`EvalCache`: a hit returns the stored Evaluation, a miss
-    calls ``evaluate`` and stores its result at once. ``hits`` / ``misses`` count calls."""
+    calls ``evaluate`` and stores its result at once. ``hits`` / ``misses`` count configs.
+    ``many`` (see :mod:`mixq.planner.search.executor`) sends all the misses of a batch to
+    ``evaluate`` together and stores each result as it arrives, so a search killed mid-batch
+    keeps every evaluation that finished."""
 
     def __init__(self, evaluate: Callable[[dict], Evaluation], cache: EvalCache):
         if not callable(evaluate):
@@ -154,6 +158,28 @@ class CachedEvaluate:
             raise TypeError(f"evaluate must return an Evaluation, got {type(ev).__name__}")
         self.cache.put(config, ev)
         return ev
+
+    def many(self, configs: list[dict], done=None) -> list[Evaluation]:
+        results: list[Evaluation | None] = [self.cache.get(c) for c in configs]
+        missing = [i for i, ev in enumerate(results) if ev is None]
+        self.hits += len(configs) - len(missing)
+        self.misses += len(missing)
+        if done is not None:
+            for i, ev in enumerate(results):
+                if ev is not None:
+                    done(i, ev)
+
+        def store(j: int, ev: Evaluation) -> None:
+            if not isinstance(ev, Evaluation):
+                raise TypeError(f"evaluate must return an Evaluation, got {type(ev).__name__}")
+            i = missing[j]
+            self.cache.put(configs[i], ev)
+            results[i] = ev
+            if done is not None:
+                done(i, ev)
+
+        evaluate_many(self.evaluate, [configs[i] for i in missing], store)
+        return results
 
 
 def cached(evaluate: Callable[[dict], Evaluation], cache: EvalCache) -> CachedEvaluate:

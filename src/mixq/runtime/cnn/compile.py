@@ -2,6 +2,7 @@
 inference Plan run by the native core."""
 from __future__ import annotations
 
+import copy
 import sys
 import time
 import warnings
@@ -49,6 +50,21 @@ class ModelCompiler:
             # An already-quantized (QDQ) model's activation scales win over calibration.
             self._observers.update({name: FixedQParams(*q) for name, q in self.fixed_qparams.items()})
         return self._observers
+
+    def detached(self, calibrated: bool = True) -> "ModelCompiler":
+        """A copy that compiles without torch: no torch module, no calibration data, and each
+        activation range kept as its observer's qparams (what lowering reads). What a search ships
+        to other processes (mixq.ray): plain numpy and Python, picklable. ``calibrated=False``
+        skips calibration for searches whose candidates never quantize activations. The copy
+        starts with an empty packed-weight cache and prints nothing."""
+        twin = copy.copy(self)
+        frozen = {}
+        if calibrated:
+            frozen = {name: FixedQParams(*obs.qparams()) for name, obs in self.observers().items()}
+        twin._observers = frozen
+        twin.gm = twin.calibration = twin.example_input = None
+        twin._packed, twin.progress = {}, False
+        return twin
 
     def spec(self, config) -> PlanSpec:
         """The lowered plan spec at `config` (float weights; nothing packed)."""
