@@ -95,13 +95,10 @@ struct StoreU8 {
   template <int half>
   MIXQ_DW_INLINE void put(int64_t ow, int i, __m128i two) const {
     uint8_t* p = out + (ow + i) * ld;
-    if (nc == kLanes) {
-      if (half == 0) _mm_storel_epi64(reinterpret_cast<__m128i*>(p), two);
-      else _mm_storeh_pd(reinterpret_cast<double*>(p), _mm_castsi128_pd(two));
-    } else {
-      const int64_t q = _mm_extract_epi64(two, half);
-      std::memcpy(p, &q, size_t(nc));
-    }
+    // Through memcpy (one vpextrq / vmovq store): a double* store of the high half would be a
+    // misaligned typed access (UBSan).
+    const int64_t q = _mm_extract_epi64(two, half);
+    std::memcpy(p, &q, size_t(nc == kLanes ? 8 : nc));
   }
   // Pixels [ow, ow + N) from the first N (<= 4) of acc.
   template <int N>

@@ -282,7 +282,7 @@ inline int64_t twelve_int32_chains(int64_t iters, Mac mac) {
   __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)),
                                _mm256_add_epi32(_mm256_add_epi32(a4, a5), _mm256_add_epi32(a6, a7)));
   s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_add_epi32(a8, a9), _mm256_add_epi32(a10, a11)));
-  return _mm256_extract_epi32(s, 0) + _mm256_extract_epi32(s, 7);
+  return int64_t(_mm256_extract_epi32(s, 0)) + _mm256_extract_epi32(s, 7);  // int64: no signed overflow
 }
 
 }  // namespace

@@ -143,7 +143,8 @@ int64_t peak_int8__avx512vnni(int64_t iters) {
                                _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
   s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)),
                                            _mm512_add_epi32(_mm512_add_epi32(a12, a13), _mm512_add_epi32(a14, a15))));
-  return _mm512_reduce_add_epi32(s);
+  // Lanes 0 and 15 summed in int64: the checksum must not overflow (UBSan).
+  return int64_t(_mm512_cvtsi512_si32(s)) + _mm_extract_epi32(_mm512_extracti32x4_epi32(s, 3), 3);
 }
 
 }  // namespace mixq
