@@ -1,6 +1,7 @@
 // The Llama-style decoder executor (see decoder.h). Projections run on the packed GEMM drivers,
 // threaded inside (one token: a GEMV per projection, its columns split across threads);
-// attention runs one (query head) per task over the cached keys and values.
+// attention runs one (query head, token) per task over the cached keys and values, on the
+// active ISA's EncoderOps (vectorized dot products and exp).
 #include "exec/decoder.h"
 
 #include <algorithm>
@@ -10,25 +11,11 @@
 #include <string>
 
 #include "core/parallel.h"
+#include "ops/encoder_ops.h"
 
 namespace mixq {
 
 namespace {
-
-
-// q . k over n values with 16 independent partial sums: the compiler vectorizes the lanes
-// (a single running sum is a latency-bound chain; without -ffast-math it is never reordered).
-template <typename T>
-float dot16(const float* q, const T* k, int64_t n) {
-  float acc[16] = {};
-  int64_t c = 0;
-  for (; c + 16 <= n; c += 16)
-    for (int i = 0; i < 16; ++i) acc[i] += q[c + i] * float(k[c + i]);
-  float s = 0.f;
-  for (; c < n; ++c) s += q[c] * float(k[c]);
-  for (int i = 0; i < 16; ++i) s += acc[i];
-  return s;
-}
 
 std::string dims(int64_t n, int64_t k) { return "[" + std::to_string(n) + ", " + std::to_string(k) + "]"; }
 
@@ -160,36 +147,20 @@ void Decoder::store_kv(int64_t li, const float* qkv, int64_t S, int64_t ld) {
 void Decoder::attention(int64_t layer, const float* qkv, int64_t S, int64_t ld, float* ctx) {
   const int64_t d = d_, group = heads_ / kv_heads_, pos0 = len_;
   const float scale = 1.f / std::sqrt(float(d));
+  const EncoderOps& ops = encoder_ops();
   parallel_for(heads_ * S, [&](int64_t task, int) {
     const int64_t h = task % heads_, t = task / heads_, g = h / group;
     const int64_t L = pos0 + t + 1;  // causal: query at position pos0 + t sees keys 0 .. pos0 + t
     const int64_t row0 = (layer * kv_heads_ + g) * max_pos_;
     const float* q = qkv + t * ld + h * d;
-    thread_local std::vector<float> p;
-    p.resize(size_t(L));
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < L; ++j) {
-      const float s = kv_int8_ ? dot16(q, k_codes_.data() + (row0 + j) * d, d) * k_scale_[size_t(row0 + j)]
-                               : dot16(q, k_cache_.data() + (row0 + j) * d, d);
-      p[size_t(j)] = s * scale;
-      mx = std::max(mx, p[size_t(j)]);
-    }
-    float sum = 0.f;
-    for (int64_t j = 0; j < L; ++j) sum += (p[size_t(j)] = std::exp(p[size_t(j)] - mx));
-    const float inv = 1.f / sum;
     float* out = ctx + t * H_ + h * d;
-    std::fill(out, out + d, 0.f);
-    for (int64_t j = 0; j < L; ++j) {
-      if (kv_int8_) {
-        const float w = p[size_t(j)] * inv * v_scale_[size_t(row0 + j)];
-        const int8_t* v = v_codes_.data() + (row0 + j) * d;
-        for (int64_t c = 0; c < d; ++c) out[c] += w * float(v[c]);
-      } else {
-        const float w = p[size_t(j)] * inv;
-        const float* v = v_cache_.data() + (row0 + j) * d;
-        for (int64_t c = 0; c < d; ++c) out[c] += w * v[c];
-      }
-    }
+    thread_local std::vector<float> scores;
+    scores.resize(size_t(L));
+    if (kv_int8_)
+      ops.attend_s8(L, d, q, k_codes_.data() + row0 * d, v_codes_.data() + row0 * d, k_scale_.data() + row0,
+                    v_scale_.data() + row0, scale, scores.data(), out);
+    else
+      ops.attend_f32(L, d, q, k_cache_.data() + row0 * d, v_cache_.data() + row0 * d, scale, scores.data(), out);
   });
 }
 

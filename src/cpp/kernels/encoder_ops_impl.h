@@ -158,6 +158,81 @@ void softmax_impl(int64_t rows, int64_t n, float* x, int64_t ld) {
   }
 }
 
+// One query row's attention over L cached rows of d values (KV = float, or int8 codes with one
+// scale per row): scores, their softmax, then the weighted sum of the values into out.
+#ifdef __AVX512F__
+inline __m512 load16(const float* x) { return _mm512_loadu_ps(x); }
+inline __m512 load16(const int8_t* x) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x))));
+}
+#endif
+
+template <typename KV>
+float dot_row(const float* q, const KV* k, int64_t d) {
+  int64_t c = 0;
+  float s = 0.f;
+#ifdef __AVX512F__
+  __m512 acc = _mm512_setzero_ps();
+  for (; c + 16 <= d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), load16(k + c), acc);
+  s = _mm512_reduce_add_ps(acc);
+#else
+  float part[kLanes] = {};  // 16 partial sums: the compiler vectorizes the lanes
+  for (; c + kLanes <= d; c += kLanes)
+    for (int i = 0; i < kLanes; ++i) part[i] += q[c + i] * float(k[c + i]);
+  for (int i = 0; i < kLanes; ++i) s += part[i];
+#endif
+  for (; c < d; ++c) s += q[c] * float(k[c]);
+  return s;
+}
+
+// out[0, n) = sum_j w[j] * v[j * d + c0 + c], 64 columns at a time held in registers across j
+// (a sum through memory is a store-to-load chain per key).
+template <typename KV>
+void weighted_rows(int64_t L, int64_t d, const float* w, const KV* v, float* out) {
+  int64_t c0 = 0;
+#ifdef __AVX512F__
+  for (; c0 + 64 <= d; c0 += 64) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t j = 0; j < L; ++j) {
+      const __m512 wj = _mm512_set1_ps(w[j]);
+      for (int i = 0; i < 4; ++i) acc[i] = _mm512_fmadd_ps(wj, load16(v + j * d + c0 + 16 * i), acc[i]);
+    }
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(out + c0 + 16 * i, acc[i]);
+  }
+#endif
+  for (; c0 < d; c0 += kLanes) {
+    const int64_t n = std::min<int64_t>(kLanes, d - c0);
+    float acc[kLanes] = {};
+    if (n == kLanes) {
+      for (int64_t j = 0; j < L; ++j)
+        for (int i = 0; i < kLanes; ++i) acc[i] += w[j] * float(v[j * d + c0 + i]);
+    } else {
+      for (int64_t j = 0; j < L; ++j)
+        for (int64_t i = 0; i < n; ++i) acc[i] += w[j] * float(v[j * d + c0 + i]);
+    }
+    std::copy(acc, acc + n, out + c0);
+  }
+}
+
+template <typename KV>
+void attend_row_impl(int64_t L, int64_t d, const float* q, const KV* k, const KV* v, const float* k_scale,
+                     const float* v_scale, float scale, float* scores, float* out) {
+  for (int64_t j = 0; j < L; ++j) scores[j] = dot_row(q, k + j * d, d) * (k_scale ? k_scale[j] * scale : scale);
+  const float inv = 1.f / exp_row(scores, L);
+  for (int64_t j = 0; j < L; ++j) scores[j] *= v_scale ? inv * v_scale[j] : inv;
+  weighted_rows(L, d, scores, v, out);
+}
+
+void attend_f32_impl(int64_t L, int64_t d, const float* q, const float* k, const float* v, float scale, float* scores,
+                     float* out) {
+  attend_row_impl<float>(L, d, q, k, v, nullptr, nullptr, scale, scores, out);
+}
+
+void attend_s8_impl(int64_t L, int64_t d, const float* q, const int8_t* k, const int8_t* v, const float* k_scale,
+                    const float* v_scale, float scale, float* scores, float* out) {
+  attend_row_impl<int8_t>(L, d, q, k, v, k_scale, v_scale, scale, scores, out);
+}
+
 void scores_softmax_u8_impl(int64_t rows, int64_t n, const int32_t* acc, int64_t ldacc, const int32_t* a_zp,
                             const float* a_scale, const int32_t* colsum, const float* b_scale, const float* bias,
                             float* x, uint8_t* q, int64_t ldq, float* scale) {
@@ -327,5 +402,5 @@ void pack_values_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, i
   namespace mixq {                              \
   extern const EncoderOps symbol;               \
   const EncoderOps symbol = {label, layernorm_impl, softmax_impl, scores_softmax_u8_impl, pack_keys_s8_impl, \
-                             pack_values_s8_impl}; \
+                             pack_values_s8_impl, attend_f32_impl, attend_s8_impl}; \
   }

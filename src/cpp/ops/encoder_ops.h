@@ -34,6 +34,13 @@ struct EncoderOps {
                        int64_t panel_bytes, float* scale, int32_t* colsum);
   void (*pack_values_s8)(int64_t rows, int64_t n, const float* x, int64_t ldx, int8_t* panels, int64_t panel_bytes,
                          float* scale, int32_t* colsum);
+  // The decoder's attention of one query row q (d values) over L cached key and value rows (d
+  // values each, contiguous): out = softmax(scale * K q) V. scores: L floats of scratch. The
+  // int8 cache's rows are codes times their row's scale (k_scale, v_scale).
+  void (*attend_f32)(int64_t L, int64_t d, const float* q, const float* k, const float* v, float scale, float* scores,
+                     float* out);
+  void (*attend_s8)(int64_t L, int64_t d, const float* q, const int8_t* k, const int8_t* v, const float* k_scale,
+                    const float* v_scale, float scale, float* scores, float* out);
 };
 
 // The ops of the active ISA level (mixq.set_isa / MIXQ_ISA).
