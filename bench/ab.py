@@ -1,6 +1,6 @@
-"""A/B of two mixq builds: the same GEMM, decode, CNN and encoder cases, timed interleaved.
+"""A/B of two mixq builds: the same GEMM, decode, CNN, encoder and decoder cases, timed interleaved.
 
-    python bench/ab.py --before /path/to/old-venv/bin/python [--quick] [--groups gemm,gemv,cnn,encoder]
+    python bench/ab.py --before /path/to/old-venv/bin/python [--quick] [--groups gemm,gemv,cnn,encoder,decoder]
 
 Two builds of mixq cannot share a process (their native modules register the same types), so
 each side is a worker process (bench/ab_worker.py) under its own interpreter: `--before` names
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", required=True, help="python interpreter that imports the old mixq build")
     p.add_argument("--after", default=sys.executable, help="python interpreter of the new build (default: this one)")
-    p.add_argument("--groups", default="gemm,gemv,cnn,encoder", help="comma list of gemm, gemv, cnn, encoder")
+    p.add_argument("--groups", default="gemm,gemv,cnn,encoder", help="comma list of gemm, gemv, cnn, encoder, decoder (not in the default: 2 GB, a minute to pack)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 9, 5 with --quick)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="fewer cases and rounds")

@@ -87,7 +87,24 @@ def encoder_cases(quick: bool) -> dict:
     return cases
 
 
-GROUPS = {"gemm": gemm_cases, "gemv": gemv_cases, "cnn": cnn_cases, "encoder": encoder_cases}
+def decoder_cases(quick: bool) -> dict:
+    """The TinyLlama-shaped decoder of bench/llm.py (22 layers, random weights): an 8-token prompt
+    then 64 decode steps, so the GEMVs, attention and per-token overheads dominate."""
+    from llm import mixq_plan, random_weights
+    from mixq.models.llama import tiny_llama_1b
+
+    cfg = tiny_llama_1b(num_layers=22, max_position_embeddings=512)
+    weights = random_weights(cfg)
+    prompt = np.random.default_rng(1).integers(0, cfg.vocab_size, size=8)
+    cases = {}
+    for precision in ("w4a8-g128",) if quick else ("w8a8", "w4a8-g128", "w2a8-g64"):
+        plan = mixq_plan(cfg, weights, precision)[0]
+        cases[f"tinyllama decode 8+64 {precision}"] = lambda plan=plan: plan.generate(prompt, 64)
+    return cases
+
+
+GROUPS = {"gemm": gemm_cases, "gemv": gemv_cases, "cnn": cnn_cases, "encoder": encoder_cases,
+          "decoder": decoder_cases}
 
 
 def main() -> None:
