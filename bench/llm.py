@@ -194,7 +194,7 @@ def print_targets(results: Results, case_p: str, case_d: str, dram_gbs: float) -
 
 
 def main(argv=None) -> int:
-    ap = add_common(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    ap = add_common(argparse.ArgumentParser(description=__doc__.splitlines()[0]), repeats=(3, 1))
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
     ap.add_argument("--layers", type=int, default=22, help="decoder layers (22: TinyLlama-1.1B)")
     ap.add_argument("--prompt", type=int, default=128)
@@ -206,8 +206,6 @@ def main(argv=None) -> int:
     ap.add_argument("--gguf-dir", metavar="DIR",
                     help="keep the GGUF files here and reuse them (default: a temporary directory)")
     args = finish_args(ap.parse_args(argv))
-    if argv is None and "--repeats" not in sys.argv:
-        args.repeats = 1 if args.quick else 3
     import mixq
     from mixq.models.llama import tiny_llama_1b
 

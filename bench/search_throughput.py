@@ -58,9 +58,8 @@ def shipped_mb(obj) -> float:
 def main() -> int:
     import argparse
 
-    args = cli.add_common(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 3  # a round of 44 evaluations on 1 000 images takes ~15 s
+    args = cli.add_common(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                          repeats=(3, 1)).parse_args()  # a round of 44 evaluations on 1 000 images takes ~15 s
     args = cli.finish_args(args)
     try:
         import ray

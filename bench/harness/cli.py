@@ -11,20 +11,23 @@ from .timing import warn_if_busy
 DEFAULT_JSON = ""  # --json without a path: bench/results/<cpu-id>/<bench>.json (report.json_path)
 
 
-def add_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_common(p: argparse.ArgumentParser, repeats: tuple[int, int] = (10, 3)) -> argparse.ArgumentParser:
+    """repeats: the default timed rounds per case, without and with --quick."""
     p.add_argument("--quick", action="store_true", help="fewer cases/repeats (CI smoke run)")
     p.add_argument("--json", metavar="PATH", nargs="?", const=DEFAULT_JSON,
                    help="write machine info and results as JSON (no PATH: "
                         "bench/results/<cpu-id>/<bench>.json)")
     p.add_argument("--threads", type=int, default=2, help="threads for mixq and every peer")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timed rounds per case (default 10, 3 with --quick)")
+                   help=f"timed rounds per case (default {repeats[0]}, {repeats[1]} with --quick)")
+    p.set_defaults(repeats_default=repeats)
     return p
 
 
 def finish_args(args: argparse.Namespace) -> argparse.Namespace:
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 10
+        full, quick = getattr(args, "repeats_default", (10, 3))
+        args.repeats = quick if args.quick else full
     args.warmup = 1 if args.quick else 2
     args.min_time = 0.05 if args.quick else 0.25  # keep timing tiny cases a little longer
     return args

@@ -458,13 +458,13 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
         });
     return;
   }
-  const KernelInfo& s8 = kinfo;
-  const auto fn = s8.fn_as<GemmS8Fn>();
-  const KernelInfo* fused = fused_u8_kernel(d, s8, w, M, 1, e);
+  const auto fn = kinfo.fn_as<GemmS8Fn>();
+  const KernelInfo* fused = fused_u8_kernel(d, kinfo, w, M, 1, e);
+  if (fused) note_kernel(fused->name);
   const auto fn_u8 = fused ? fused->fn_as<GemmS8QFn>() : nullptr;
   const int8_t* wdata = w.data.as<int8_t>();
   const int64_t panel = w.panel_bytes();
-  run_blocked<int32_t>(w, M, s8, kPanelN * 4, 1,
+  run_blocked<int32_t>(w, M, kinfo, kPanelN * 4, 1,
                        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
                            bool accumulate) {
                          const int cols = int(std::min<int64_t>(np * kPanelN, w.N - n));
@@ -513,6 +513,7 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
   const auto fn = s8.fn_as<GemmS8Fn>();
   const int8_t* wdata = w.data.as<int8_t>();
   const KernelInfo* fused = fused_u8_kernel(d, s8, w, M, a.KW * a.C / 4, e);
+  if (fused) note_kernel(fused->name);
   const auto fn_u8 = fused ? fused->fn_as<GemmS8QFn>() : nullptr;
   // K steps per kernel row (its KW taps, contiguous in the padded input), rows' stride, image line.
   // kc slices are whole kernel rows, so each kernel call takes its slice's rows as runs of A.
