@@ -90,9 +90,10 @@ def test_fp32_plan_matches_torch(ids, isa, tied):
 
 @pytest.mark.parametrize("head_dim", [20, 72])
 @pytest.mark.parametrize("kv_cache", ["fp32", "int8"])
-def test_attention_of_any_head_dim(ids, isa, head_dim, kv_cache):
-    # head sizes off the vector width (16 + 4, 64 + 8 lanes): the attention's tails, on every ISA
-    m = small_model(hidden_size=2 * head_dim, num_heads=2, num_kv_heads=1)
+def test_attention_and_gate_of_any_width(ids, isa, head_dim, kv_cache):
+    # head sizes off the vector width (16 + 4, 64 + 8 lanes): the attention's tails, on every ISA;
+    # an FFN width off it too (62, 218): the SiLU gate's tail
+    m = small_model(hidden_size=2 * head_dim, num_heads=2, num_kv_heads=1, intermediate_size=3 * head_dim + 2)
     fp32 = mixq.compile_decoder(m, kv_cache=kv_cache)
     bound = 1e-4 if kv_cache == "fp32" else 2e-2  # int8 cache: one code step of a key or value row
     assert rel(fp32.logits(ids), torch_logits(m, ids)) <= bound

@@ -208,12 +208,12 @@ void Decoder::forward(const int64_t* ids, int64_t S, float* logits, bool all_log
     const int64_t Il = l.gate_up.w.N / 2;
     l.gate_up.run(xn, S, H, gu, 2 * Il, nullptr, false, 0, 0, true);
     // SiLU(gate) * up, into the gate half; a prompt's S x I values are worth the threads
+    const EncoderOps& ops = encoder_ops();
     parallel_chunks(S * Il, 16384, [&](int64_t e0, int64_t e1) {
       for (int64_t e = e0; e < e1;) {
         const int64_t t = e / Il, c0 = e % Il, c1 = std::min(Il, c0 + (e1 - e));
         float* g = gu + t * 2 * Il;
-        const float* u = g + Il;
-        for (int64_t c = c0; c < c1; ++c) g[c] = g[c] / (1.f + std::exp(-g[c])) * u[c];
+        ops.silu_gate(c1 - c0, g + c0, g + Il + c0);
         e += c1 - c0;
       }
     });

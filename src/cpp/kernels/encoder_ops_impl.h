@@ -223,6 +223,20 @@ void attend_row_impl(int64_t L, int64_t d, const float* q, const KV* k, const KV
   weighted_rows(L, d, scores, v, out);
 }
 
+// g = silu(g) * u = g / (1 + exp(-g)) * u over n values (the decoder's SwiGLU gate).
+void silu_gate_impl(int64_t n, float* g, const float* u) {
+  int64_t i = 0;
+#ifdef __AVX512F__
+  const __m512 one = _mm512_set1_ps(1.f);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(g + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
+  }
+#endif
+  for (; i < n; ++i) g[i] = g[i] / (1.f + exp_poly(-g[i])) * u[i];
+}
+
 void attend_f32_impl(int64_t L, int64_t d, const float* q, const float* k, const float* v, float scale, float* scores,
                      float* out) {
   attend_row_impl<float>(L, d, q, k, v, nullptr, nullptr, scale, scores, out);
@@ -402,5 +416,5 @@ void pack_values_s8_impl(int64_t rows, int64_t n, const float* x, int64_t ldx, i
   namespace mixq {                              \
   extern const EncoderOps symbol;               \
   const EncoderOps symbol = {label, layernorm_impl, softmax_impl, scores_softmax_u8_impl, pack_keys_s8_impl, \
-                             pack_values_s8_impl, attend_f32_impl, attend_s8_impl}; \
+                             pack_values_s8_impl, attend_f32_impl, attend_s8_impl, silu_gate_impl}; \
   }

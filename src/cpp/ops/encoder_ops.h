@@ -41,6 +41,8 @@ struct EncoderOps {
                      float* out);
   void (*attend_s8)(int64_t L, int64_t d, const float* q, const int8_t* k, const int8_t* v, const float* k_scale,
                     const float* v_scale, float scale, float* scores, float* out);
+  // g = silu(g) * u over n values (SwiGLU).
+  void (*silu_gate)(int64_t n, float* g, const float* u);
 };
 
 // The ops of the active ISA level (mixq.set_isa / MIXQ_ISA).
