@@ -152,9 +152,9 @@ nb::dict cpu_info() {
   nb::list avail;
   for (Isa i : available_isas()) avail.append(isa_name(i));
   out["available_isas"] = avail;
-  nb::dict kernels;  // the selected GEMM kernel of each kind, and the helper set
+  nb::dict kernels;  // the selected GEMM and depthwise kernel of each kind, and the helper set
   for (int kind = 0; kind < kKernelKinds; ++kind)
-    if (std::string(kind_family(KernelKind(kind))) == "gemm")
+    if (const std::string family = kind_family(KernelKind(kind)); family == "gemm" || family == "depthwise")
       kernels[kind_name(KernelKind(kind))] = d.kernels[size_t(kind)] ? d.kernels[size_t(kind)]->name : "none";
   kernels["ops"] = d.ops->name;
   out["kernels"] = kernels;
