@@ -61,9 +61,12 @@ struct LutSums {
 };
 
 // Byte sums of a unit (s <= 4 * 63, h <= 4 * 23 per byte) into the int16 sums.
+// The odd bytes by vpmaddubsw with (0, 1), not a shift: the multiply ports are idle here, the
+// shuffle and shift ports are what the lookups use.
 inline void lut_widen(__m256i s, __m256i h, __m256i& s_all, __m256i& s_odd, __m256i& h_all, __m256i& h_odd) {
-  s_all = _mm256_add_epi16(s_all, s), s_odd = _mm256_add_epi16(s_odd, _mm256_srli_epi16(s, 8));
-  h_all = _mm256_add_epi16(h_all, h), h_odd = _mm256_add_epi16(h_odd, _mm256_srli_epi16(h, 8));
+  const __m256i odd = _mm256_set1_epi16(0x0100);
+  s_all = _mm256_add_epi16(s_all, s), s_odd = _mm256_add_epi16(s_odd, _mm256_maddubs_epi16(s, odd));
+  h_all = _mm256_add_epi16(h_all, h), h_odd = _mm256_add_epi16(h_odd, _mm256_maddubs_epi16(h, odd));
 }
 
 // The int32 dot products of the panel's 32 columns, in 4 vectors of 8. Bounds at 64 units: a word
