@@ -44,9 +44,10 @@ Dispatch make_dispatch(Isa isa) {
   // u2lut needs the table builder of its layout (u2lut_tables).
   const KernelInfo*& lut = d.kernels[size_t(KernelKind::u2lut)];
   if (lut && !d[KernelKind::u2lut_tables]) lut = nullptr;
-  // ... and replaces the u2 kernel for one-row GEMMs only on the levels where it measured faster
-  // than that level's u2 kernel (docs/design-notes.md, "Lookup-table GEMV"): none so far.
-  d.u2lut_gemv = lut && false;
+  // ... and would replace the u2 kernel for one-row GEMMs only on levels where it measured faster
+  // than that level's u2 kernel: none. On Zen 4 it ran 1.2-2.8x slower at avx2, avx512 and
+  // avx512vnni, weights in L2, L3 or DRAM, 1 and 2 threads (docs/design-notes.md, "Lookup-table").
+  d.u2lut_gemv = false;
   d.ops = &d[KernelKind::isa_ops]->ops_as<IsaOps>();
   return d;
 }
