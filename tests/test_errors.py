@@ -145,6 +145,7 @@ def test_cpu_info_and_kernel_list():
     if any(k["isa"] == "avx2" for k in mixq.kernel_list()):
         kinds |= {"s8w", "s7", "s7q", "peak_int8_narrow"}  # int8 on int16-widened operands and on narrow codes
         kinds |= {"peak_fp32", "peak_int8"}
+        kinds |= {"u2lut", "u2lut_tables"}  # the lookup-table 2-bit GEMV and its table builder
     if any(k["needs_bf16"] for k in mixq.kernel_list()):
         kinds.add("peak_bf16")
     assert kinds == {k["kind"] for k in mixq.kernel_list()}

@@ -19,8 +19,8 @@ def test_list_holds_every_family():
         assert {"dw_s8_3x3", "peak_int8", "peak_fp32"} <= kinds
     for kind in kinds:  # every kind has a reference entry, or is SIMD-only by design
         refs = [k for k in KERNELS if k["kind"] == kind and k["isa"] == "ref"]
-        assert refs or kind in {"s8g", "s8w", "s7", "s7q", "dw_s8_3x3", "peak_int8", "peak_int8_narrow", "peak_fp32",
-                                "peak_bf16"}, kind
+        assert refs or kind in {"s8g", "s8w", "s7", "s7q", "u2lut", "u2lut_tables", "dw_s8_3x3", "peak_int8",
+                                "peak_int8_narrow", "peak_fp32", "peak_bf16"}, kind
 
 
 def test_active_kernels_are_listed():

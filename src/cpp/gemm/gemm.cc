@@ -77,6 +77,7 @@ thread_local DynamicRows t_quantized;    // dynamically quantized activations of
 thread_local AlignedBuffer t_unpacked;   // low-bit B panels of a block, unpacked to s8 (groupwise path)
 thread_local AlignedBuffer t_wide_a;     // activations widened to int16 (s8w path)
 thread_local AlignedBuffer t_wide_b;     // B panels of a block widened to int16 (s8w path)
+thread_local AlignedBuffer t_lut;        // u2lut tables of a call's row (built by the calling thread)
 
 // The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
 // C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
@@ -297,6 +298,17 @@ void single_group_as_s8(const PackedWeight& w, const IsaOps* ops, PackedWeight& 
 
 thread_local PackedWeight t_single_group;  // single_group_as_s8's output, reused across calls
 
+std::atomic<int> g_u2_lut{0};
+
+// The kernel of a u2 GEMM of M rows: u2lut for one row where the dispatcher's rule (or set_u2_lut)
+// says, else the level's u2 kernel.
+const KernelInfo& u2_kernel(const Dispatch& d, int64_t M) {
+  const int mode = g_u2_lut.load(std::memory_order_relaxed);
+  const KernelInfo* lut = d[KernelKind::u2lut];
+  if (M == 1 && lut && (mode == 1 || (mode == 0 && d.u2lut_gemv))) return *lut;
+  return d.gemm(KernelKind::u2);
+}
+
 }  // namespace
 
 void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
@@ -317,7 +329,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   }
   const KernelInfo& kinfo = groupwise                             ? *s8g
                             : w.format == WeightFormat::u4_x32c4 ? d.gemm(KernelKind::u4)
-                            : w.format == WeightFormat::u2_x32c4 ? d.gemm(KernelKind::u2)
+                            : w.format == WeightFormat::u2_x32c4 ? u2_kernel(d, a.M)
                                                                  : s8_product_kernel(d, w);
   note_kernel(kinfo.name);
   if (a.M == 0) return;
@@ -398,10 +410,21 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
     });
     const auto fn = kinfo.fn_as<GemmLowBitFn>();
     const int64_t group_steps = w.group_size / 4;
+    // u2lut: the row's tables, built once per call (in chunks across threads) for every column.
+    const uint8_t* lut = nullptr;
+    if (kinfo.kind == KernelKind::u2lut) {
+      const int64_t units = w.k_steps() / 4;
+      t_lut.resize(size_t(units * kU2LutUnitBytes));
+      uint8_t* tables = t_lut.as<uint8_t>();
+      const auto build = d[KernelKind::u2lut_tables]->fn_as<BuildU2LutFn>();
+      parallel_chunks(units, 128, [&](int64_t u0, int64_t u1) { build(rows + 16 * u0, u1 - u0, tables + u0 * kU2LutUnitBytes); });
+      lut = tables;
+    }
     run_blocked<float>(
         w, M, kinfo, w.group_block_bytes() / group_steps, group_steps,
         [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, float* tile, int64_t ldt, bool accumulate) {
-          const LowBitArgs args{group_steps, group_sums.data() + m * G + p0 / group_steps, G, (K + 3) / 4 - p0};
+          LowBitArgs args{group_steps, group_sums.data() + m * G + p0 / group_steps, G, (K + 3) / 4 - p0};
+          if (lut) args.lut = lut + p0 / 4 * kU2LutUnitBytes;
           fn(mr, np, steps, rows + m * lda + p0 * 4, lda, w.lowbit_block(n, p0), w.panel_bytes(), args, tile, ldt,
              accumulate);
         },
@@ -484,6 +507,11 @@ std::atomic<bool> g_implicit_conv{true};
 }  // namespace
 
 void set_implicit_conv(bool on) { g_implicit_conv.store(on); }
+
+void set_u2_lut(int mode) {
+  if (mode < 0 || mode > 2) throw std::invalid_argument("set_u2_lut: mode is 0 (auto), 1 (on) or 2 (off)");
+  g_u2_lut.store(mode);
+}
 
 bool gemm_s8_conv_runs(const PackedWeight& w, int64_t KW, int64_t C) {
   // Symmetric int8 weights (no activation row sums needed) on a kernel that reads u8 rows in place:

@@ -66,6 +66,9 @@ bool gemm_s8_conv_runs(const PackedWeight& w, int64_t KW, int64_t C);
 void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e);
 // Off: every conv takes im2col (the tests compare the two paths).
 void set_implicit_conv(bool on);
+// One-row GEMMs on u2 weights: the u2lut kernel where the dispatcher's rule says (auto, 0), wherever
+// the level has one (1), or never (2). For tests and benchmarks.
+void set_u2_lut(int mode);
 
 // fp32 activations, int8 weights: per-row dynamic u8 quantization inside the core (W8A8 dynamic).
 // col_mult (optional): x[m, k] * col_mult[k] is what gets quantized (SmoothQuant factors).

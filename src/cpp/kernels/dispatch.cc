@@ -29,7 +29,7 @@ const KernelInfo* pick(KernelKind kind, Isa isa) {
 }
 
 Dispatch make_dispatch(Isa isa) {
-  Dispatch d{isa, {}, nullptr};
+  Dispatch d{isa, {}, nullptr, false};
   for (int kind = 0; kind < kKernelKinds; ++kind) d.kernels[size_t(kind)] = pick(KernelKind(kind), isa);
   // s8w runs on panels widened by the widen_s8 helper of its own unit.
   const KernelInfo*& s8w = d.kernels[size_t(KernelKind::s8w)];
@@ -41,6 +41,13 @@ Dispatch make_dispatch(Isa isa) {
   const KernelInfo*& s7q = d.kernels[size_t(KernelKind::s7q)];
   if (s7 && s7->isa != d[KernelKind::s8]->isa) s7 = nullptr;
   if (!s7 || (s7q && s7q->isa != s7->isa)) s7q = nullptr;
+  // u2lut needs the table builder of its layout (u2lut_tables).
+  const KernelInfo*& lut = d.kernels[size_t(KernelKind::u2lut)];
+  if (lut && !d[KernelKind::u2lut_tables]) lut = nullptr;
+  // ... and would replace the u2 kernel for one-row GEMMs only on levels where it measured faster
+  // than that level's u2 kernel: none. On Zen 4 it ran 1.2-2.8x slower at avx2, avx512 and
+  // avx512vnni, weights in L2, L3 or DRAM, 1 and 2 threads (docs/design-notes.md, "Lookup-table").
+  d.u2lut_gemv = false;
   d.ops = &d[KernelKind::isa_ops]->ops_as<IsaOps>();
   return d;
 }

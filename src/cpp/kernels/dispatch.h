@@ -16,6 +16,9 @@ struct Dispatch {
   // widen_s8 helper is of its unit.
   std::array<const KernelInfo*, kKernelKinds> kernels;
   const IsaOps* ops;  // kernels[isa_ops]'s set
+  // One-row GEMMs on u2 weights run the u2lut kernel instead of the u2 one (the level rule in
+  // dispatch.cc: only where it measured faster). gemm.h's set_u2_lut can force either way.
+  bool u2lut_gemv = false;
 
   const KernelInfo* operator[](KernelKind kind) const { return kernels[size_t(kind)]; }
   // The selected kernel of a GEMM kind (one exists for every kind but s8g and s8w).

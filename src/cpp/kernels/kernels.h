@@ -58,10 +58,20 @@ struct LowBitArgs {
   // k steps from the call's first that hold K; the rest is padding of the last group (codes equal
   // to the zero point, zero activations: it adds nothing), which a kernel may skip.
   int64_t valid_steps = INT64_MAX;
+  // u2lut kernels only: the tables of the call's k steps (BuildU2LutFn), or nullptr: the kernel
+  // builds them itself (the driver builds them once per call, shared by every column).
+  const uint8_t* lut = nullptr;
 };
 // b: the panel's first group block of the call; b_stride: bytes between panels.
 using GemmLowBitFn = void (*)(int mr, int np, int64_t k_steps, const uint8_t* a, int64_t lda, const uint8_t* b,
                               int64_t b_stride, const LowBitArgs& args, float* c, int64_t ldc, bool accumulate);
+
+// u2lut (lookup-table GEMV of one row on u2 weights) tables of `units` units of 16 u8 activations
+// a[16 u ..]: per unit, for h = 0, 1 (code nibble: k steps 4u + 2h, 4u + 2h + 1), plane p = 0, 1 and
+// lane q = 0..3, 16 bytes: entry n of T = a[16u + 8h + q] * (n & 3) + a[16u + 8h + 4 + q] * (n >> 2)
+// (<= 1530), plane 0 = T & 63, plane 1 = T >> 6, at unit * 256 + 128 h + 64 p + 16 q + n.
+constexpr int64_t kU2LutUnitBytes = 256;
+using BuildU2LutFn = void (*)(const uint8_t* a, int64_t units, uint8_t* lut);
 
 // Weight-only low-bit (W4A32 / W2A32): fp32 activations, codes dequantized in registers
 // (scale * (code - zero point)) and multiplied in fp32. a: fp32 rows read in place.

@@ -189,6 +189,14 @@ NB_MODULE(_core, m) {
   m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, "name"_a);
   // Testing: convs through im2col only (off) or the implicit int8 GEMM where it applies (on).
   m.def("set_implicit_conv", &set_implicit_conv, "on"_a);
+  // Testing and benchmarks: one-row u2 GEMMs on the lookup-table kernel by the dispatcher's rule
+  // ("auto"), wherever the level has one ("on"), or never ("off").
+  m.def("set_u2_lut", [](const std::string& mode) {
+    if (mode == "auto") set_u2_lut(0);
+    else if (mode == "on") set_u2_lut(1);
+    else if (mode == "off") set_u2_lut(2);
+    else throw std::invalid_argument("set_u2_lut: mode is 'auto', 'on' or 'off'");
+  }, "mode"_a);
   m.def("available_isas", [] {
     std::vector<std::string> out;
     for (Isa i : available_isas()) out.push_back(isa_name(i));

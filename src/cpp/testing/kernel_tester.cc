@@ -51,7 +51,17 @@ constexpr double kFloatTol = 1e-5;
 
 bool is_lowbit_kind(KernelKind k) {
   return k == KernelKind::u4 || k == KernelKind::u2 || k == KernelKind::f32u4 || k == KernelKind::f32u2 ||
-         k == KernelKind::bf16u4 || k == KernelKind::bf16u2 || k == KernelKind::s8g;
+         k == KernelKind::bf16u4 || k == KernelKind::bf16u2 || k == KernelKind::s8g || k == KernelKind::u2lut;
+}
+
+// The u2 kernel a level runs (the highest at or below it this CPU runs): u2lut kernels must equal
+// it bit for bit, since the dispatcher swaps one for the other.
+const KernelInfo* u2_kernel_of_level(Isa isa) {
+  const KernelInfo* best = nullptr;
+  for (const auto& k : kernel_table())
+    if (k.kind == KernelKind::u2 && int(k.isa) <= int(isa) && kernel_runnable(k) && (!best || int(k.isa) > int(best->isa)))
+      best = &k;
+  return best;
 }
 
 // ------------------------------------------------------------------------------------- GEMM
@@ -357,15 +367,27 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
 // s8g: the panels unpacked to s8 by the ref helper set, k steps only up to K.
 void test_lowbit_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   const KernelKind kind = k.kind;
-  const bool u8_act = kind == KernelKind::u4 || kind == KernelKind::u2 || kind == KernelKind::s8g;
+  const bool lut = kind == KernelKind::u2lut;
+  const bool u8_act = kind == KernelKind::u4 || kind == KernelKind::u2 || kind == KernelKind::s8g || lut;
   const bool bf16_act = kind == KernelKind::bf16u4 || kind == KernelKind::bf16u2;
-  const int bits = (kind == KernelKind::u2 || kind == KernelKind::f32u2 || kind == KernelKind::bf16u2) ? 2 : 4;
-  const KernelInfo* ref = kind == KernelKind::s8g ? nullptr : reference_kernel(kind);
+  const int bits = (kind == KernelKind::u2 || kind == KernelKind::f32u2 || kind == KernelKind::bf16u2 || lut) ? 2 : 4;
+  const KernelInfo* ref = kind == KernelKind::s8g ? nullptr : reference_kernel(lut ? KernelKind::u2 : kind);
   const IsaOps& ref_ops = reference_kernel(KernelKind::isa_ops)->ops_as<IsaOps>();
-  r.reference = std::string("scalar product of the unpacked weights") + (ref ? std::string("; ") + ref->name : "");
+  // u2lut: also bit for bit against the level's u2 kernel, with the kernel's own tables and with
+  // tables from each u2lut_tables helper this CPU runs.
+  const KernelInfo* same_level = lut ? u2_kernel_of_level(k.isa) : nullptr;
+  std::vector<const KernelInfo*> builders;
+  if (lut)
+    for (const auto& b : kernel_table())
+      if (b.kind == KernelKind::u2lut_tables && kernel_runnable(b)) builders.push_back(&b);
+  r.reference = std::string("scalar product of the unpacked weights") + (ref ? std::string("; ") + ref->name : "") +
+                (same_level ? std::string("; bit for bit ") + same_level->name : "");
   std::vector<std::pair<int64_t, int64_t>> depths;  // (K, group)
   for (int64_t g : {32, 64, 128})
     for (int64_t K : {g, 2 * g - 5, 3 * g + 3}) depths.push_back({K, g});
+  if (lut)  // groups of more than 64 units of 16 k: int32 partial sums between the kernel's k blocks
+    for (std::pair<int64_t, int64_t> d : {std::pair<int64_t, int64_t>{1040, 1040}, {2100, 1088}, {1500, 1504}, {4096, 16}})
+      depths.push_back(d);
   for_each_case(k, depths, 3, [&](const GemmCase& c) {
     const int64_t K = c.K, group = c.group, N = 32 * c.np, G = (K + group - 1) / group, gs = group / 4;
     const int qmax = (1 << bits) - 1;
@@ -427,6 +449,30 @@ void test_lowbit_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
                                 c.accumulate);
         ref->fn_as<GemmLowBitFn>()(c.mr, c.np, ks, a8.data(), lda, b, b_stride, args, exp.c.data(), exp.ldc,
                                    c.accumulate);
+        if (same_level) {
+          TileBuffer<float> lvl(c.mr, c.np), with_tables(c.mr, c.np);
+          fill_tile(lvl, c.mr, int(ncols), c.accumulate, init);
+          same_level->fn_as<GemmLowBitFn>()(c.mr, c.np, ks, a8.data(), lda, b, b_stride, args, lvl.c.data(), lvl.ldc,
+                                            c.accumulate);
+          const std::string what = c.str(k) + " vs " + same_level->name;
+          const auto bitwise = [&](const TileBuffer<float>& t, const std::string& w) {
+            for (size_t i = 0; i < t.c.size(); ++i)
+              record(r, std::memcmp(&t.c[i], &lvl.c[i], 4) != 0, 0, [&] {
+                return fmt("%s: element %zu got %.9g want %.9g (bit for bit)", w.c_str(), i, double(t.c[i]), double(lvl.c[i]));
+              });
+          };
+          bitwise(got, what);
+          for (const KernelInfo* bld : builders) {
+            AlignedBuffer tables(size_t(ks / 4 * kU2LutUnitBytes));
+            bld->fn_as<BuildU2LutFn>()(a8.data(), ks / 4, tables.as<uint8_t>());
+            LowBitArgs with = args;
+            with.lut = tables.as<uint8_t>();
+            fill_tile(with_tables, c.mr, int(ncols), c.accumulate, init);
+            k.fn_as<GemmLowBitFn>()(c.mr, c.np, ks, a8.data(), lda, b, b_stride, with, with_tables.c.data(),
+                                    with_tables.ldc, c.accumulate);
+            bitwise(with_tables, what + " tables of " + bld->name);
+          }
+        }
       }
     } else if (bf16_act) {
       std::vector<uint16_t> ab(static_cast<size_t>(c.mr * lda) + 64, 0);
@@ -452,6 +498,34 @@ void test_lowbit_gemm(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
     }
     ++r.cases;
   });
+}
+
+// u2lut_tables: random and all-255 activations against the layout of kernels.h, byte for byte.
+void test_u2lut_tables(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
+  r.reference = "the u2lut table layout (kernels.h), scalar";
+  for (int64_t units : {1, 2, 5, 64, 131})
+    for (int pattern = 0; pattern < 2; ++pattern) {
+      std::vector<uint8_t> a(size_t(16 * units));
+      for (auto& v : a) v = uint8_t(pattern == 0 ? rand_int(rng, 0, 255) : 255);
+      AlignedBuffer got(size_t(units * kU2LutUnitBytes));
+      std::memset(got.as<uint8_t>(), 0xA5, size_t(units * kU2LutUnitBytes));
+      k.fn_as<BuildU2LutFn>()(a.data(), units, got.as<uint8_t>());
+      for (int64_t u = 0; u < units; ++u)
+        for (int h = 0; h < 2; ++h)
+          for (int q = 0; q < 4; ++q)
+            for (int n = 0; n < 16; ++n) {
+              const int t = a[size_t(16 * u + 8 * h + q)] * (n & 3) + a[size_t(16 * u + 8 * h + 4 + q)] * (n >> 2);
+              for (int p = 0; p < 2; ++p) {
+                const int want = p == 0 ? t & 63 : t >> 6;
+                const int v = got.as<uint8_t>()[u * kU2LutUnitBytes + 128 * h + 64 * p + 16 * q + n];
+                record(r, v != want, 0, [&] {
+                  return fmt("units=%lld unit %lld h=%d plane %d q=%d entry %d: got %d want %d", (long long)units,
+                             (long long)u, h, p, q, n, v, want);
+                });
+              }
+            }
+      ++r.cases;
+    }
 }
 
 // widen_s8: panels of random and extreme int8 values against the ref helper, bit for bit.
@@ -820,6 +894,7 @@ KernelTestReport test_kernel(const KernelInfo& k, uint64_t seed) {
     case KernelKind::s8q:
     case KernelKind::s7q: test_s8q(k, rng, r); break;
     case KernelKind::widen_s8: test_widen(k, rng, r); break;
+    case KernelKind::u2lut_tables: test_u2lut_tables(k, rng, r); break;
     case KernelKind::dw_s8:
     case KernelKind::dw_s8_3x3:
     case KernelKind::dw_f32: test_depthwise(k, rng, r); break;
