@@ -154,8 +154,11 @@ nb::dict cpu_info() {
   out["available_isas"] = avail;
   nb::dict kernels;  // the selected GEMM and depthwise kernel of each kind, and the helper set
   for (int kind = 0; kind < kKernelKinds; ++kind)
-    if (const std::string family = kind_family(KernelKind(kind)); family == "gemm" || family == "depthwise")
-      kernels[kind_name(KernelKind(kind))] = d.kernels[size_t(kind)] ? d.kernels[size_t(kind)]->name : "none";
+    if (const std::string family = kind_family(KernelKind(kind)); family == "gemm" || family == "depthwise") {
+      const KernelInfo* k = d.kernels[size_t(kind)];
+      if (KernelKind(kind) == KernelKind::u2lut && !d.u2lut_gemv) k = nullptr;  // built, not dispatched
+      kernels[kind_name(KernelKind(kind))] = k ? k->name : "none";
+    }
   kernels["ops"] = d.ops->name;
   out["kernels"] = kernels;
   out["l1d_bytes"] = f.l1d_bytes, out["l2_bytes"] = f.l2_bytes, out["l3_bytes"] = f.l3_bytes;
