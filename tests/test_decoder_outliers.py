@@ -102,7 +102,7 @@ def test_outlier_count_is_capped_largest_first(model, calib):
 
 @pytest.mark.parametrize("config", ["w8a8", "w4a8-g64", "w2a8-g32", QKV_GATE_UP,
                                     {"default": "w4a32-g64", "layers": {"lm_head": "w8a8"}}])
-def test_plan_within_bound_of_oracle(model, calib, ids, config):
+def test_plan_within_bound_of_oracle(model, calib, ids, config, isa):
     plan = mixq.compile_decoder(model, config, calib, outlier_threshold=6.0)
     if isinstance(config, dict) and config["default"] == "w4a32-g64":
         assert list(plan.outlier_channels()) in ([], ["lm_head"])  # weight-only linears take none
@@ -113,7 +113,7 @@ def test_plan_within_bound_of_oracle(model, calib, ids, config):
         assert rel(simulate_decoder(plan.spec, params, ids), oracle) > 0.1
 
 
-def test_outlier_part_is_the_fp32_model(model, calib, ids):
+def test_outlier_part_is_the_fp32_model(model, calib, ids, isa):
     """With every int8 weight zero but the outlier columns, the int8 GEMMs add exactly nothing and
     the plan is the fp32 plan of the same weights up to fp32 rounding."""
     cfg, params = decoder_params(model)
