@@ -2,9 +2,11 @@
 (default 0.5 %) of every GEMM's input channels in fp32 beside the int8 GEMM, against plain W8A8.
 
 Both plans are bench/llm.py's (random weights, layer 0 packed once and copied into each layer's
-own memory); the outlier plan's channels are random, the same in every layer. Each round runs
-both, in rotated order: a --prompt token prefill, then --new greedy single-token decode steps.
-Reported: medians per impl, the per-round ratio range (the machine is shared: compare ratios).
+own memory); the outlier plan's channels are random, the same in every layer. Each round streams
+both plans side by side (DecoderPlan.stream): the two --prompt token prefills, then their --new
+greedy decode steps alternating step by step (the order flips every step), so the load other jobs
+put on the shared machine hits both alike. Reported: medians over rounds per impl, and the median
+of the step-by-step (prefill: round-by-round) time ratios with their quartiles.
 
 Run:  python bench/llm_outliers.py [--quick] [--json [PATH]] [--fraction 0.005] [--prompt 32] [--new 32]
 """
@@ -46,27 +48,41 @@ def main(argv=None) -> int:
     weights = random_weights(cfg)
     prompt = np.random.default_rng(1).integers(0, cfg.vocab_size, size=args.prompt)
     plain_name, split_name = "mixq-w8a8", f"mixq-w8a8+outliers-{100 * args.fraction:g}%"
-    runs = {}
+    plans = {}
     for name, fraction in ((plain_name, 0.0), (split_name, args.fraction)):
         t0 = time.perf_counter()
-        plan, wbytes = mixq_plan(cfg, weights, "w8a8", fraction)
+        plans[name], wbytes = mixq_plan(cfg, weights, "w8a8", fraction)
         progress(f"[llm_outliers] {name}: packed {wbytes / 1e9:.3f} GB in {time.perf_counter() - t0:.0f} s", done=True)
-
-        def run(plan=plan):
-            plan.generate(prompt, args.new)
-            s = plan.last_stats
-            return s["prefill_s"], s["decode_s"] / (s["new_tokens"] - 1)
-
-        runs[name] = run
     del weights
-    for fn in runs.values():  # warm-up
-        fn()
-    names = list(runs)
-    times = {n: [] for n in names}
+    names = list(plans)
+
+    def round_(r):
+        """(prefill s, decode s per token) per impl, decode steps interleaved one by one."""
+        gens = {n: plans[n].stream(prompt, args.new) for n in names}
+        pre, dec = {}, {n: [] for n in names}
+        for i in range(len(names)):  # next() of a fresh stream: prefill and the first token
+            n = names[(i + r) % len(names)]
+            t0 = time.perf_counter()
+            next(gens[n])
+            pre[n] = time.perf_counter() - t0
+        for step in range(args.new - 1):
+            for i in range(len(names)):
+                n = names[(i + step) % len(names)]
+                t0 = time.perf_counter()
+                next(gens[n])
+                dec[n].append(time.perf_counter() - t0)
+        return pre, dec
+
+    round_(0)  # warm-up
+    pre_t = {n: [] for n in names}
+    dec_t = {n: [] for n in names}
+    step_ratios = []  # plain step time / outlier step time, the same step of the same round
     for r in range(args.repeats):
-        for i in range(len(names)):
-            name = names[(i + r) % len(names)]
-            times[name].append(runs[name]())
+        pre, dec = round_(r)
+        for n in names:
+            pre_t[n].append(pre[n])
+            dec_t[n].append(statistics.median(dec[n]))
+        step_ratios += [a / b for a, b in zip(dec[plain_name], dec[split_name])]
 
     results = Results()
     case_p = f"llm prefill TinyLlama-{cfg.num_layers}L prompt={args.prompt}"
@@ -76,14 +92,16 @@ def main(argv=None) -> int:
           f"{machine['cpu']} ({machine['isa']})")
     print(f"{'impl':<32}{'prefill tok/s':>14}{'decode tok/s':>14}")
     for name in names:
-        for case, k in ((case_p, 0), (case_d, 1)):
-            ts = [t[k] for t in times[name]]
-            results.add(case, name, statistics.median(ts), min(ts), bytes=None, rounds=ts)
+        results.add(case_p, name, statistics.median(pre_t[name]), min(pre_t[name]), bytes=None, rounds=pre_t[name])
+        results.add(case_d, name, statistics.median(dec_t[name]), min(dec_t[name]), bytes=None, rounds=dec_t[name])
         print(f"{name:<32}{args.prompt / results.get(case_p, name)['median_s']:>14.1f}"
               f"{1 / results.get(case_d, name)['median_s']:>14.1f}")
-    for case, what in ((case_p, "prefill"), (case_d, "decode")):
-        print(f"{what}: outliers / plain speed {ratio(results, case, split_name, plain_name):.3f}x"
-              f"{round_range_text(results, case, split_name, plain_name)}")
+    q = statistics.quantiles(step_ratios, n=4)
+    print(f"prefill: outliers / plain speed {ratio(results, case_p, split_name, plain_name):.3f}x"
+          f"{round_range_text(results, case_p, split_name, plain_name)}")
+    print(f"decode: outliers / plain speed {ratio(results, case_d, split_name, plain_name):.3f}x (medians of rounds)"
+          f"{round_range_text(results, case_d, split_name, plain_name)}; step by step {q[1]:.3f}x "
+          f"(quartiles {q[0]:.3f}-{q[2]:.3f}, {len(step_ratios)} paired steps)")
     write_results(args, "llm_outliers", machine, results)
     return 0
 
