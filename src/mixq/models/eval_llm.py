@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         if extra:
             found = plan.outlier_channels()
             row.update(outlier_threshold=args.outlier_threshold, outlier_channels=plan.meta["outlier_channels"],
-                       outlier_gemms={k: v.tolist() for k, v in found.items()})
+                       outliers_per_gemm={k: int(v.size) for k, v in found.items()})
         rows.append(row)
         print(f"{name:<20}{ppl:>12.3f}{100 * row['rel_to_fp32']:>9.2f}%{100 * row['top1_agreement']:>12.2f}%"
               f"{plan.weight_bytes / 1e6:>12.2f}" + (f"   {row['outlier_channels']} outlier channels" if extra else ""))
