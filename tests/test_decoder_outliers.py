@@ -227,6 +227,8 @@ def test_core_refuses_bad_outlier_channels():
         lin.set_outliers(np.array([1, 2], np.int32), np.zeros((8, 3), np.float32))
     lin.set_outliers(np.array([1, 2], np.int32), np.zeros((8, 2), np.float32))
     assert lin.outliers == [1, 2]
+    with pytest.raises(ValueError, match="already set"):
+        lin.set_outliers(np.array([3], np.int32), np.zeros((8, 1), np.float32))
     fp = _core.EncoderLinear(parse_precision("fp32").pack(w)._core, "float", None)
     with pytest.raises(ValueError, match="dynamic_int8"):
         fp.set_outliers(np.array([1], np.int32), np.zeros((8, 1), np.float32))

@@ -138,11 +138,10 @@ Epilogue EncoderLinear::epilogue(int64_t M, float* y, int64_t ldy, const float* 
 }
 
 void EncoderLinear::set_outliers(std::vector<int32_t> cols, const float* w_cols) {
-  if (cols.empty()) {
-    outliers.clear(), outlier_w = PackedWeight();
-    return;
-  }
+  if (cols.empty()) return;
   if (mode != Mode::dynamic_int8) throw std::invalid_argument("outlier channels apply to dynamic_int8 linears only");
+  // once: their smooth multipliers are overwritten by 0, which a second set could not undo
+  if (!outliers.empty()) throw std::invalid_argument("this linear's outlier channels are already set");
   for (size_t i = 0; i < cols.size(); ++i)
     if (cols[i] < 0 || cols[i] >= w.K || (i && cols[i] <= cols[i - 1]))
       throw std::invalid_argument("outlier channels must be strictly increasing and in [0, " + std::to_string(w.K) +

@@ -31,6 +31,7 @@ struct EncoderLinear {
   std::vector<int32_t> outliers;
   PackedWeight outlier_w;
   // cols: strictly increasing channels in [0, K); w_cols: their weights, [N, cols.size()] row-major.
+  // Once per linear (empty cols: nothing to do).
   void set_outliers(std::vector<int32_t> cols, const float* w_cols);
   // residual: rows of N floats with stride ldy, added before the output is written; gelu: GELU
   // applied in the GEMM epilogue; col_block, col_block_stride: blocked output columns (see
