@@ -83,27 +83,44 @@ def random_weights(cfg, seed=WEIGHT_SEED):
     return w
 
 
-def mixq_plan(cfg, weights, precision: str):
-    """A DecoderPlan of cfg at one precision; layer 0's packed weights copied into every layer."""
+def mixq_plan(cfg, weights, precision: str, outlier_fraction: float = 0.0):
+    """A DecoderPlan of cfg at one precision; layer 0's packed weights copied into every layer.
+    outlier_fraction > 0: that share of every GEMM's input channels (random, at least one) are
+    outlier channels, run in fp32 beside the int8 GEMM (compile_decoder's outlier_threshold)."""
     from mixq.quant import parse_precision
     from mixq.runtime.decoder import DecoderPlan, linear_names
     from mixq.runtime.decoder.layout import FUSED, NORMS, layer_prefix
+    from mixq.runtime.decoder.outliers import split_weight
 
     p = parse_precision(precision)
-    packed = {name: np.frombuffer(p.pack(weights[name]).to_bytes(), dtype=np.uint8) for name in FUSED}
+    rng = np.random.default_rng(WEIGHT_SEED + 1)
+    extra = {}  # GEMM -> its outlier arrays (channels, fp32 columns)
+
+    def pack(name, w):
+        if outlier_fraction > 0:
+            k = w.shape[1]
+            cols = np.sort(rng.choice(k, max(1, round(outlier_fraction * k)), replace=False)).astype(np.int32)
+            w, w_out = split_weight(w, cols)
+            extra[name] = {"outliers": cols, "outlier_weight": w_out}
+        return np.frombuffer(p.pack(w).to_bytes(), dtype=np.uint8)
+
+    packed = {name: pack(name, weights[name]) for name in FUSED}
     stored = {"model.embed_tokens.weight": weights["embed"], "model.norm.weight": np.ones(cfg.hidden_size, np.float32),
-              "lm_head.weight": np.frombuffer(p.pack(weights["lm_head"]).to_bytes(), dtype=np.uint8)}
+              "lm_head.weight": pack("lm_head", weights["lm_head"])}
+    stored.update({f"lm_head.{k}": v for k, v in extra.get("lm_head", {}).items()})
     for i in range(cfg.num_layers):
         for name in FUSED:
             stored[f"{layer_prefix(i)}.{name}.weight"] = packed[name].copy()
+            stored.update({f"{layer_prefix(i)}.{name}.{k}": v.copy() for k, v in extra.get(name, {}).items()})
         for n in NORMS:
             stored[f"{layer_prefix(i)}.{n}.weight"] = np.ones(cfg.hidden_size, np.float32)
     spec = dict(kind="decoder", model=cfg.to_dict(), precisions={n: precision for n in linear_names(cfg.num_layers)},
                 kv_cache="fp32")
     plan = DecoderPlan(spec, stored)
     plan.stored = {}  # the core holds its own copy; free ours
-    weight_bytes = sum(int(np.frombuffer(v, np.uint8).size) for v in packed.values()) * cfg.num_layers \
-        + int(stored["lm_head.weight"].size)
+    fp32_cols = {n: e["outlier_weight"].nbytes for n, e in extra.items()}
+    weight_bytes = sum(int(np.frombuffer(v, np.uint8).size) + fp32_cols.get(n, 0) for n, v in packed.items()) \
+        * cfg.num_layers + int(stored["lm_head.weight"].size) + fp32_cols.get("lm_head", 0)
     return plan, weight_bytes
 
 

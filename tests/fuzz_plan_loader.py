@@ -88,6 +88,9 @@ def _run(plan) -> None:
         s = plan.spec
         ids = np.zeros((2, min(5, s["max_positions"])), np.int64) % s["vocab"]
         plan.run(ids)
+    elif isinstance(plan, mixq.DecoderPlan):  # a prompt, then two decode steps on the KV cache
+        n = max(1, min(3, plan.max_positions - 2))
+        plan.generate(np.arange(n) % plan.vocab_size, min(2, plan.max_positions - n))
     else:
         c, h, w = plan.input_shape
         plan.run(np.ones((2, c, h, w), np.float32))

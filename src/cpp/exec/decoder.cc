@@ -81,9 +81,10 @@ void Decoder::add_layer(DecoderLayer l) {
 }
 
 int64_t Decoder::weight_bytes() const {
-  int64_t b = int64_t((emb_.size() + final_norm_.size()) * sizeof(float)) + (has_head_ ? lm_head_.w.nbytes() : 0);
+  auto bytes = [](const EncoderLinear& l) { return l.w.nbytes() + l.outlier_w.nbytes(); };
+  int64_t b = int64_t((emb_.size() + final_norm_.size()) * sizeof(float)) + (has_head_ ? bytes(lm_head_) : 0);
   for (const DecoderLayer& l : layers_)
-    b += l.qkv.w.nbytes() + l.o.w.nbytes() + l.gate_up.w.nbytes() + l.down.w.nbytes() + 2 * H_ * int64_t(sizeof(float));
+    b += bytes(l.qkv) + bytes(l.o) + bytes(l.gate_up) + bytes(l.down) + 2 * H_ * int64_t(sizeof(float));
   return b;
 }
 

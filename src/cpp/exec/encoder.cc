@@ -137,10 +137,51 @@ Epilogue EncoderLinear::epilogue(int64_t M, float* y, int64_t ldy, const float* 
   return e;
 }
 
+void EncoderLinear::set_outliers(std::vector<int32_t> cols, const float* w_cols) {
+  if (cols.empty()) return;
+  if (mode != Mode::dynamic_int8) throw std::invalid_argument("outlier channels apply to dynamic_int8 linears only");
+  // once: their smooth multipliers are overwritten by 0, which a second set could not undo
+  if (!outliers.empty()) throw std::invalid_argument("this linear's outlier channels are already set");
+  for (size_t i = 0; i < cols.size(); ++i)
+    if (cols[i] < 0 || cols[i] >= w.K || (i && cols[i] <= cols[i - 1]))
+      throw std::invalid_argument("outlier channels must be strictly increasing and in [0, " + std::to_string(w.K) +
+                                  ")");
+  const int64_t n = int64_t(cols.size());
+  outlier_w = pack_f32(w_cols, w.N, n);
+  if (smooth.empty()) smooth.assign(size_t(w.K), 1.f);
+  for (int32_t c : cols) smooth[size_t(c)] = 0.f;
+  outliers = std::move(cols);
+}
+
+// The fp32 share of a linear with outlier channels, plus the caller's residual rows (stride ldr):
+// [M, N] in a per-thread buffer that the int8 GEMM then reads as its residual. (Accumulating into
+// y in place would need an epilogue that reads y before writing it; this one reads another buffer.)
+const float* EncoderLinear::outlier_part(const float* x, int64_t M, int64_t ldx, const float* residual,
+                                         int64_t ldr) const {
+  thread_local AlignedBuffer gathered, part;
+  const int64_t n = int64_t(outliers.size()), N = w.N;
+  gathered.resize(size_t(M * n) * sizeof(float));
+  part.resize(size_t(M * N) * sizeof(float));
+  float* g = gathered.as<float>();
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < n; ++j) g[m * n + j] = x[m * ldx + outliers[size_t(j)]];
+  Epilogue e;
+  e.type = OutType::f32;
+  e.out = part.as<float>(), e.ldo = N;
+  if (residual) e.residual_f32 = residual, e.ld_residual = ldr;
+  gemm_float(outlier_w, g, M, n, e);
+  return part.as<float>();
+}
+
 void EncoderLinear::run(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, const float* residual,
                         bool gelu, int64_t col_block, int64_t col_block_stride, bool read_soon) const {
   Epilogue e = epilogue(M, y, ldy, residual, gelu, read_soon);
   e.col_block = col_block, e.col_block_stride = col_block_stride;
+  if (!outliers.empty()) {
+    if (col_block) throw std::invalid_argument("outlier channels with blocked output columns are not supported");
+    // y = int8 GEMM (outlier channels zeroed) + [fp32 outlier GEMM + residual]; bias and GELU once, at the end
+    e.residual_f32 = outlier_part(x, M, ldx, residual, ldy), e.ld_residual = w.N;
+  }
   switch (mode) {
     case Mode::float_weights: gemm_float(w, x, M, ldx, e); break;
     case Mode::dynamic_int8: gemm_dynamic_s8(w, x, M, ldx, e, col_mult()); break;
@@ -153,6 +194,7 @@ void EncoderLinear::quantize_input(const float* x, int64_t r0, int64_t n, int64_
 }
 
 void EncoderLinear::run_quantized(const DynamicRows& q, int64_t M, float* y, int64_t ldy, const float* residual) const {
+  if (!outliers.empty()) throw std::invalid_argument("run_quantized has no fp32 input for outlier channels: use run");
   gemm_s8(w, q.rows(M), epilogue(M, y, ldy, residual, false, false));
 }
 
@@ -213,7 +255,9 @@ void Encoder::add_layer(EncoderLayer layer) {
 }
 
 int64_t Encoder::weight_bytes() const {
-  auto linear = [](const EncoderLinear& l) { return l.w.nbytes() + int64_t(l.bias.size() * sizeof(float)); };
+  auto linear = [](const EncoderLinear& l) {
+    return l.w.nbytes() + l.outlier_w.nbytes() + int64_t(l.bias.size() * sizeof(float));
+  };
   int64_t b = int64_t((word_f32_.size() + word_scale_.size() + pos_.size() + type_.size() + 2 * size_t(H_)) *
                       sizeof(float)) + int64_t(word_s8_.size());
   for (const EncoderLayer& l : layers_) {

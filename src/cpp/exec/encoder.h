@@ -23,6 +23,16 @@ struct EncoderLinear {
   // Per input channel multipliers applied to x before dynamic quantization (SmoothQuant: the
   // weights were packed multiplied by their inverse), or empty.
   std::vector<float> smooth;
+  // LLM.int8()-style outlier input channels (dynamic_int8 only; sorted, or empty): their smooth
+  // multiplier is 0, so the per-token scale comes from the other channels and they add exactly
+  // nothing to the int8 GEMM; they run in fp32 instead, x[:, outliers] @ outlier_w^T with
+  // outlier_w the [N, |outliers|] weight columns (not smoothed), added through the int8 GEMM's
+  // residual. Set both with set_outliers.
+  std::vector<int32_t> outliers;
+  PackedWeight outlier_w;
+  // cols: strictly increasing channels in [0, K); w_cols: their weights, [N, cols.size()] row-major.
+  // Once per linear (empty cols: nothing to do).
+  void set_outliers(std::vector<int32_t> cols, const float* w_cols);
   // residual: rows of N floats with stride ldy, added before the output is written; gelu: GELU
   // applied in the GEMM epilogue; col_block, col_block_stride: blocked output columns (see
   // Epilogue::col_block); read_soon: the caller reads y back at once, so a large y is not written
@@ -36,6 +46,7 @@ struct EncoderLinear {
 
  private:
   Epilogue epilogue(int64_t M, float* y, int64_t ldy, const float* residual, bool gelu, bool read_soon) const;
+  const float* outlier_part(const float* x, int64_t M, int64_t ldx, const float* residual, int64_t ldr) const;
   const float* col_mult() const { return smooth.empty() ? nullptr : smooth.data(); }
 };
 

@@ -91,7 +91,15 @@ void bind_encoder(nb::module_& m) {
                l->smooth = vec(*smooth);
              }
            },
-           "weight"_a, "mode"_a, "bias"_a.none(), "smooth"_a.none() = nb::none());
+           "weight"_a, "mode"_a, "bias"_a.none(), "smooth"_a.none() = nb::none())
+      .def("set_outliers",
+           [](EncoderLinear& l, In<int32_t, 1> cols, In<float, 2> weight) {
+             if (int64_t(weight.shape(0)) != l.w.N || weight.shape(1) != cols.shape(0))
+               throw std::invalid_argument("outlier weights must be [N, number of outlier channels]");
+             l.set_outliers(std::vector<int32_t>(cols.data(), cols.data() + cols.shape(0)), weight.data());
+           },
+           "channels"_a, "weight"_a)
+      .def_prop_ro("outliers", [](const EncoderLinear& l) { return l.outliers; });
 
   nb::class_<Encoder>(m, "Encoder")
       .def(nb::init<int64_t, int64_t, float>(), "hidden"_a, "heads"_a, "eps"_a)

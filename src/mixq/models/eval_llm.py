@@ -1,11 +1,14 @@
 """Held-out perplexity of the shipped decoder at each precision, run by mixq's decoder plans.
 
     python -m mixq.models.eval_llm [--configs fp32 w8a8 w4a8-g128 w2a8-g64] [--json PATH]
+                                   [--outlier-threshold 6.0 [--calibration-windows 32]]
 
 For every config: perplexity over the held-out fortunes (consecutive windows of ``--window``
 tokens, each a fresh sequence, as the training script scores), and next-token top-1 agreement
 with the fp32 plan on the same positions. The fp32 torch model is scored too (the plan must
-match it).
+match it). With --outlier-threshold, every int8-activation config is scored a second time with
+outlier channels (compile_decoder's calibration + outlier_threshold), calibrated on windows of the
+*training* split, so the held-out score stays held out.
 """
 from __future__ import annotations
 
@@ -24,6 +27,18 @@ def heldout_ids(tok) -> np.ndarray:
     from .train_llm import token_stream
 
     return token_stream(tok, fortune_documents("heldout"))
+
+
+def calibration_ids(tok, windows: int, window: int) -> np.ndarray:
+    """[windows, window] token ids from the start of the training split (for outlier channels)."""
+    from ..data.text_corpus import fortune_documents
+    from .train_llm import token_stream
+
+    docs, need = fortune_documents("train"), windows * window
+    stream, n = np.zeros(0, np.int64), 64
+    while stream.size < need and n < 2 * len(docs):
+        stream, n = token_stream(tok, docs[:n]), 2 * n
+    return stream[:need].reshape(windows, window)
 
 
 def _window_logits(plan, ids: np.ndarray, window: int):
@@ -55,6 +70,10 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
     ap.add_argument("--window", type=int, default=128)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--outlier-threshold", type=float, default=None,
+                    help="also score each int8-activation config with outlier channels at this threshold")
+    ap.add_argument("--calibration-windows", type=int, default=32,
+                    help="training-split windows of --window tokens that calibrate the outlier channels")
     args = ap.parse_args(argv)
 
     import torch
@@ -70,17 +89,29 @@ def main(argv=None) -> int:
     print(f"held-out: {ids.size} tokens; torch fp32 perplexity {torch_ppl:.3f} "
           f"(recorded at training: {llm_metadata()['heldout_perplexity']:.3f})")
     rows, ref = [], None
-    print(f"{'config':<14}{'perplexity':>12}{'vs fp32':>10}{'top-1 agree':>13}{'weights MB':>12}")
+    print(f"{'config':<20}{'perplexity':>12}{'vs fp32':>10}{'top-1 agree':>13}{'weights MB':>12}")
+    from ..quant import parse_precision
+
+    runs = []
     for name in ["fp32"] + [c for c in args.configs if c != "fp32"]:
-        plan = compile_decoder(model, name)
+        runs.append((name, {}))
+        if args.outlier_threshold is not None and parse_precision(name).int8_activations:
+            calib = calibration_ids(tok, args.calibration_windows, args.window)
+            runs.append((f"{name}+outliers", dict(calibration=calib, outlier_threshold=args.outlier_threshold)))
+    for name, extra in runs:
+        plan = compile_decoder(model, name.split("+")[0], **extra)
         ppl, top1, agree = score(plan, ids, args.window, ref)
         if ref is None:
             ref, fp32_ppl = top1, ppl
         row = dict(config=name, perplexity=ppl, rel_to_fp32=ppl / fp32_ppl - 1,
                    top1_agreement=1.0 if agree is None else agree, weight_bytes=plan.weight_bytes)
+        if extra:
+            found = plan.outlier_channels()
+            row.update(outlier_threshold=args.outlier_threshold, outlier_channels=plan.meta["outlier_channels"],
+                       outliers_per_gemm={k: int(v.size) for k, v in found.items()})
         rows.append(row)
-        print(f"{name:<14}{ppl:>12.3f}{100 * row['rel_to_fp32']:>9.2f}%{100 * row['top1_agreement']:>12.2f}%"
-              f"{plan.weight_bytes / 1e6:>12.2f}")
+        print(f"{name:<20}{ppl:>12.3f}{100 * row['rel_to_fp32']:>9.2f}%{100 * row['top1_agreement']:>12.2f}%"
+              f"{plan.weight_bytes / 1e6:>12.2f}" + (f"   {row['outlier_channels']} outlier channels" if extra else ""))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(dict(machine=dict(cpu=cpu_info()["isa"]), heldout_tokens=int(ids.size),

@@ -22,3 +22,11 @@ def layer_prefix(i: int) -> str:
 def linear_names(n_layers: int) -> list[str]:
     """Every linear a config can set a precision for."""
     return [f"{layer_prefix(i)}.{n}" for i in range(n_layers) for group in FUSED.values() for n in group] + [LM_HEAD]
+
+
+def gemms(n_layers: int) -> list[tuple[str, tuple[str, ...]]]:
+    """Every GEMM the plan runs: (its stored name, the linears it holds), the output head last.
+    The linears of one GEMM share its input, so they share its outlier channels too."""
+    out = [(f"{layer_prefix(i)}.{fused}", tuple(f"{layer_prefix(i)}.{n}" for n in parts))
+           for i in range(n_layers) for fused, parts in FUSED.items()]
+    return out + [(LM_HEAD, (LM_HEAD,))]

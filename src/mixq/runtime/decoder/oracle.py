@@ -6,7 +6,12 @@ rounding, in float32). RMSNorm, RoPE, attention and the SiLU gate are float, as 
 The plan accumulates integers exactly and applies float32 epilogues; the oracle computes in
 float64, so a value can land on the other side of a rounding boundary and flip a code.
 Documented bound (tests/test_decoder.py, random-weight decoders): max |plan - oracle| over the
-logits <= 2 % of max |oracle| for w8a8, w4a8, w2a8 and weight-only configs.
+logits <= 2 % of max |oracle| for w8a8, w4a8, w2a8 and weight-only configs, with or without
+outlier channels (tests/test_decoder_outliers.py).
+
+Outlier channels split a linear as the plan does: its input with those channels zeroed is
+quantized (so its per-token scale comes from the others) against the weight with those columns
+zeroed, and x[:, O] @ W[:, O]^T is added in float64.
 """
 from __future__ import annotations
 
@@ -16,11 +21,13 @@ import numpy as np
 
 from ...quant import parse_precision
 from ..encoder.oracle import _per_row_u8
-from .layout import EMBED, FINAL_NORM, LM_HEAD, layer_prefix
+from .layout import EMBED, FINAL_NORM, LM_HEAD, gemms, layer_prefix
+from .outliers import split_weight
 
 
-def simulate_decoder(spec: dict, params: dict[str, np.ndarray], ids) -> np.ndarray:
-    """Logits [S, vocab] (float64) of the lowered decoder `spec` on float `params` for one fresh sequence."""
+def simulate_decoder(spec: dict, params: dict[str, np.ndarray], ids, stored: dict | None = None) -> np.ndarray:
+    """Logits [S, vocab] (float64) of the lowered decoder `spec` on float `params` for one fresh
+    sequence; `stored` (DecoderPlan.stored) brings the outlier channels of a calibrated plan."""
     import torch
 
     m, prec = spec["model"], spec["precisions"]
@@ -29,14 +36,25 @@ def simulate_decoder(spec: dict, params: dict[str, np.ndarray], ids) -> np.ndarr
     d, eps = H // heads, m["rms_norm_eps"]
     T = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
 
-    def linear(name, v, weight_key=None):
+    stored = stored or {}
+    gemm_of = {n: g for g, parts in gemms(m["num_layers"]) for n in parts}
+
+    def linear(name, v):
         p = parse_precision(prec[name])
-        if p.int8_activations:
-            v = T(_per_row_u8(v.numpy().astype(np.float32))).reshape(v.shape)
-        w = params.get(f"{weight_key or name}.weight")
+        w = params.get(f"{name}.weight")
         if w is None:  # tied output head
             w = params[f"{EMBED}.weight"]
-        return v @ T(p.fake_quant(np.asarray(w, dtype=np.float32))).T
+        cols = stored.get(f"{gemm_of[name]}.outliers")
+        w, w_out = split_weight(np.asarray(w, dtype=np.float32), cols)
+        x = v
+        if cols is not None:
+            idx = torch.as_tensor(np.asarray(cols, dtype=np.int64))
+            x = v.clone()
+            x[:, idx] = 0
+        if p.int8_activations:
+            x = T(_per_row_u8(x.numpy().astype(np.float32))).reshape(x.shape)
+        y = x @ T(p.fake_quant(w)).T
+        return y if cols is None else y + v[:, idx] @ T(w_out).T
 
     def rms(v, w):
         return v / torch.sqrt((v * v).mean(-1, keepdim=True) + eps) * T(w)

@@ -17,10 +17,14 @@ from .sampling import Sampling
 from .validate import validate_decoder_plan
 
 
-def _linear(stored, key: str, precision: str):
+def _linear(stored, gemm: str, precision: str):
+    """The core linear of GEMM `gemm` (its stored name), with its outlier channels if it has any."""
     mode = parse_precision(precision).entry.core_mode
-    packed = PackedWeight.from_bytes(stored[key].tobytes())
-    return _core.EncoderLinear(packed._core, "dynamic_int8" if mode == "int8" else mode, None)
+    packed = PackedWeight.from_bytes(stored[f"{gemm}.weight"].tobytes())
+    lin = _core.EncoderLinear(packed._core, "dynamic_int8" if mode == "int8" else mode, None)
+    if f"{gemm}.outliers" in stored:
+        lin.set_outliers(stored[f"{gemm}.outliers"], stored[f"{gemm}.outlier_weight"])
+    return lin
 
 
 def build_core_decoder(spec: dict, stored: dict[str, np.ndarray]):
@@ -28,10 +32,10 @@ def build_core_decoder(spec: dict, stored: dict[str, np.ndarray]):
     dec = _core.Decoder(m["hidden_size"], m["num_heads"], m["num_kv_heads"], m["max_position_embeddings"],
                         float(m["rms_norm_eps"]), float(m["rope_theta"]), spec.get("kv_cache", "fp32") == "int8")
     dec.set_embeddings(stored[f"{EMBED}.weight"])
-    dec.set_head(stored[f"{FINAL_NORM}.weight"], _linear(stored, f"{LM_HEAD}.weight", prec[LM_HEAD]))
+    dec.set_head(stored[f"{FINAL_NORM}.weight"], _linear(stored, LM_HEAD, prec[LM_HEAD]))
     for i in range(m["num_layers"]):
         p = layer_prefix(i)
-        lin = [_linear(stored, f"{p}.{f}.weight", prec[f"{p}.{parts[0]}"]) for f, parts in FUSED.items()]
+        lin = [_linear(stored, f"{p}.{f}", prec[f"{p}.{parts[0]}"]) for f, parts in FUSED.items()]
         dec.add_layer(*lin, *(stored[f"{p}.{n}.weight"] for n in NORMS))
     return dec
 
@@ -76,6 +80,13 @@ class DecoderPlan:
 
     def layers(self) -> list[dict]:
         return [dict(name=n, precision=p) for n, p in self.spec["precisions"].items()]
+
+    def outlier_channels(self) -> dict[str, np.ndarray]:
+        """{GEMM: its input channels computed in fp32} (GEMMs by stored name: fused
+        ``model.layers.{i}.self_attn.qkv`` and ``mlp.gate_up``, ``o_proj``, ``down_proj``, ``lm_head``);
+        empty without outlier channels."""
+        tail = ".outliers"
+        return {k[:-len(tail)]: v.copy() for k, v in self.stored.items() if k.endswith(tail)}
 
     def _ids(self, ids, extra: int = 0) -> np.ndarray:
         a = np.asarray(ids)

@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..cnn.validate import _array, _fail, _get, _int, _num, _packed
 from ..plan_file import PlanFileError
 from .layout import EMBED, FINAL_NORM, FUSED, LM_HEAD, NORMS, layer_prefix, linear_names
 
 _MAX_DIM = 1 << 20  # hidden, intermediate, vocabulary, positions
 _MAX_LAYERS = 1024
+
+
+def _outliers(stored, gemm: str, mode: str, n: int, k: int) -> None:
+    """A GEMM's outlier channels, if stored: int8 activations only; sorted, distinct, in [0, k);
+    fp32 weight columns [n, count]."""
+    keys = (f"{gemm}.outliers", f"{gemm}.outlier_weight")
+    if not any(key in stored for key in keys):
+        return
+    where = f"linear {gemm!r}"
+    if not all(key in stored for key in keys):
+        _fail(where, "outliers", "need both the channels and their weights")
+    if mode != "int8":
+        _fail(where, "outliers", "apply to int8-activation linears only")
+    cols = _array(stored, keys[0], where, "outliers", "int32")
+    if cols.ndim != 1 or not 1 <= cols.size <= k:
+        _fail(where, "outliers", f"must be 1 to {k} channels in one dimension, got shape {cols.shape}")
+    if cols[0] < 0 or cols[-1] >= k or (cols.size > 1 and not (np.diff(cols) > 0).all()):
+        _fail(where, "outliers", f"must be distinct increasing channels in [0, {k})")
+    _array(stored, keys[1], where, "outlier_weight", "float32", (n, cols.size))
 
 
 def validate_decoder_plan(spec, stored: dict) -> None:
@@ -47,6 +68,7 @@ def validate_decoder_plan(spec, stored: dict) -> None:
     _array(stored, f"{EMBED}.weight", "embeddings", "embed_tokens", "float32", (v, h))
     _array(stored, f"{FINAL_NORM}.weight", "final norm", "weight", "float32", (h,))
     _packed(stored, f"{LM_HEAD}.weight", f"linear {LM_HEAD!r}", modes[LM_HEAD], (v, h), "", "the decoder")
+    _outliers(stored, LM_HEAD, modes[LM_HEAD], v, h)
     shapes = {"self_attn.qkv": (h + 2 * kvd, h), "self_attn.o_proj": (h, h), "mlp.gate_up": (2 * inter, h),
               "mlp.down_proj": (h, inter)}
     for i in range(n_layers):
@@ -55,8 +77,9 @@ def validate_decoder_plan(spec, stored: dict) -> None:
             mode = {modes[f"{p}.{n}"] for n in parts}
             if len(mode) != 1:
                 _fail(f"linear '{p}.{fused}'", "precision", "differs between the linears of one GEMM")
-            _packed(stored, f"{p}.{fused}.weight", f"linear '{p}.{fused}'", mode.pop(), shapes[fused], "",
-                    "the decoder")
+            mode = mode.pop()
+            _packed(stored, f"{p}.{fused}.weight", f"linear '{p}.{fused}'", mode, shapes[fused], "", "the decoder")
+            _outliers(stored, f"{p}.{fused}", mode, *shapes[fused])
         for n in NORMS:
             _array(stored, f"{p}.{n}.weight", f"layer {i}", f"{n}.weight", "float32", (h,))
 
