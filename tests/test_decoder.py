@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from mixq.models.llama import LlamaConfig, LlamaForCausalLM, hf_decoder_state, llama2_7b_layer, tiny_llama_1b  # noqa: E402
 from mixq.runtime.decoder.compile import decoder_params  # noqa: E402
 from mixq.runtime.decoder.oracle import simulate_decoder  # noqa: E402
+from decoder_reference import rel, torch_logits  # noqa: E402
 
 SMALL = LlamaConfig(vocab_size=384, hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
                     intermediate_size=256, max_position_embeddings=48)
@@ -19,15 +20,6 @@ SMALL = LlamaConfig(vocab_size=384, hidden_size=128, num_layers=2, num_heads=4, 
 def small_model(tied=False, seed=0, **kw):
     cfg = LlamaConfig(**{**SMALL.to_dict(), "tie_word_embeddings": tied, **kw})
     return LlamaForCausalLM(cfg).init_weights(std=0.05, seed=seed).eval()
-
-
-def torch_logits(model, ids):
-    with torch.no_grad():
-        return model(torch.as_tensor(ids)[None])[0].double().numpy()
-
-
-def rel(a, b):
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 @pytest.fixture(scope="module")

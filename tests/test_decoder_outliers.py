@@ -20,6 +20,7 @@ from mixq.runtime.decoder.lower import lower_decoder  # noqa: E402
 from mixq.runtime.decoder.oracle import simulate_decoder  # noqa: E402
 from mixq.runtime.decoder.outliers import select_outliers  # noqa: E402
 from mixq.runtime.plan_file import read_plan, write_plan  # noqa: E402
+from decoder_reference import rel, torch_logits  # noqa: E402
 
 SMALL = LlamaConfig(vocab_size=384, hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
                     intermediate_size=256, max_position_embeddings=48)
@@ -44,15 +45,6 @@ def planted_model(factor=FACTOR, seed=0):
                         layer.mlp.gate_proj, layer.mlp.up_proj):
                 lin.weight[:, PLANTED] /= factor
     return m
-
-
-def torch_logits(model, ids):
-    with torch.no_grad():
-        return model(torch.as_tensor(ids)[None])[0].double().numpy()
-
-
-def rel(a, b):
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 @pytest.fixture(scope="module")
