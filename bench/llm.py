@@ -90,7 +90,6 @@ def mixq_plan(cfg, weights, precision: str, outlier_fraction: float = 0.0):
     from mixq.quant import parse_precision
     from mixq.runtime.decoder import DecoderPlan, linear_names
     from mixq.runtime.decoder.layout import FUSED, NORMS, layer_prefix
-    from mixq.runtime.decoder.outliers import split_weight
 
     p = parse_precision(precision)
     rng = np.random.default_rng(WEIGHT_SEED + 1)
@@ -98,6 +97,8 @@ def mixq_plan(cfg, weights, precision: str, outlier_fraction: float = 0.0):
 
     def pack(name, w):
         if outlier_fraction > 0:
+            from mixq.runtime.decoder.outliers import split_weight  # only there: bench/ab.py runs older builds
+
             k = w.shape[1]
             cols = np.sort(rng.choice(k, max(1, round(outlier_fraction * k)), replace=False)).astype(np.int32)
             w, w_out = split_weight(w, cols)
