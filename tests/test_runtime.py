@@ -230,12 +230,26 @@ def test_bad_inputs_are_refused():
         plan.run(np.zeros((2, 3, 28, 28), np.float32))
     with pytest.raises(TypeError, match="float"):
         plan.run(x.astype(np.int32))
-    bad = x.copy()
-    bad[1, 0, 3, 3] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        plan.run(bad)
     with pytest.raises(ValueError, match="layout"):
         plan.run(x, layout="nchw8")
+
+
+@pytest.mark.parametrize("config", ["fp32", "w8a8"])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_nan_and_inf_inputs_are_refused(isa, config, layout):
+    # the core checks every value (no numpy pass): first, middle and last, in any image of the batch
+    torch.manual_seed(7)
+    plan = mixq.compile(_randomize_bn(zoo.resnet20()), torch.randn(1, 1, 28, 28), config,
+                        calibration=_calib((1, 1, 28, 28)) if config != "fp32" else None, progress=False)
+    x = np.zeros((3, 28, 28, 1) if layout == "nhwc" else (3, 1, 28, 28), np.float32)
+    good = plan.run(x, layout=layout)
+    for bad_value in (np.nan, np.inf, -np.inf):
+        for index in (0, x.size // 2 + 1, x.size - 1):
+            bad = x.copy()
+            bad.flat[index] = bad_value
+            with pytest.raises(ValueError, match="NaN or Inf"):
+                plan.run(bad, layout=layout)
+    np.testing.assert_array_equal(plan.run(x, layout=layout), good)  # a refused run leaves the plan usable
 
 
 def test_profile_reports_every_op():

@@ -1,6 +1,7 @@
 #include "exec/plan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -406,6 +407,15 @@ void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, st
   if (op_seconds) op_seconds->assign(ops_.size(), 0.0);
   if (op_im2col_seconds) op_im2col_seconds->assign(ops_.size(), 0.0);
   const auto t_in = std::chrono::steady_clock::now();
+  const IsaOps* isa_ops = active_dispatch().ops;
+  {
+    const int64_t n = N * tensors_[size_t(input_)].sample_bytes() / int64_t(sizeof(float));
+    std::atomic<bool> finite{true};
+    parallel_chunks(n, int64_t(1) << 16, [&](int64_t i0, int64_t i1) {
+      if (!isa_ops->all_finite(input + i0, i1 - i0)) finite = false;
+    });
+    if (!finite) throw std::invalid_argument("plan input contains NaN or Inf");
+  }
   if (input_nchw) {
     // NCHW -> NHWC in parallel over rows; when the input's only reader quantizes it, both in one
     // pass straight into that op's output.
@@ -424,7 +434,6 @@ void Plan::run(const float* input, int64_t N, float* output, bool input_nchw, st
       dst = input_nhwc_.as<float>();
     }
     const float inv = 1.f / qp.scale, zp = float(qp.zp);
-    const IsaOps* isa_ops = active_dispatch().ops;
     parallel_for(N * H, [&](int64_t r, int) {
       const int64_t n = r / H, y = r % H;
       const float* src = input + n * C * H * W + y * W;

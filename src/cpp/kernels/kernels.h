@@ -200,6 +200,8 @@ struct IsaOps {
   // rounded as quantize_u8 (finite inputs): an NCHW input row into NHWC, or with C = 1 a plain run.
   void (*quantize_planes_u8)(const float* src, int64_t plane, int64_t C, int64_t W, float inv_scale, float zp,
                              uint8_t* out);
+  // True when none of x[0, n) is NaN or Inf (a plan's input check).
+  bool (*all_finite)(const float* x, int64_t n);
 };
 
 // A compute-roof loop of `iters` iterations (kernels.inc gives the ops per iteration).

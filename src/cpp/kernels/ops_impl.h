@@ -43,6 +43,18 @@ void row_sums_u8_impl(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, in
   }
 }
 
+// NaN and Inf are the values whose exponent bits are all ones: an integer test, which the compiler
+// vectorizes (a float comparison would not be reordered into lanes without fast-math).
+bool all_finite_impl(const float* x, int64_t n) {
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i, sizeof(b));
+    bad |= uint32_t((b & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
 uint64_t sum_bytes_impl(const uint8_t* p, size_t n) {
   // Four quarters read side by side (more DRAM requests in flight per core, as the decode kernels
   // do), 64 bytes of each per step in 8 independent 8-byte lanes: wide loads on every ISA.
@@ -343,5 +355,5 @@ void epilogue_f32_impl(const Epilogue& e, const float* acc, int64_t ldacc, int64
                        row_sums_u8_impl,      prepare_a_bf16_impl,   group_sums_u8_impl,           \
                        quantize_rows_u8_impl, epilogue_s32_impl,     epilogue_lowbit_impl,         \
                        epilogue_f32_impl,     sum_bytes_impl,        unpack_lowbit_s8_impl,        \
-                       quantize_planes_u8_impl};                                                   \
+                       quantize_planes_u8_impl, all_finite_impl};                                  \
   }
