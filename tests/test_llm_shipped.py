@@ -79,3 +79,16 @@ def test_cli_generate_streams_text_and_speed(tmp_path, shipped):
     bad = subprocess.run([sys.executable, "-m", "mixq", "generate", "--prompt", "", "--plan", str(plan_path)],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "empty" in bad.stderr
+
+
+@pytest.mark.skipif(not FORTUNES_DIR.is_dir(), reason="needs Debian's fortunes (the calibration text)")
+def test_cli_generate_with_outlier_channels(tmp_path, shipped):
+    plan_path = tmp_path / "llm_outliers.mixq"
+    cmd = [sys.executable, "-m", "mixq", "generate", "--prompt", "The cat", "--max-new-tokens", "6", "--config", "w8a8",
+           "--outlier-threshold", "6", "--save", str(plan_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert r.stdout.startswith("The cat") and "outlier channels in fp32" in r.stderr
+    assert sum(len(c) for c in mixq.load_plan(plan_path).outlier_channels().values()) > 0
+    for extra, why in ((["--plan", str(plan_path)], "saved --plan"), (["--config", "fp32"], "int8")):
+        bad = subprocess.run(cmd[:-2] + extra, capture_output=True, text=True)
+        assert bad.returncode != 0 and why in bad.stderr and "Traceback" not in bad.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+CALIBRATION_WINDOWS, CALIBRATION_WINDOW = 32, 128  # outlier calibration text (as models/eval_llm.py's default)
+
 
 def add_parser(sub, config_arg, positive_int) -> None:
     g = sub.add_parser("generate", help="generate text with the shipped decoder (or a decoder plan file)",
@@ -20,14 +22,22 @@ def add_parser(sub, config_arg, positive_int) -> None:
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--save", default=None, help="also write the compiled plan to this file")
+    g.add_argument("--outlier-threshold", type=float, default=None, metavar="T",
+                   help="LLM.int8()-style outlier channels: activation channels whose calibrated max |x| exceeds T "
+                        "run in fp32, the rest at --config (int8 activations only; calibrated on "
+                        f"{CALIBRATION_WINDOWS} windows of {CALIBRATION_WINDOW} tokens of the fortunes training text, "
+                        "which needs Debian's fortunes package)")
     g.set_defaults(func=cmd_generate)
 
 
-def decoder_plan(plan_path, config):
-    """A DecoderPlan: loaded from plan_path, or the shipped model compiled at config."""
+def decoder_plan(plan_path, config, outlier_threshold=None):
+    """A DecoderPlan: loaded from plan_path, or the shipped model compiled at config (with outlier
+    channels over outlier_threshold, calibrated on the fortunes training text, if given)."""
     from ..runtime import DecoderPlan, load_plan
 
     if plan_path:
+        if outlier_threshold is not None:
+            raise SystemExit("mixq generate: --outlier-threshold applies when compiling; a saved --plan keeps its own")
         plan = load_plan(plan_path)
         if not isinstance(plan, DecoderPlan):
             raise SystemExit(f"mixq generate: {plan_path} is not a decoder plan ({type(plan).__name__})")
@@ -35,8 +45,20 @@ def decoder_plan(plan_path, config):
     from ..models.llm import load_llm
     from ..runtime import compile_decoder
 
-    model, _ = load_llm()
-    return compile_decoder(model, config)
+    model, tok = load_llm()
+    if outlier_threshold is None:
+        return compile_decoder(model, config)
+    from ..data import DatasetNotFoundError
+    from ..models.eval_llm import calibration_ids
+
+    try:
+        calib = calibration_ids(tok, CALIBRATION_WINDOWS, CALIBRATION_WINDOW)
+    except DatasetNotFoundError as e:
+        raise SystemExit(f"mixq generate: --outlier-threshold calibrates on the fortunes text: {e}") from None
+    try:
+        return compile_decoder(model, config, calib, outlier_threshold=outlier_threshold)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"mixq generate: {e}") from None
 
 
 def stream_text(plan, tok, prompt: str, max_new_tokens: int, sampling=None, out=sys.stdout, err=sys.stderr):
@@ -74,10 +96,11 @@ def cmd_generate(args) -> int:
     from ..runtime.decoder import Sampling
 
     sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    plan = decoder_plan(args.plan, args.config)
+    plan = decoder_plan(args.plan, args.config, args.outlier_threshold)
     if args.save:
         plan.save(args.save)
         print(f"wrote {args.save}", file=sys.stderr)
-    print(f"{plan}", file=sys.stderr)
+    n_out = sum(len(c) for c in plan.outlier_channels().values())
+    print(f"{plan}" + (f", {n_out} outlier channels in fp32" if n_out else ""), file=sys.stderr)
     stream_text(plan, llm_tokenizer(), args.prompt, args.max_new_tokens, sampling)
     return 0
