@@ -203,7 +203,7 @@ void weighted_rows(int64_t L, int64_t d, const float* w, const KV* v, float* out
   for (; c0 < d; c0 += kLanes) {
     const int64_t n = std::min<int64_t>(kLanes, d - c0);
     float acc[kLanes] = {};
-    if (n == kLanes) {
+    if (n == kLanes) {  // a constant trip count: the compiler keeps the 16 sums in one vector
       for (int64_t j = 0; j < L; ++j)
         for (int i = 0; i < kLanes; ++i) acc[i] += w[j] * float(v[j * d + c0 + i]);
     } else {

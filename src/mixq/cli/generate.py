@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-CALIBRATION_WINDOWS, CALIBRATION_WINDOW = 32, 128  # outlier calibration text (as models/eval_llm.py's default)
+from ..models.eval_llm import CALIBRATION_WINDOWS, WINDOW, calibration_ids
 
 
 def add_parser(sub, config_arg, positive_int) -> None:
@@ -25,7 +25,7 @@ def add_parser(sub, config_arg, positive_int) -> None:
     g.add_argument("--outlier-threshold", type=float, default=None, metavar="T",
                    help="LLM.int8()-style outlier channels: activation channels whose calibrated max |x| exceeds T "
                         "run in fp32, the rest at --config (int8 activations only; calibrated on "
-                        f"{CALIBRATION_WINDOWS} windows of {CALIBRATION_WINDOW} tokens of the fortunes training text, "
+                        f"{CALIBRATION_WINDOWS} windows of {WINDOW} tokens of the fortunes training text, "
                         "which needs Debian's fortunes package)")
     g.set_defaults(func=cmd_generate)
 
@@ -49,10 +49,9 @@ def decoder_plan(plan_path, config, outlier_threshold=None):
     if outlier_threshold is None:
         return compile_decoder(model, config)
     from ..data import DatasetNotFoundError
-    from ..models.eval_llm import calibration_ids
 
     try:
-        calib = calibration_ids(tok, CALIBRATION_WINDOWS, CALIBRATION_WINDOW)
+        calib = calibration_ids(tok, CALIBRATION_WINDOWS, WINDOW)
     except DatasetNotFoundError as e:
         raise SystemExit(f"mixq generate: --outlier-threshold calibrates on the fortunes text: {e}") from None
     try:

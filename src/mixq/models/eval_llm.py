@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_CONFIGS = ["fp32", "w8a8", "w4a8-g128", "w4a8-g32", "w4a32-g128", "w2a8-g64", "w2a32-g64"]
+WINDOW = 128  # tokens per scored window, as the training script scores
+CALIBRATION_WINDOWS = 32  # training-split windows that calibrate outlier channels
 
 
 def heldout_ids(tok) -> np.ndarray:
@@ -68,11 +70,11 @@ def score(plan, ids: np.ndarray, window: int, ref_top1: list | None = None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mixq.models.eval_llm", description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
-    ap.add_argument("--window", type=int, default=128)
+    ap.add_argument("--window", type=int, default=WINDOW)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--outlier-threshold", type=float, default=None,
                     help="also score each int8-activation config with outlier channels at this threshold")
-    ap.add_argument("--calibration-windows", type=int, default=32,
+    ap.add_argument("--calibration-windows", type=int, default=CALIBRATION_WINDOWS,
                     help="training-split windows of --window tokens that calibrate the outlier channels")
     args = ap.parse_args(argv)
 
