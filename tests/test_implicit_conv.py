@@ -1,4 +1,4 @@
-"""int8 convs read straight from their (zero-point-padded) input, no im2col: bit-identical to the
+"""int8 convs read straight from their input (padded with the zero point per task), no im2col: bit-identical to the
 im2col path on every geometry the implicit GEMM takes, and the geometries it does not take still
 run (through im2col)."""
 import numpy as np
@@ -45,6 +45,7 @@ GEOMETRIES = [  # cin, cout, kernel, stride, padding, dilation, groups
     (32, 48, (3, 1), 1, (1, 0), 1, 1),
     (7, 33, 3, 3, 1, 1, 1),    # stride larger than 2, odd channels (KW * C = 21: a zero 4th tap)
     (20, 33, 3, 3, 1, 1, 1),   # stride 3, odd output channels
+    (464, 72, 3, 1, 1, 1, 1),  # K = 4176: two kc slices over each task's padded rows
 ]
 
 

@@ -266,7 +266,7 @@ def test_profile_reports_every_op():
         in_place = op["kind"] != "conv" or op["flatten_input"] or (
             tuple(op["kernel"]) == (1, 1) and tuple(op["stride"]) == (1, 1) and tuple(op["padding"]) == (0, 0))
         assert p["im2col_s"] == 0 if in_place else 0 <= p["im2col_s"] < p["seconds"], p
-    # a padded 3x3 conv gathers patch rows (im2col) or copies its padded input (implicit GEMM)
+    # a padded 3x3 conv gathers patch rows (im2col) or pads its tasks' input rows (implicit GEMM)
     assert any(p["im2col_s"] > 0 for p in prof if tuple(spec[p["name"]].get("padding", (0, 0))) != (0, 0))
     kinds = plan.profile_by_kind(np.zeros((2, 1, 28, 28), np.float32), repeats=2)
     assert {"gemm", "im2col", "pool", "convert", "total"} <= set(kinds) and min(kinds.values()) > 0

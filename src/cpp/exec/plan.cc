@@ -83,15 +83,9 @@ int64_t ConvOp::padded_width(const RunContext& ctx) const {
   return std::max(in.W + 2 * PW, (out.W - 1) * SW + read_kw());
 }
 
-int64_t ConvOp::padded_bytes(const RunContext& ctx) const {
-  const TensorInfo& in = ctx.info(inputs[0]);
-  const int64_t WP = padded_width(ctx);
-  return PH == 0 && WP == in.W ? 0 : ctx.N * (in.H + 2 * PH) * WP * in.C;
-}
-
 int64_t ConvOp::scratch_bytes(const RunContext& ctx) const {
   if (flatten_input || direct()) return 0;
-  if (implicit(ctx)) return padded_bytes(ctx);
+  if (implicit(ctx)) return 0;
   const TensorInfo& out = ctx.info(output);
   const int64_t rows = std::min(ctx.N * out.H * out.W, chunk_rows(ctx));
   return rows * row_stride(ctx) * ctx.info(inputs[0]).elem_bytes();
@@ -160,35 +154,16 @@ void ConvOp::run(RunContext& ctx) const {
   }
 }
 
-// The input with its borders filled with the zero point (its code of a real 0), so every tap of
-// the implicit GEMM is in bounds; timed as the conv's im2col.
+// The input's borders are the zero point (its code of a real 0); gemm_s8_conv pads the rows each
+// of its tasks reads (profiled as the conv's im2col).
 void ConvOp::run_implicit(RunContext& ctx) const {
   const TensorInfo &in = ctx.info(inputs[0]), &out = ctx.info(output);
-  const uint8_t* x = ctx.ptr[size_t(inputs[0])];
-  const int64_t HP = in.H + 2 * PH, WP = padded_width(ctx), C = in.C;
-  if (padded_bytes(ctx) > 0) {
-    uint8_t* dst = ctx.scratch->as<uint8_t>();
-    const uint8_t zp = uint8_t(in.q.zp);
-    const auto pad_rows = [&](int64_t r0, int64_t r1) {  // rows of the padded input
-      for (int64_t r = r0; r < r1; ++r) {
-        uint8_t* d = dst + r * WP * C;
-        const int64_t n = r / HP, y = r % HP - PH;
-        if (y < 0 || y >= in.H) {
-          std::memset(d, zp, size_t(WP * C));
-          continue;
-        }
-        std::memset(d, zp, size_t(PW * C));
-        std::memcpy(d + PW * C, x + (n * in.H + y) * in.W * C, size_t(in.W * C));
-        std::memset(d + (PW + in.W) * C, zp, size_t((WP - PW - in.W) * C));
-      }
-    };
-    as_im2col(ctx, [&] { parallel_chunks(ctx.N * HP, 8, pad_rows); });
-    x = dst;
-  }
   ConvRows a;
-  a.data = x, a.N = ctx.N, a.HP = HP, a.WP = WP, a.C = C;
+  a.data = ctx.ptr[size_t(inputs[0])], a.N = ctx.N, a.H = in.H, a.W = in.W, a.C = in.C;
+  a.PH = PH, a.PW = PW, a.WP = padded_width(ctx);
   a.KH = KH, a.KW = read_kw(), a.SH = SH, a.SW = SW, a.OH = out.H, a.OW = out.W;
   a.scale = in.q.scale, a.zero_point = in.q.zp;
+  a.pad_seconds = ctx.im2col_seconds;
   gemm_s8_conv(implicit_weight(), a, epilogue(ctx, 0, 0));
 }
 

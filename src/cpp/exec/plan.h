@@ -70,12 +70,11 @@ class ConvOp : public Op {
   int64_t read_kw_ = 0;  // taps per kernel row the implicit GEMM reads (0: KW)
   int64_t read_kw() const { return read_kw_ ? read_kw_ : KW; }
   const PackedWeight& implicit_weight() const { return read_kw_ ? wide_ : weights[0]; }
-  int64_t padded_width(const RunContext& ctx) const;  // of the implicit GEMM's input copy
+  int64_t padded_width(const RunContext& ctx) const;  // of the implicit GEMM's padded input rows
   bool direct() const { return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0; }
   Epilogue epilogue(const RunContext& ctx, int64_t r0, int64_t c0) const;
   bool implicit(const RunContext& ctx) const;        // run by gemm_s8_conv
   void run_implicit(RunContext& ctx) const;
-  int64_t padded_bytes(const RunContext& ctx) const;  // its padded input copy (0 without padding)
   int64_t row_stride(const RunContext& ctx) const;  // im2col row length (elements)
   int64_t chunk_rows(const RunContext& ctx) const;  // output pixels gathered per im2col chunk
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -78,6 +79,7 @@ thread_local AlignedBuffer t_unpacked;   // low-bit B panels of a block, unpacke
 thread_local AlignedBuffer t_wide_a;     // activations widened to int16 (s8w path)
 thread_local AlignedBuffer t_wide_b;     // B panels of a block widened to int16 (s8w path)
 thread_local AlignedBuffer t_lut;        // u2lut tables of a call's row (built by the calling thread)
+thread_local AlignedBuffer t_band;       // zero-point-padded input rows of an implicit conv's task
 
 // The blocked loop nest shared by every kernel kind. Tasks are (row block, column chunk) tiles of
 // C; in each, for every kc slice of K and every B micro-panel (np panels of 32 columns), the
@@ -88,8 +90,13 @@ thread_local AlignedBuffer t_lut;        // u2lut tables of a call's row (built 
 // kc_granule: kc slices are a multiple of it (low-bit groups must not straddle two slices).
 //   prepare_b(p0, steps, n, np): called before the rows of each B micro-panel are swept (the
 //     groupwise path unpacks the panels there, once per block).
+//   prepare_rows(m0, mc): called as a task starts, before its first kernel call (the implicit conv
+//     pads the input rows its task reads there).
 struct NoPrepare {
   void operator()(int64_t, int64_t, int64_t, int) const {}
+};
+struct NoPrepareRows {
+  void operator()(int64_t, int64_t) const {}
 };
 
 // run_blocked's blocks for a kernel over weights w and M rows.
@@ -101,9 +108,11 @@ Blocking blocking_for(const PackedWeight& w, int64_t M, const KernelInfo& kinfo,
   return blk;
 }
 
-template <typename Acc, typename Kernel, typename Epi, typename Prepare = NoPrepare>
+template <typename Acc, typename Kernel, typename Epi, typename Prepare = NoPrepare,
+          typename PrepareRows = NoPrepareRows>
 void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int64_t b_step_bytes,
-                 int64_t kc_granule, Kernel kernel, Epi epilogue, Prepare prepare_b = {}) {
+                 int64_t kc_granule, Kernel kernel, Epi epilogue, Prepare prepare_b = {},
+                 PrepareRows prepare_rows = {}) {
   // Decode (1-2 rows): up to 4 panels per kernel call, which the low-bit kernels stream side by side
   // (more DRAM requests in flight per core; the int8 kernel takes two at a time). Otherwise the
   // kernel's own tile width, so a B micro-panel stays in L1.
@@ -116,6 +125,7 @@ void run_blocked(const PackedWeight& w, int64_t M, const KernelInfo& kinfo, int6
     const int64_t m0 = (task / n_chunks) * blk.mc, mc = std::min(blk.mc, M - m0);
     const int64_t n0 = (task % n_chunks) * blk.nc, nc = std::min(blk.nc, N - n0);
     const int64_t n_panels = (nc + kPanelN - 1) / kPanelN;
+    prepare_rows(m0, mc);
     // With all of K in one slice a micro-tile is finished before the next starts: one micro-tile of
     // accumulators, in L1, serves them all. (An mc x nc tile of 96 x 256 int32 left L1 and cost a
     // 25088 x 256 x 64 conv twice its 25088 x 64 x 64 rate per output.)
@@ -228,6 +238,14 @@ const KernelInfo* fused_u8_kernel(const Dispatch& d, const KernelInfo& s8, const
   if (!q || q->isa != s8.isa || q->isa == Isa::ref || !e.col_scale || e.type != OutType::u8 || e.col_block)
     return nullptr;
   return w.k_steps() <= blocking_for(w, M, s8, kPanelN * 4, kc_granule).kc_steps ? q : nullptr;
+}
+
+// The s8 kernel's entry as run_blocked plans with it: with the fused kernel's rows per tile for an
+// N-column GEMM (taller when narrow, KernelInfo::rows_for).
+KernelInfo with_tile_rows(const KernelInfo& s8, const KernelInfo* fused, int64_t N) {
+  KernelInfo k = s8;
+  if (fused) k.mr = fused->rows_for(N);
+  return k;
 }
 
 // The weight-only kernels (fp32 or bf16 rows a of stride lda, zero padded to whole groups) over
@@ -487,7 +505,7 @@ void gemm_s8(const PackedWeight& w, const QuantizedRows& a, Epilogue e) {
   const auto fn_u8 = fused ? fused->fn_as<GemmS8QFn>() : nullptr;
   const int8_t* wdata = w.data.as<int8_t>();
   const int64_t panel = w.panel_bytes();
-  run_blocked<int32_t>(w, M, kinfo, kPanelN * 4, 1,
+  run_blocked<int32_t>(w, M, with_tile_rows(kinfo, fused, w.N), kPanelN * 4, 1,
                        [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
                            bool accumulate) {
                          const int cols = int(std::min<int64_t>(np * kPanelN, w.N - n));
@@ -523,8 +541,22 @@ bool gemm_s8_conv_runs(const PackedWeight& w, int64_t KW, int64_t C) {
          (d[KernelKind::s8w] == nullptr || s8_product_kernel(d, w).kind == KernelKind::s7);
 }
 
+// Padded input rows [R0, R1) of an implicit conv (row R = image R / HP, padded line R % HP) into
+// band: the zero point outside the image, so every tap of the task's pixels is in bounds. The band
+// is filled first, then the image lines copied in: one library call a line, not three (the small
+// border fills cost as much as the copies).
+void pad_rows(const ConvRows& a, int64_t R0, int64_t R1, uint8_t* band) {
+  const int64_t HP = a.H + 2 * a.PH, row = a.WP * a.C, data = a.W * a.C;
+  std::memset(band, int(a.zero_point), size_t((R1 - R0) * row));
+  for (int64_t R = R0; R < R1; ++R) {
+    const int64_t img = R / HP, y = R % HP - a.PH;
+    if (y >= 0 && y < a.H) std::memcpy(band + (R - R0) * row + a.PW * a.C, a.data + (img * a.H + y) * data, size_t(data));
+  }
+}
+
 void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
-  if (!gemm_s8_conv_runs(w, a.KW, a.C) || w.K != a.KH * a.KW * a.C)
+  if (!gemm_s8_conv_runs(w, a.KW, a.C) || w.K != a.KH * a.KW * a.C || a.WP < a.W + 2 * a.PW ||
+      a.WP < (a.OW - 1) * a.SW + a.KW || a.H + 2 * a.PH < (a.OH - 1) * a.SH + a.KH)
     throw std::invalid_argument("gemm_s8_conv: weights and conv geometry do not fit the implicit int8 GEMM");
   const Dispatch d = active_dispatch();
   const IsaOps* ops = d.ops;
@@ -546,9 +578,36 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
   // K steps per kernel row (its KW taps, contiguous in the padded input), rows' stride, image line.
   // kc slices are whole kernel rows, so each kernel call takes its slice's rows as runs of A.
   const int64_t seg = a.KW * a.C / 4, ks = w.k_steps(), panel = w.panel_bytes();
-  const int64_t lda = a.SW * a.C, line = a.WP * a.C;
+  const int64_t HP = a.H + 2 * a.PH, lda = a.SW * a.C, line = a.WP * a.C;
+  // A padded input is built per task, the rows its pixels read, while the kernel is about to read
+  // them (a whole padded copy before the GEMM was a pass of its own through L3: ~9 % of ResNet-20 at
+  // batch 64). An unpadded input is read in place.
+  const bool padded = a.PH > 0 || a.WP != a.W;
+  std::atomic<int64_t> pad_ns{0};
+  // A thread's band serves its later tasks of the same rows (other column chunks) in this call.
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
+  thread_local const uint8_t* band = nullptr;
+  thread_local uint64_t band_call = 0;
+  thread_local int64_t band_r0 = 0, band_r1 = 0;
+  const auto prepare_rows = [&](int64_t m0, int64_t mc) {
+    if (!padded) {
+      band = a.data, band_r0 = 0, band_call = 0;
+      return;
+    }
+    const int64_t q1 = m0 + mc - 1, R0 = (m0 / (a.OW * a.OH)) * HP + (m0 / a.OW) % a.OH * a.SH;
+    const int64_t R1 = (q1 / (a.OW * a.OH)) * HP + (q1 / a.OW) % a.OH * a.SH + a.KH;
+    if (band_call == call && band_r0 == R0 && band_r1 == R1) return;
+    band_call = 0;  // a failed resize leaves no band that looks valid
+    const auto t0 = a.pad_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    t_band.resize(size_t((R1 - R0) * line));
+    pad_rows(a, R0, R1, t_band.as<uint8_t>());
+    band = t_band.as<uint8_t>(), band_call = call, band_r0 = R0, band_r1 = R1;
+    if (a.pad_seconds)
+      pad_ns.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  };
   run_blocked<int32_t>(
-      w, M, s8, kPanelN * 4, seg,
+      w, M, with_tile_rows(s8, fused, w.N), kPanelN * 4, seg,
       [&](int mr, int np, int64_t p0, int64_t steps, int64_t m, int64_t n, int32_t* tile, int64_t ldt,
           bool accumulate) {
         const int cols = int(std::min<int64_t>(np * kPanelN, w.N - n));
@@ -558,7 +617,7 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
         for (int64_t r = 0; r < mr;) {
           const int64_t q = m + r, ox = q % a.OW, oy = (q / a.OW) % a.OH, img = q / (a.OW * a.OH);
           const int run = int(std::min<int64_t>(mr - r, a.OW - ox));
-          const uint8_t* px = a.data + ((img * a.HP + oy * a.SH + p0 / seg) * a.WP + ox * a.SW) * a.C;
+          const uint8_t* px = band + ((img * HP + oy * a.SH + p0 / seg - band_r0) * a.WP + ox * a.SW) * a.C;
           if (fn_u8) fn_u8(run, np, steps, px, lda, b, panel, seg, line, cols, e, q, n);
           else fn(run, np, steps, px, lda, b, panel, tile + r * ldt, ldt, accumulate, seg, line, cols);
           r += run;
@@ -566,7 +625,9 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
       },
       [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
         if (!fn_u8) ops->epilogue_s32(e, acc, ldacc, m0, mc, n0, nc);
-      });
+      },
+      NoPrepare{}, prepare_rows);
+  if (a.pad_seconds) *a.pad_seconds += 1e-9 * double(pad_ns.load()) / double(std::max(1, get_num_threads()));
 }
 
 void DynamicRows::resize(const PackedWeight& w, int64_t M) {

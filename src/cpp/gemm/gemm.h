@@ -50,14 +50,17 @@ struct DynamicRows {
   QuantizedRows rows(int64_t M) const;
 };
 // A convolution's GEMM rows read straight from its input (implicit GEMM, no im2col): row p is
-// output pixel (n, oy, ox), its K = [ky][kx][c] taken from u8 NHWC input whose borders are already
-// padded with the zero point. A kernel row's KW taps are then one contiguous run of KW * C bytes.
+// output pixel (n, oy, ox), its K = [ky][kx][c] taken from u8 NHWC input padded with the zero point
+// (PH lines above and below, PW columns left and WP - W - PW right). A kernel row's KW taps are then
+// one contiguous run of KW * C bytes.
 struct ConvRows {
-  const uint8_t* data = nullptr;  // [N][HP][WP][C] u8, padding included
-  int64_t N = 0, HP = 0, WP = 0, C = 0;
+  const uint8_t* data = nullptr;  // [N][H][W][C] u8, unpadded
+  int64_t N = 0, H = 0, W = 0, C = 0;
+  int64_t PH = 0, PW = 0, WP = 0;  // padding, and the padded width (W + 2 PW or more: zero taps)
   int64_t KH = 1, KW = 1, SH = 1, SW = 1, OH = 0, OW = 0;
   float scale = 1.f;              // per-tensor activation quantization
   int32_t zero_point = 0;
+  double* pad_seconds = nullptr;  // profiling: adds the wall time share of padding (thread time / threads)
 };
 // Whether gemm_s8_conv runs a conv of int8 weights w with per-pixel depth KW * C (dilation 1, one
 // group): the plain int8 kernel of the active ISA, K steps that never straddle a kernel row.

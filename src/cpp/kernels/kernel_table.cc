@@ -24,13 +24,15 @@ const char* kind_family(KernelKind kind) {
 
 const std::vector<KernelInfo>& kernel_table() {
   static const std::vector<KernelInfo> table = {
-#define MIXQ_ENTRY(name, kind, unit, mr, nr, kr, ops)                                                         \
+#define MIXQ_ENTRY(name, kind, unit, mr, nr, kr, ops, mr_narrow)                                              \
   MIXQ_WHEN(MIXQ_BUILT_##unit, KernelInfo{#name, KernelKind::kind, #unit, kUnit_##unit.level, kUnit_##unit.needs_bf16, mr, \
-                                          nr, kr, ops, reinterpret_cast<const void*>(&name)}, )
-#define MIXQ_GEMM_KERNEL(name, kind, unit, mr, nr, kr) MIXQ_ENTRY(name, kind, unit, mr, nr, kr, 0)
-#define MIXQ_KERNEL(name, kind, unit) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, 0)
-#define MIXQ_OPS_SET(name, kind, unit) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, 0)
-#define MIXQ_PEAK_LOOP(name, kind, unit, ops_per_iter) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, ops_per_iter)
+                                          nr, kr, ops, reinterpret_cast<const void*>(&name), mr_narrow}, )
+#define MIXQ_GEMM_KERNEL(name, kind, unit, mr, nr, kr) MIXQ_ENTRY(name, kind, unit, mr, nr, kr, 0, 0)
+#define MIXQ_GEMM_KERNEL_NARROW(name, kind, unit, mr, nr, kr, mr_narrow) \
+  MIXQ_ENTRY(name, kind, unit, mr, nr, kr, 0, mr_narrow)
+#define MIXQ_KERNEL(name, kind, unit) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, 0, 0)
+#define MIXQ_OPS_SET(name, kind, unit) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, 0, 0)
+#define MIXQ_PEAK_LOOP(name, kind, unit, ops_per_iter) MIXQ_ENTRY(name, kind, unit, 0, 0, 0, ops_per_iter, 0)
 #include "kernels/kernels.inc"
 #undef MIXQ_ENTRY
   };

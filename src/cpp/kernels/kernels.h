@@ -267,8 +267,11 @@ struct KernelInfo {
   int mr, nr, kr;        // GEMM tile (0 for other kinds)
   double ops_per_iter;   // peak loops (0 for other kinds)
   const void* fn;        // the function, or the ops struct, of the kind's type
+  int mr_narrow = 0;     // GEMM: rows a call takes for tiles of <= 16 columns (half for <= 32); 0: mr
   template <typename T> T fn_as() const { return reinterpret_cast<T>(const_cast<void*>(fn)); }
   template <typename T> const T& ops_as() const { return *static_cast<const T*>(fn); }
+  // Rows a call takes for a tile of `cols` columns.
+  int rows_for(int64_t cols) const { return mr_narrow == 0 || cols > 32 ? mr : cols > 16 ? mr_narrow / 2 : mr_narrow; }
 };
 
 // Every entry this build compiled, in list order.

@@ -213,6 +213,7 @@ NB_MODULE(_core, m) {
       d["name"] = k.name, d["isa"] = isa_name(k.isa), d["kind"] = kind_name(k.kind);
       d["family"] = kind_family(k.kind), d["unit"] = k.unit;
       d["mr"] = k.mr, d["nr"] = k.nr, d["kr"] = k.kr, d["needs_bf16"] = k.needs_bf16;
+      if (k.mr_narrow) d["mr_narrow"] = k.mr_narrow;
       d["runnable"] = kernel_runnable(k);
       if (k.ops_per_iter > 0) d["ops_per_iter"] = k.ops_per_iter;
       out.append(d);

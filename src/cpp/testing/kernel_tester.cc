@@ -290,11 +290,12 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   r.reference = "integer product through folded_u8_code; " + std::string(ref->name);
   const std::vector<std::pair<int64_t, int64_t>> depths = {{1, 0}, {3, 0}, {16, 0}, {33, 0}};
   int variant = 0;
-  for_each_case(k, depths, 3, [&](const GemmCase& c) {
+  // One tile of c.mr rows and `cols` columns (-1: chosen by the variant: all, 16, or 9 short).
+  const auto run_case = [&](const GemmCase& c, int cols) {
     if (c.accumulate) return;  // the whole of K in one call
     const int64_t ks = c.k_steps, K = 4 * ks, ncols = 32 * c.np;
     const int v = variant++;
-    const int cols = v % 3 == 0 ? int(ncols) : v % 3 == 1 ? std::min<int>(int(ncols), 16) : int(ncols) - 9;
+    if (cols < 0) cols = v % 3 == 0 ? int(ncols) : v % 3 == 1 ? std::min<int>(int(ncols), 16) : int(ncols) - 9;
     const int64_t runs = ks % 3 == 0 ? 3 : 1, seg_steps = ks / runs, seg_stride = 4 * seg_steps + 8;
     const int64_t lda = runs * seg_stride + 12;
     std::vector<uint8_t> a8(size_t(c.mr * lda) + 64, 0xAB);
@@ -359,7 +360,16 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
         record(r, got[at] != exp[at], 0, [&] { return fmt("%s vs %s: (%lld, %lld) got %d want %d", what.c_str(), ref->name, (long long)m, (long long)n, got[at], exp[at]); });
       }
     ++r.cases;
-  });
+  };
+  for_each_case(k, depths, 3, [&](const GemmCase& c) { run_case(c, -1); });
+  // Taller narrow tiles: every row count past mr at 16 columns or fewer, and at 17-32 up to half.
+  for (int pattern = 0; pattern < 3; ++pattern)
+    for (int mr = k.mr + 1; mr <= k.rows_for(16); ++mr)
+      for (const auto& d : depths)
+        for (int cols : {16, 7, 32, 23}) {
+          if (mr > k.rows_for(cols) || (pattern > 0 && mr != k.rows_for(cols))) continue;
+          run_case(GemmCase{mr, 1, d.first, false, pattern, d.second, d.first}, cols);
+        }
 }
 
 // Low-bit kinds: weights packed by pack_lowbit (u4/u2 x32c4 group blocks), K with partial last
