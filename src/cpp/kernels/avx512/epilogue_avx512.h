@@ -115,19 +115,33 @@ inline FoldedColumns16 folded_columns16(const Epilogue& e, int64_t n, __mmask16 
           _mm512_maskz_loadu_ps(k, e.col_bias + n)};
 }
 
-// Codes (int32 lanes) of accumulators acc of row m at columns n.. with their column terms t; k masks
-// the residual's loads.
-inline __m512i folded_u8_16(const Epilogue& e, const FoldedU8& c, __m512i acc, const FoldedColumns16& t, int64_t m,
-                            int64_t n, __mmask16 k) {
+// The residual a folded epilogue adds: none, u8 codes or fp32 values (Epilogue::residual_*).
+enum class ResidualKind { none, u8, f32 };
+
+// Codes (int32 lanes) of accumulators acc with their column terms t, plus the residual's 16 values
+// at res (of kind R; k masks its loads).
+template <ResidualKind R>
+inline __m512i folded_u8_codes16(const FoldedU8& c, __m512i acc, const FoldedColumns16& t, const void* res,
+                                 __mmask16 k) {
   __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, t.off)), t.scale, t.bias);
-  if (e.residual_u8) {
-    const __m128i r8 = _mm_maskz_loadu_epi8(k, e.residual_u8 + m * e.ld_residual + n);
+  if constexpr (R == ResidualKind::u8) {
+    const __m128i r8 = _mm_maskz_loadu_epi8(k, res);
     y = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), c.rz), c.rs, y);
-  } else if (e.residual_f32) {
-    y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, e.residual_f32 + m * e.ld_residual + n), c.inv, y);
+  } else if constexpr (R == ResidualKind::f32) {
+    y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, res), c.inv, y);
   }
   y = _mm512_min_ps(_mm512_max_ps(y, c.lo), c.hi);
   return _mm512_add_epi32(_mm512_cvt_roundps_epi32(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), c.zp);
+}
+
+// The same codes for row m at columns n.. of e's residual.
+inline __m512i folded_u8_16(const Epilogue& e, const FoldedU8& c, __m512i acc, const FoldedColumns16& t, int64_t m,
+                            int64_t n, __mmask16 k) {
+  if (e.residual_u8)
+    return folded_u8_codes16<ResidualKind::u8>(c, acc, t, e.residual_u8 + m * e.ld_residual + n, k);
+  if (e.residual_f32)
+    return folded_u8_codes16<ResidualKind::f32>(c, acc, t, e.residual_f32 + m * e.ld_residual + n, k);
+  return folded_u8_codes16<ResidualKind::none>(c, acc, t, nullptr, k);
 }
 
 // Four vectors of codes (64 columns, one cache line of a row) in one 64-byte store.

@@ -50,6 +50,34 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
     }
 }
 
+// The tile's codes, row by row: the residual kind fixed and every pointer in a local, so the row
+// loop has no branch and reloads nothing after its stores (u8 stores may alias the Epilogue).
+template <ResidualKind R, int MR, int V>
+inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const FoldedColumns16 (&t)[V],
+                          const __mmask16 (&k)[V], int cols, const char* res, int64_t ld_res, uint8_t* out,
+                          int64_t ldo) {
+  constexpr int64_t res_elem = R == ResidualKind::f32 ? 4 : 1;
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    __m512i q[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const char* r = nullptr;  // no offset on a null pointer (UBSan)
+      if constexpr (R != ResidualKind::none) r = res + (i * ld_res + 16 * v) * res_elem;
+      q[v] = folded_u8_codes16<R>(c, acc[i][v], t[v], r, k[v]);
+    }
+    uint8_t* dst = out + i * ldo;
+    if constexpr (V == 4) {
+      if (cols >= 64) {
+        store_u8_line(dst, q);
+        continue;
+      }
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) _mm_mask_storeu_epi8(dst + 16 * v, k[v], _mm512_cvtepi32_epi8(q[v]));
+  }
+}
+
 // The same products finished in registers: the folded u8 epilogue of rows m.., columns n..n+cols.
 template <int MR, int V>
 void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride,
@@ -61,21 +89,16 @@ void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* 
   FoldedColumns16 t[V];
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) k[v] = tail_mask(cols - 16 * v), t[v] = folded_columns16(e, n + 16 * v, k[v]);
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-    __m512i q[V];
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) q[v] = folded_u8_16(e, c, acc[i][v], t[v], m + i, n + 16 * v, k[v]);
-    uint8_t* dst = static_cast<uint8_t*>(e.out) + (m + i) * e.ldo + n;
-    if constexpr (V == 4) {
-      if (cols >= 64) {
-        store_u8_line(dst, q);
-        continue;
-      }
-    }
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) _mm_mask_storeu_epi8(dst + 16 * v, k[v], _mm512_cvtepi32_epi8(q[v]));
-  }
+  uint8_t* out = static_cast<uint8_t*>(e.out) + m * e.ldo + n;
+  const int64_t r0 = m * e.ld_residual + n;
+  if (e.residual_u8)
+    store_tile_u8<ResidualKind::u8>(acc, c, t, k, cols, reinterpret_cast<const char*>(e.residual_u8 + r0), e.ld_residual,
+                                    out, e.ldo);
+  else if (e.residual_f32)
+    store_tile_u8<ResidualKind::f32>(acc, c, t, k, cols, reinterpret_cast<const char*>(e.residual_f32 + r0),
+                                     e.ld_residual, out, e.ldo);
+  else
+    store_tile_u8<ResidualKind::none>(acc, c, t, k, cols, nullptr, 0, out, e.ldo);
 }
 
 }  // namespace
