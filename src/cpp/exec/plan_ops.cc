@@ -86,10 +86,12 @@ void copy_channels(int64_t pixels, int64_t c, DType dt, const void* in, QParams 
 
 namespace {
 
-// Calls fn(out_pixel_index, n, oy, ox) for every output pixel, in parallel over (n, oy) rows.
+// Calls fn(out_pixel_index, n, oy, ox) for every output pixel, in parallel over (n, oy) rows; the
+// grain counts the input each row reads (a global pool's rows read the whole image each).
 template <typename Fn>
 void for_each_output_pixel(const PoolShape& s, Fn fn) {
-  parallel_chunks(s.N * s.OH, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, s.OW * s.C)),
+  const int64_t taps = std::min<int64_t>(s.KH * s.KW, kGrainBytes);  // bounded: no overflow below
+  parallel_chunks(s.N * s.OH, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, s.OW * s.C * taps)),
                   [&](int64_t r0, int64_t r1) {
                     for (int64_t r = r0; r < r1; ++r)
                       for (int64_t ox = 0; ox < s.OW; ++ox) fn(r * s.OW + ox, r / s.OH, r % s.OH, ox);
