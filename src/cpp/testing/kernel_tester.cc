@@ -290,22 +290,24 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
   r.reference = "integer product through folded_u8_code; " + std::string(ref->name);
   const std::vector<std::pair<int64_t, int64_t>> depths = {{1, 0}, {3, 0}, {16, 0}, {33, 0}};
   int variant = 0;
-  // One tile of c.mr rows and `cols` columns (-1: chosen by the variant: all, 16, or 9 short).
-  const auto run_case = [&](const GemmCase& c, int cols) {
+  // One tile of c.mr rows and `cols` columns (-1: chosen by the variant: all, 16, or 9 short), rows
+  // lda_rows bytes apart (0: apart by more than a row's runs; 16 or 32 overlap them as a conv's
+  // pixels do).
+  const auto run_case = [&](const GemmCase& c, int cols, int64_t lda_rows) {
     if (c.accumulate) return;  // the whole of K in one call
     const int64_t ks = c.k_steps, K = 4 * ks, ncols = 32 * c.np;
     const int v = variant++;
     if (cols < 0) cols = v % 3 == 0 ? int(ncols) : v % 3 == 1 ? std::min<int>(int(ncols), 16) : int(ncols) - 9;
     const int64_t runs = ks % 3 == 0 ? 3 : 1, seg_steps = ks / runs, seg_stride = 4 * seg_steps + 8;
-    const int64_t lda = runs * seg_stride + 12;
-    std::vector<uint8_t> a8(size_t(c.mr * lda) + 64, 0xAB);
+    const int64_t lda = lda_rows > 0 ? lda_rows : runs * seg_stride + 12;
+    // The bytes first, then each row's K values read back from them (overlapping rows share bytes).
+    std::vector<uint8_t> a8(size_t(c.mr * lda + runs * seg_stride) + 64);
+    for (size_t at = 0; at < a8.size(); ++at)
+      a8[at] = uint8_t(c.pattern == 0 ? rand_int(rng, 0, 255) : c.pattern == 1 ? 255 : int(at % 2) * 255);
     std::vector<int64_t> av(size_t(c.mr * K));
     for (int i = 0; i < c.mr; ++i)
-      for (int64_t kk = 0; kk < K; ++kk) {
-        const int val = c.pattern == 0 ? rand_int(rng, 0, 255) : c.pattern == 1 ? 255 : int(kk % 2) * 255;
-        av[size_t(i * K + kk)] = val;
-        a8[size_t(i * lda + kk / 4 / seg_steps * seg_stride + kk % (4 * seg_steps))] = uint8_t(val);
-      }
+      for (int64_t kk = 0; kk < K; ++kk)
+        av[size_t(i * K + kk)] = a8[size_t(i * lda + kk / 4 / seg_steps * seg_stride + kk % (4 * seg_steps))];
     const int64_t panel = (ks + 1) * 128;
     AlignedBuffer bp(size_t(c.np * panel) + 256);
     std::memset(bp.as<uint8_t>(), 0, bp.size());
@@ -345,7 +347,7 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
     e.out = exp.data();
     ref->fn_as<GemmS8QFn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, seg_steps, seg_stride, cols, e,
                             m0, n0);
-    const std::string what = c.str(k) + fmt(" cols=%d runs=%lld", cols, (long long)runs);
+    const std::string what = c.str(k) + fmt(" cols=%d runs=%lld lda=%lld", cols, (long long)runs, (long long)lda);
     for (int64_t m = 0; m < rows; ++m)
       for (int64_t n = 0; n < ldo; ++n) {
         const size_t at = size_t(m * ldo + n);
@@ -361,15 +363,17 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
       }
     ++r.cases;
   };
-  for_each_case(k, depths, 3, [&](const GemmCase& c) { run_case(c, -1); });
-  // Taller narrow tiles: every row count past mr at 16 columns or fewer, and at 17-32 up to half.
+  for_each_case(k, depths, 3, [&](const GemmCase& c) { run_case(c, -1, 0); });
+  // Narrow tiles (every row count up to the taller ones: 16 columns or fewer, and 17-32 up to half)
+  // with rows apart, and 16 or 32 bytes apart.
   for (int pattern = 0; pattern < 3; ++pattern)
-    for (int mr = k.mr + 1; mr <= k.rows_for(16); ++mr)
+    for (int mr = 1; mr <= k.rows_for(16); ++mr)
       for (const auto& d : depths)
-        for (int cols : {16, 7, 32, 23}) {
-          if (mr > k.rows_for(cols) || (pattern > 0 && mr != k.rows_for(cols))) continue;
-          run_case(GemmCase{mr, 1, d.first, false, pattern, d.second, d.first}, cols);
-        }
+        for (int cols : {16, 7, 32, 23})
+          for (int64_t lda : {0, 16, 32}) {
+            if (mr > k.rows_for(cols) || (pattern > 0 && mr != k.rows_for(cols)) || (mr <= k.mr && lda == 0)) continue;
+            run_case(GemmCase{mr, 1, d.first, false, pattern, d.second, d.first}, cols, lda);
+          }
 }
 
 // Low-bit kinds: weights packed by pack_lowbit (u4/u2 x32c4 group blocks), K with partial last
