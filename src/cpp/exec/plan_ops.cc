@@ -119,31 +119,40 @@ void max_pool(const PoolShape& s, DType dt, const void* in, void* out) {
 }
 
 void avg_pool(const PoolShape& s, DType dt, const void* in, QParams qi, void* out, QParams qo) {
-  for_each_output_pixel(s, [&](int64_t o, int64_t n, int64_t oy, int64_t ox) {
-    float acc[256];
-    for (int64_t c0 = 0; c0 < s.C; c0 += 256) {
-      const int64_t cn = std::min<int64_t>(256, s.C - c0);
-      std::fill(acc, acc + cn, 0.f);
-      int64_t taps = 0;
-      for_each_tap(s, oy, ox, [&](int64_t iy, int64_t ix, int64_t) {
-        const int64_t off = ((n * s.H + iy) * s.W + ix) * s.C + c0;
-        ++taps;
+  // Tasks are (image row, 256-channel chunk): a global pool of one image is still split (ResNet-50's
+  // 2048 channels at batch 1 ran on one thread).
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (s.C + kChunk - 1) / kChunk, taps_max = std::min<int64_t>(s.KH * s.KW, kGrainBytes);
+  const int64_t grain = std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, s.OW * std::min(s.C, kChunk) * taps_max));
+  parallel_chunks(s.N * s.OH * chunks, grain, [&](int64_t t0, int64_t t1) {
+    float acc[kChunk];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / chunks, n = r / s.OH, oy = r % s.OH, c0 = (t % chunks) * kChunk;
+      const int64_t cn = std::min<int64_t>(kChunk, s.C - c0);
+      for (int64_t ox = 0; ox < s.OW; ++ox) {
+        const int64_t o = r * s.OW + ox;
+        std::fill(acc, acc + cn, 0.f);
+        int64_t taps = 0;
+        for_each_tap(s, oy, ox, [&](int64_t iy, int64_t ix, int64_t) {
+          const int64_t off = ((n * s.H + iy) * s.W + ix) * s.C + c0;
+          ++taps;
+          if (dt == DType::f32) {
+            const float* src = static_cast<const float*>(in) + off;
+            for (int64_t c = 0; c < cn; ++c) acc[c] += src[c];
+          } else {  // integer sums are exact in float up to 2^24 / 255 taps
+            const uint8_t* src = static_cast<const uint8_t*>(in) + off;
+            for (int64_t c = 0; c < cn; ++c) acc[c] += float(src[c]);
+          }
+        });
+        const float div = float(s.count_include_pad ? s.KH * s.KW : std::max<int64_t>(taps, 1));
         if (dt == DType::f32) {
-          const float* src = static_cast<const float*>(in) + off;
-          for (int64_t c = 0; c < cn; ++c) acc[c] += src[c];
-        } else {  // integer sums are exact in float up to 2^24 / 255 taps
-          const uint8_t* src = static_cast<const uint8_t*>(in) + off;
-          for (int64_t c = 0; c < cn; ++c) acc[c] += float(src[c]);
+          float* dst = static_cast<float*>(out) + o * s.C + c0;
+          for (int64_t c = 0; c < cn; ++c) dst[c] = acc[c] / div;
+        } else {
+          uint8_t* dst = static_cast<uint8_t*>(out) + o * s.C + c0;
+          const float inv = 1.f / qo.scale, zp = float(qo.zp), zin = float(qi.zp) * float(taps);
+          for (int64_t c = 0; c < cn; ++c) dst[c] = quantize_u8(qi.scale * (acc[c] - zin) / div, inv, zp);
         }
-      });
-      const float div = float(s.count_include_pad ? s.KH * s.KW : std::max<int64_t>(taps, 1));
-      if (dt == DType::f32) {
-        float* dst = static_cast<float*>(out) + o * s.C + c0;
-        for (int64_t c = 0; c < cn; ++c) dst[c] = acc[c] / div;
-      } else {
-        uint8_t* dst = static_cast<uint8_t*>(out) + o * s.C + c0;
-        const float inv = 1.f / qo.scale, zp = float(qo.zp), zin = float(qi.zp) * float(taps);
-        for (int64_t c = 0; c < cn; ++c) dst[c] = quantize_u8(qi.scale * (acc[c] - zin) / div, inv, zp);
       }
     }
   });
