@@ -86,21 +86,25 @@ void copy_channels(int64_t pixels, int64_t c, DType dt, const void* in, QParams 
 
 namespace {
 
-// Calls fn(out_pixel_index, n, oy, ox) for every output pixel, in parallel over (n, oy) rows; the
-// grain counts the input each row reads (a global pool's rows read the whole image each).
+// Calls fn(out_pixel_index, n, oy, ox, c0, cn) for every output pixel and chunk of `chunk` channels
+// [c0, c0 + cn), in parallel over (n, oy, chunk); the grain counts the input a task reads (a global
+// pool's rows read the whole image each).
 template <typename Fn>
-void for_each_output_pixel(const PoolShape& s, Fn fn) {
+void for_each_output_chunk(const PoolShape& s, int64_t chunk, Fn fn) {
+  const int64_t chunks = (s.C + chunk - 1) / chunk;
   const int64_t taps = std::min<int64_t>(s.KH * s.KW, kGrainBytes);  // bounded: no overflow below
-  parallel_chunks(s.N * s.OH, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, s.OW * s.C * taps)),
-                  [&](int64_t r0, int64_t r1) {
-                    for (int64_t r = r0; r < r1; ++r)
-                      for (int64_t ox = 0; ox < s.OW; ++ox) fn(r * s.OW + ox, r / s.OH, r % s.OH, ox);
-                  });
+  const int64_t grain = std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, s.OW * std::min(s.C, chunk) * taps));
+  parallel_chunks(s.N * s.OH * chunks, grain, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / chunks, c0 = (t % chunks) * chunk, cn = std::min(chunk, s.C - c0);
+      for (int64_t ox = 0; ox < s.OW; ++ox) fn(r * s.OW + ox, r / s.OH, r % s.OH, ox, c0, cn);
+    }
+  });
 }
 
 template <typename T>
 void max_pool_impl(const PoolShape& s, const T* in, T* out) {
-  for_each_output_pixel(s, [&](int64_t o, int64_t n, int64_t oy, int64_t ox) {
+  for_each_output_chunk(s, s.C, [&](int64_t o, int64_t n, int64_t oy, int64_t ox, int64_t, int64_t) {
     T* __restrict dst = out + o * s.C;
     const int64_t C = s.C;
     std::fill(dst, dst + C, std::numeric_limits<T>::lowest());
@@ -119,41 +123,32 @@ void max_pool(const PoolShape& s, DType dt, const void* in, void* out) {
 }
 
 void avg_pool(const PoolShape& s, DType dt, const void* in, QParams qi, void* out, QParams qo) {
-  // Tasks are (image row, 256-channel chunk): a global pool of one image is still split (ResNet-50's
-  // 2048 channels at batch 1 ran on one thread).
+  // 256-channel chunks: a global pool of one image is still split (ResNet-50's 2048 channels at
+  // batch 1 ran on one thread).
   constexpr int64_t kChunk = 256;
-  const int64_t chunks = (s.C + kChunk - 1) / kChunk, taps_max = std::min<int64_t>(s.KH * s.KW, kGrainBytes);
-  const int64_t grain = std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, s.OW * std::min(s.C, kChunk) * taps_max));
-  parallel_chunks(s.N * s.OH * chunks, grain, [&](int64_t t0, int64_t t1) {
+  for_each_output_chunk(s, kChunk, [&](int64_t o, int64_t n, int64_t oy, int64_t ox, int64_t c0, int64_t cn) {
     float acc[kChunk];
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r = t / chunks, n = r / s.OH, oy = r % s.OH, c0 = (t % chunks) * kChunk;
-      const int64_t cn = std::min<int64_t>(kChunk, s.C - c0);
-      for (int64_t ox = 0; ox < s.OW; ++ox) {
-        const int64_t o = r * s.OW + ox;
-        std::fill(acc, acc + cn, 0.f);
-        int64_t taps = 0;
-        for_each_tap(s, oy, ox, [&](int64_t iy, int64_t ix, int64_t) {
-          const int64_t off = ((n * s.H + iy) * s.W + ix) * s.C + c0;
-          ++taps;
-          if (dt == DType::f32) {
-            const float* src = static_cast<const float*>(in) + off;
-            for (int64_t c = 0; c < cn; ++c) acc[c] += src[c];
-          } else {  // integer sums are exact in float up to 2^24 / 255 taps
-            const uint8_t* src = static_cast<const uint8_t*>(in) + off;
-            for (int64_t c = 0; c < cn; ++c) acc[c] += float(src[c]);
-          }
-        });
-        const float div = float(s.count_include_pad ? s.KH * s.KW : std::max<int64_t>(taps, 1));
-        if (dt == DType::f32) {
-          float* dst = static_cast<float*>(out) + o * s.C + c0;
-          for (int64_t c = 0; c < cn; ++c) dst[c] = acc[c] / div;
-        } else {
-          uint8_t* dst = static_cast<uint8_t*>(out) + o * s.C + c0;
-          const float inv = 1.f / qo.scale, zp = float(qo.zp), zin = float(qi.zp) * float(taps);
-          for (int64_t c = 0; c < cn; ++c) dst[c] = quantize_u8(qi.scale * (acc[c] - zin) / div, inv, zp);
-        }
+    std::fill(acc, acc + cn, 0.f);
+    int64_t taps = 0;
+    for_each_tap(s, oy, ox, [&](int64_t iy, int64_t ix, int64_t) {
+      const int64_t off = ((n * s.H + iy) * s.W + ix) * s.C + c0;
+      ++taps;
+      if (dt == DType::f32) {
+        const float* src = static_cast<const float*>(in) + off;
+        for (int64_t c = 0; c < cn; ++c) acc[c] += src[c];
+      } else {  // integer sums are exact in float up to 2^24 / 255 taps
+        const uint8_t* src = static_cast<const uint8_t*>(in) + off;
+        for (int64_t c = 0; c < cn; ++c) acc[c] += float(src[c]);
       }
+    });
+    const float div = float(s.count_include_pad ? s.KH * s.KW : std::max<int64_t>(taps, 1));
+    if (dt == DType::f32) {
+      float* dst = static_cast<float*>(out) + o * s.C + c0;
+      for (int64_t c = 0; c < cn; ++c) dst[c] = acc[c] / div;
+    } else {
+      uint8_t* dst = static_cast<uint8_t*>(out) + o * s.C + c0;
+      const float inv = 1.f / qo.scale, zp = float(qo.zp), zin = float(qi.zp) * float(taps);
+      for (int64_t c = 0; c < cn; ++c) dst[c] = quantize_u8(qi.scale * (acc[c] - zin) / div, inv, zp);
     }
   });
 }

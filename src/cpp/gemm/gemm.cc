@@ -587,14 +587,10 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
   // A thread's band serves its later tasks of the same rows (other column chunks) in this call.
   static std::atomic<uint64_t> calls{0};
   const uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
-  thread_local const uint8_t* band = nullptr;
   thread_local uint64_t band_call = 0;
-  thread_local int64_t band_r0 = 0, band_r1 = 0;
+  thread_local int64_t band_r0 = 0, band_r1 = 0;  // padded rows t_band holds
   const auto prepare_rows = [&](int64_t m0, int64_t mc) {
-    if (!padded) {
-      band = a.data, band_r0 = 0, band_call = 0;
-      return;
-    }
+    if (!padded) return;
     const int64_t q1 = m0 + mc - 1, R0 = (m0 / (a.OW * a.OH)) * HP + (m0 / a.OW) % a.OH * a.SH;
     const int64_t R1 = (q1 / (a.OW * a.OH)) * HP + (q1 / a.OW) % a.OH * a.SH + a.KH;
     if (band_call == call && band_r0 == R0 && band_r1 == R1) return;
@@ -602,7 +598,7 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
     const auto t0 = a.pad_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     t_band.resize(size_t((R1 - R0) * line));
     pad_rows(a, R0, R1, t_band.as<uint8_t>());
-    band = t_band.as<uint8_t>(), band_call = call, band_r0 = R0, band_r1 = R1;
+    band_call = call, band_r0 = R0, band_r1 = R1;
     if (a.pad_seconds)
       pad_ns.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
   };
@@ -613,11 +609,13 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
         const int cols = int(std::min<int64_t>(np * kPanelN, w.N - n));
         if (p0 + steps >= ks && !fn_u8) prefetch_residual(e, m, mr, n, cols);
         const int8_t* b = wdata + (n / kPanelN) * panel + p0 * kPanelN * 4;
+        const uint8_t* rows = padded ? t_band.as<uint8_t>() : a.data;
+        const int64_t row0 = padded ? band_r0 : 0;
         // The tile's pixels in runs along one output row (equally spaced in the input).
         for (int64_t r = 0; r < mr;) {
           const int64_t q = m + r, ox = q % a.OW, oy = (q / a.OW) % a.OH, img = q / (a.OW * a.OH);
           const int run = int(std::min<int64_t>(mr - r, a.OW - ox));
-          const uint8_t* px = band + ((img * HP + oy * a.SH + p0 / seg - band_r0) * a.WP + ox * a.SW) * a.C;
+          const uint8_t* px = rows + ((img * HP + oy * a.SH + p0 / seg - row0) * a.WP + ox * a.SW) * a.C;
           if (fn_u8) fn_u8(run, np, steps, px, lda, b, panel, seg, line, cols, e, q, n);
           else fn(run, np, steps, px, lda, b, panel, tile + r * ldt, ldt, accumulate, seg, line, cols);
           r += run;
