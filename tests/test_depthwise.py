@@ -93,8 +93,17 @@ GEOMETRIES = [
 ]
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """One thread: a task spans a whole image (rows in pairs, odd heights); two: bands of rows."""
+    before = mixq.get_num_threads()
+    mixq.set_num_threads(request.param)
+    yield request.param
+    mixq.set_num_threads(before)
+
+
 @pytest.mark.parametrize("N,H,W,C,K,stride,padding,dilation", GEOMETRIES)
-def test_int8_matches_reference(isa, rng, N, H, W, C, K, stride, padding, dilation):
+def test_int8_matches_reference(isa, threads, rng, N, H, W, C, K, stride, padding, dilation):
     x, w, zp, mult, bias = int8_case(rng, N, H, W, C, K)
     packed = _core.pack_depthwise_s8(w)
     acc = ref_conv(x, w, stride, padding, dilation, zp)

@@ -1,11 +1,14 @@
 // int8 3x3 depthwise convolution on vpdpbusd (AVX-512 VNNI), NHWC, stride 1 or 2 along W.
 //
 // vpdpbusd adds four u8 x s8 products into each int32 lane. Here a lane is a channel, and its four
-// bytes are the three kernel rows of one input column (the fourth byte has weight 0). For each
-// output row a task builds a "column-triple" row per 16-channel block,
-//   V[j] = for each channel c: (x[ih0][j][c], x[ih1][j][c], x[ih2][j][c], x[ih2][j][c]),
-// over the padded columns j, and an output pixel is then three vpdpbusd, one per kernel column kw,
-// against (w[0][kw][c], w[1][kw][c], w[2][kw][c], 0): three instructions where the fp32 path of
+// bytes are four consecutive input rows of one input column. A task builds a "column-quad" row per
+// 16-channel block,
+//   V[j] = for each channel c: (x[ih][j][c], x[ih+1][j][c], x[ih+2][j][c], x[ih+3][j][c]),
+// over the padded columns j, and an output pixel is then three vpdpbusd, one per kernel column kw:
+// against (w[0][kw][c], w[1][kw][c], w[2][kw][c], 0) for output row oh (ih = oh * SH - PH), and at
+// stride 1 against the same bytes one row later, (0, w[0][kw][c], w[1][kw][c], w[2][kw][c]), for
+// row oh + 1. So one V serves two output rows at stride 1: the interleave that builds it is about
+// as much work as the row's products. Three instructions per pixel where the fp32 path of
 // depthwise_avx512.cc needs nine FMAs and a u8 -> fp32 conversion of every input row. Each V
 // column is loaded once per micro-tile and fed to every output pixel that uses it.
 //
@@ -24,7 +27,7 @@
 namespace mixq {
 namespace {
 
-constexpr int64_t kTripleBytes = 64;  // one V column of a block: 16 channels x 4 bytes
+constexpr int64_t kQuadBytes = 64;  // one V column of a block: 16 channels x 4 bytes
 
 // ------------------------------------------------------------------------------- building V
 // The 16 channels of one input column (16 bytes), or the pad value outside the image.
@@ -53,15 +56,15 @@ struct RowSource {
   }
 };
 
-// V[j .. j+3] of one block from the three kernel rows' columns iw = j - PW .. j - PW + 3. Byte
-// interleaves give, per 128-bit lane (= column), the triples of channels 0-3, 4-7, 8-11 and 12-15
+// V[j .. j+3] of one block from the four input rows' columns iw = j - PW .. j - PW + 3. Byte
+// interleaves give, per 128-bit lane (= column), the quads of channels 0-3, 4-7, 8-11 and 12-15
 // in four registers; a 4 x 4 transpose of 128-bit lanes makes each column's 64 bytes contiguous.
-MIXQ_DW_INLINE void build4(const RowSource (&src)[3], int64_t iw, __m512i* dst) {
-  const __m512i a = src[0].columns4(iw), b = src[1].columns4(iw), c = src[2].columns4(iw);
+MIXQ_DW_INLINE void build4(const RowSource (&src)[4], int64_t iw, __m512i* dst) {
+  const __m512i a = src[0].columns4(iw), b = src[1].columns4(iw), c = src[2].columns4(iw), d = src[3].columns4(iw);
   const __m512i ab_lo = _mm512_unpacklo_epi8(a, b), ab_hi = _mm512_unpackhi_epi8(a, b);
-  const __m512i cc_lo = _mm512_unpacklo_epi8(c, c), cc_hi = _mm512_unpackhi_epi8(c, c);
-  const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cc_lo), q1 = _mm512_unpackhi_epi16(ab_lo, cc_lo);
-  const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cc_hi), q3 = _mm512_unpackhi_epi16(ab_hi, cc_hi);
+  const __m512i cd_lo = _mm512_unpacklo_epi8(c, d), cd_hi = _mm512_unpackhi_epi8(c, d);
+  const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm512_unpackhi_epi16(ab_lo, cd_lo);
+  const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm512_unpackhi_epi16(ab_hi, cd_hi);
   const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
   const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
   _mm512_store_si512(dst + 0, _mm512_shuffle_i32x4(t0, t1, 0x88));
@@ -101,7 +104,7 @@ void row(const __m512i* v, const __m512i (&w)[3], __m512i init, int64_t OW, cons
 }
 
 // ---------------------------------------------------------------------------------------- tasks
-thread_local AlignedBuffer t_triples;  // V of every block of the task's group: [block][column][64]
+thread_local AlignedBuffer t_quads;  // V of every block of the task's group: [block][column][64]
 
 void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const DwShape& s = c.s;
@@ -109,39 +112,44 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const int64_t wb4 = (p.wb + 3) / 4 * 4;  // V columns, built 4 at a time
   const __m128i pad = _mm_set1_epi8(char(c.in_zp));
   const __m512i zp = _mm512_set1_epi8(char(c.in_zp));
-  t_triples.resize(size_t(nbk * wb4 * kTripleBytes));
-  __m512i* triples = t_triples.as<__m512i>();
+  t_quads.resize(size_t(nbk * wb4 * kQuadBytes));
+  __m512i* quads = t_quads.as<__m512i>();
   const OutCodes q = out_codes(c);
 
-  for (int64_t oh = oh0; oh < oh1; ++oh) {
+  for (int64_t oh = oh0; oh < oh1;) {
+    const int rows = s.SH == 1 && oh + 1 < oh1 ? 2 : 1;  // output rows this V serves
     for (int64_t k = 0; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
       const __mmask16 mask = block_mask(c, cb);
-      RowSource src[3];
-      for (int kh = 0; kh < 3; ++kh) {
-        const int64_t ih = oh * s.SH - s.PH + kh;
+      RowSource src[4];
+      for (int r = 0; r < 4; ++r) {
+        const int64_t ih = oh * s.SH - s.PH + r;
         const bool inside = ih >= 0 && ih < s.H;
-        src[kh] = {inside ? c.in_u8 + (n * s.H + ih) * s.W * c.ld_in + cb * kDwBlock : nullptr, s.W, c.ld_in, mask,
-                   pad};
+        src[r] = {inside ? c.in_u8 + (n * s.H + ih) * s.W * c.ld_in + cb * kDwBlock : nullptr, s.W, c.ld_in, mask, pad};
       }
-      __m512i* v = triples + k * wb4;
+      __m512i* v = quads + k * wb4;
       for (int64_t j = 0; j < wb4; j += 4) build4(src, j - s.PW, v + j);
     }
-    const int64_t out_pix = (n * c.OH + oh) * c.OW;
     for (int64_t k = 0; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
       const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
-      const __m512i w[3] = {_mm512_load_si512(wq), _mm512_load_si512(wq + 1), _mm512_load_si512(wq + 2)};
+      __m512i w[3] = {_mm512_load_si512(wq), _mm512_load_si512(wq + 1), _mm512_load_si512(wq + 2)};
       // -zp * sum of the block's weights: vpdpbusd against zp in every byte sums zp * w per lane.
       __m512i zw = _mm512_setzero_si512();
       for (int kw = 0; kw < 3; ++kw) zw = _mm512_dpbusd_epi32(zw, zp, w[kw]);
       const __m512i init = _mm512_sub_epi32(_mm512_setzero_si512(), zw);
-      const __m512i* v = triples + k * wb4;
-      with_block_store(c, q, cb, out_pix, [&](const auto& st) {
-        if (s.SW == 1) row<1>(v, w, init, c.OW, st);
-        else row<2>(v, w, init, c.OW, st);
-      });
+      const __m512i* v = quads + k * wb4;
+      for (int r = 0; r < rows; ++r) {
+        // Row oh + 1 reads V one byte later: its weights move up a byte (the fourth is 0).
+        if (r == 1)
+          for (int kw = 0; kw < 3; ++kw) w[kw] = _mm512_slli_epi32(w[kw], 8);
+        with_block_store(c, q, cb, (n * c.OH + oh + r) * c.OW, [&](const auto& st) {
+          if (s.SW == 1) row<1>(v, w, init, c.OW, st);
+          else row<2>(v, w, init, c.OW, st);
+        });
+      }
     }
+    oh += rows;
   }
 }
 
