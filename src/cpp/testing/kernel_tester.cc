@@ -329,6 +329,13 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
       bias[size_t(n)] = rand_float(rng, -40.f, 40.f);
       offset[size_t(n)] = rand_int(rng, -300000, 300000);
     }
+    if (v % 5 == 4) {  // non-finite values and overflow: NaN ends on q_lo, +-inf on the clamps
+      const float special[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                               -std::numeric_limits<float>::infinity(), 3e38f, -3e38f};
+      for (int64_t n = 0; n < ldo; ++n)
+        if (n % 3 == 0) bias[size_t(n)] = special[(n / 3) % 5];
+        else if (n % 3 == 1) scale[size_t(n)] = n % 2 ? 3e38f : -3e38f;
+    }
     for (auto& x : res_u) x = uint8_t(rand_int(rng, 0, 255));
     for (auto& x : res_f) x = rand_float(rng, -30.f, 30.f);
     Epilogue e;

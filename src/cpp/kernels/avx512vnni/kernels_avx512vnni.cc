@@ -15,14 +15,11 @@ namespace {
 
 // The tile's products over all k steps: V zmm vectors of 16 columns per row (2 per panel, or 1
 // for the first half of one panel). LDA > 0: the row stride as a constant (lda is then LDA).
+// The products are added to acc's starting values (zero for the plain products).
 template <int MR, int V, int LDA = 0>
 inline void vnni_products(__m512i (&acc)[MR][V], int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b,
                           int64_t b_stride, int64_t seg_steps, int64_t seg_stride) {
   if constexpr (LDA > 0) lda = LDA;
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
   for_each_k_step(k_steps, seg_steps, seg_stride, [&](int64_t p, int64_t off) {
     __m512i bv[V];
 #pragma GCC unroll 4
@@ -40,6 +37,10 @@ template <int MR, int V>
 void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride, int32_t* c,
                int64_t ldc, bool accumulate, int64_t seg_steps, int64_t seg_stride) {
   __m512i acc[MR][V];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
   vnni_products<MR, V>(acc, k_steps, a, lda, b, b_stride, seg_steps, seg_stride);
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
@@ -60,22 +61,22 @@ inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const 
   constexpr int64_t res_elem = R == ResidualKind::f32 ? 4 : 1;
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
-    __m512i q[V];
+    __m512 y[V];
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) {
       const char* r = nullptr;  // no offset on a null pointer (UBSan)
       if constexpr (R != ResidualKind::none) r = res + (i * ld_res + 16 * v) * res_elem;
-      q[v] = folded_u8_codes16<R>(c, acc[i][v], t[v], r, k[v]);
+      y[v] = folded_y16<R>(c, acc[i][v], t[v], r, k[v]);
     }
     uint8_t* dst = out + i * ldo;
-    if constexpr (V == 4) {
-      if (cols >= 64) {
-        store_u8_line(dst, q);
-        continue;
-      }
-    }
+    if constexpr (V == 1) {
+      _mm_mask_storeu_epi8(dst, k[0], _mm512_cvtepi32_epi8(folded_u8_codes16(c, y[0])));
+    } else {
+      __m512i q[V];
 #pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) _mm_mask_storeu_epi8(dst + 16 * v, k[v], _mm512_cvtepi32_epi8(q[v]));
+      for (int v = 0; v < V; ++v) q[v] = folded_rounded16(c, y[v]);
+      store_u8_line(dst, folded_u8_line<V>(c, q), cols);
+    }
   }
 }
 
@@ -84,12 +85,16 @@ template <int MR, int V, int LDA = 0>
 void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, int64_t b_stride,
                   int64_t seg_steps, int64_t seg_stride, int cols, const Epilogue& e, int64_t m, int64_t n) {
   __m512i acc[MR][V];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_si512();
   vnni_products<MR, V, LDA>(acc, k_steps, a, lda, b, b_stride, seg_steps, seg_stride);
-  const FoldedU8 c(e);
   __mmask16 k[V];
   FoldedColumns16 t[V];
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) k[v] = tail_mask(cols - 16 * v), t[v] = folded_columns16(e, n + 16 * v, k[v]);
+  const FoldedU8 c(e);
   uint8_t* out = static_cast<uint8_t*>(e.out) + m * e.ldo + n;
   const int64_t r0 = m * e.ld_residual + n;
   if (e.residual_u8)
