@@ -117,9 +117,24 @@ class AddAfterAdd(nn.Module):
         return nn.functional.adaptive_avg_pool2d(z, 1).flatten(1)
 
 
+class WidePool(nn.Module):
+    """Max pooling of 70 channels: whole 64-byte chunks of the pool's running maximum and a tail
+    (u8: one chunk of 64 and 6; fp32: four of 16 and 6), with padding taps."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 70, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.d = nn.Conv2d(70, 5, 1)
+
+    def forward(self, x):
+        return self.d(self.pool(torch.relu(self.c(x))))
+
+
 HAND_MADE = {
     "concat": (ConcatNet, (6, 3, 15, 15)),
     "add_after_add": (AddAfterAdd, (3, 4, 9, 7)),
+    "wide_pool": (WidePool, (2, 3, 9, 11)),
 }
 
 
