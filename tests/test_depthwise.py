@@ -90,6 +90,8 @@ GEOMETRIES = [
     (1, 5, 30, 32, (3, 3), (1, 1), (1, 1), (1, 1)),  # 16-pixel tiles, full-width interior columns
     (2, 7, 33, 48, (3, 3), (2, 2), (1, 1), (1, 1)),  # 8-pixel stride-2 tiles
     (1, 6, 21, 24, (3, 3), (1, 2), (0, 2), (1, 1)),  # stride 2 along W only, wide padding
+    (1, 9, 10, 33, (3, 3), (2, 2), (0, 0), (1, 1)),  # stride 2 both ways (row pairs), no padding
+    (2, 6, 13, 24, (3, 3), (2, 2), (2, 1), (1, 1)),  # row pairs reaching below the image
 ]
 
 

@@ -24,6 +24,8 @@
 #include "kernels/avx512/depthwise_avx512_common.h"
 #include "kernels/kernels.h"
 
+#include <utility>
+
 namespace mixq {
 namespace {
 
@@ -54,7 +56,32 @@ struct RowSource {
     v = _mm512_inserti32x4(v, column(iw + 2), 2);
     return _mm512_inserti32x4(v, column(iw + 3), 3);
   }
+  // Columns iw, iw+2, iw+4, iw+6, one per 128-bit lane.
+  MIXQ_DW_INLINE __m512i columns4_step2(int64_t iw) const {
+    if (row && iw >= 0 && iw + 6 < W && mask == 0xFFFF) {
+      const uint8_t* p = row + iw * ld;
+      __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * ld)), 1);
+      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4 * ld)), 2);
+      return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 6 * ld)), 3);
+    }
+    __m512i v = _mm512_castsi128_si512(column(iw));
+    v = _mm512_inserti32x4(v, column(iw + 2), 1);
+    v = _mm512_inserti32x4(v, column(iw + 4), 2);
+    return _mm512_inserti32x4(v, column(iw + 6), 3);
+  }
 };
+
+// Four registers holding, per 128-bit lane (= column), the quads of channels 0-3, 4-7, 8-11 and
+// 12-15 -> four columns of 64 bytes each (a 4 x 4 transpose of 128-bit lanes).
+MIXQ_DW_INLINE void store_columns4(__m512i q0, __m512i q1, __m512i q2, __m512i q3, __m512i* dst) {
+  const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
+  const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
+  _mm512_store_si512(dst + 0, _mm512_shuffle_i32x4(t0, t1, 0x88));
+  _mm512_store_si512(dst + 1, _mm512_shuffle_i32x4(t0, t1, 0xDD));
+  _mm512_store_si512(dst + 2, _mm512_shuffle_i32x4(t2, t3, 0x88));
+  _mm512_store_si512(dst + 3, _mm512_shuffle_i32x4(t2, t3, 0xDD));
+}
 
 // V[j .. j+3] of one block from the four input rows' columns iw = j - PW .. j - PW + 3. Byte
 // interleaves give, per 128-bit lane (= column), the quads of channels 0-3, 4-7, 8-11 and 12-15
@@ -65,12 +92,23 @@ MIXQ_DW_INLINE void build4(const RowSource (&src)[4], int64_t iw, __m512i* dst) 
   const __m512i cd_lo = _mm512_unpacklo_epi8(c, d), cd_hi = _mm512_unpackhi_epi8(c, d);
   const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm512_unpackhi_epi16(ab_lo, cd_lo);
   const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm512_unpackhi_epi16(ab_hi, cd_hi);
-  const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
-  const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
-  _mm512_store_si512(dst + 0, _mm512_shuffle_i32x4(t0, t1, 0x88));
-  _mm512_store_si512(dst + 1, _mm512_shuffle_i32x4(t0, t1, 0xDD));
-  _mm512_store_si512(dst + 2, _mm512_shuffle_i32x4(t2, t3, 0x88));
-  _mm512_store_si512(dst + 3, _mm512_shuffle_i32x4(t2, t3, 0xDD));
+  store_columns4(q0, q1, q2, q3, dst);
+}
+
+// Stride 2 in both directions: V of a row pair. Column j of it holds, per channel, the pair's
+// two rows at input columns 2j - PW and 2j + 1 - PW: (ra[2j-PW], rb[2j-PW], ra[2j+1-PW],
+// rb[2j+1-PW]). Output pixel ow reads columns ow (kernel columns 0 and 1) and ow + 1 (its first
+// input column is kernel column 2), so a column serves two pixels, and the pair of input rows
+// 2oh + 2 - PH, 2oh + 3 - PH serves output rows oh (kernel row 2) and oh + 1 (kernel rows 0 and 1):
+// each V is built once, where rows of column quads were built from every second column, one per
+// output row. V[j .. j+3] from src[0], src[1] (the pair's rows).
+MIXQ_DW_INLINE void build4_pairs(const RowSource (&src)[2], int64_t iw, __m512i* dst) {
+  const __m512i ae = src[0].columns4_step2(iw), ao = src[0].columns4_step2(iw + 1);
+  const __m512i be = src[1].columns4_step2(iw), bo = src[1].columns4_step2(iw + 1);
+  const __m512i e_lo = _mm512_unpacklo_epi8(ae, be), e_hi = _mm512_unpackhi_epi8(ae, be);
+  const __m512i o_lo = _mm512_unpacklo_epi8(ao, bo), o_hi = _mm512_unpackhi_epi8(ao, bo);
+  store_columns4(_mm512_unpacklo_epi16(e_lo, o_lo), _mm512_unpackhi_epi16(e_lo, o_lo), _mm512_unpacklo_epi16(e_hi, o_hi),
+                 _mm512_unpackhi_epi16(e_hi, o_hi), dst);
 }
 
 // ------------------------------------------------------------------------------ micro-kernels
@@ -103,8 +141,56 @@ void row(const __m512i* v, const __m512i (&w)[3], __m512i init, int64_t OW, cons
   for_each_tile<SW == 1 ? 16 : 8>(OW, [&](auto n, int64_t ow) { tile<n.value, SW>(v + ow * SW, w, init, ow, st); });
 }
 
+// A tile of T output pixels at stride 2 from the pair rows va (kernel rows 0, 1) and vb (kernel row
+// 2), both at the tile's first pixel: w[0], w[1] against va's columns ow and ow + 1, w[2], w[3]
+// against vb's (pair_weights).
+template <int T, typename Store>
+MIXQ_DW_INLINE void tile_pairs(const __m512i* va, const __m512i* vb, const __m512i (&w)[4], __m512i init, int64_t ow,
+                               const Store& st) {
+  __m512i acc[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) acc[t] = init;
+#pragma GCC unroll 17
+  for (int c = 0; c <= T; ++c) {
+    const __m512i xa = in_register(_mm512_load_si512(va + c)), xb = in_register(_mm512_load_si512(vb + c));
+    if (c < T) acc[c] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[c], xa, w[0]), xb, w[2]);
+    if (c > 0) acc[c - 1] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[c - 1], xa, w[1]), xb, w[3]);
+  }
+  __m512 y[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) y[t] = _mm512_cvtepi32_ps(acc[t]);
+  st.template store<T>(ow, y);
+}
+
+// The four weight vectors of a block for pair rows, from its quads q[kw] = (w[0][kw], w[1][kw],
+// w[2][kw], 0) per channel: (w00, w10, w01, w11), (w02, w12, 0, 0), (w20, 0, w21, 0), (w22, 0, 0, 0).
+MIXQ_DW_INLINE void pair_weights(const __m512i (&q)[3], __m512i (&w)[4]) {
+  const __m512i lo16 = _mm512_set1_epi32(0xFFFF), lo8 = _mm512_set1_epi32(0xFF);
+  w[0] = _mm512_or_si512(_mm512_and_si512(q[0], lo16), _mm512_slli_epi32(q[1], 16));
+  w[1] = _mm512_and_si512(q[2], lo16);
+  w[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(q[0], 16), lo8),
+                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(q[1], 16), lo8), 16));
+  w[3] = _mm512_and_si512(_mm512_srli_epi32(q[2], 16), lo8);
+}
+
 // ---------------------------------------------------------------------------------------- tasks
 thread_local AlignedBuffer t_quads;  // V of every block of the task's group: [block][column][64]
+
+// The accumulators' start, -zp * the sum of the block's weights: vpdpbusd against zp in every byte
+// sums zp * w per lane.
+MIXQ_DW_INLINE __m512i zero_point_init(__m512i zp, const __m512i (&w)[3]) {
+  __m512i zw = _mm512_setzero_si512();
+  for (int kw = 0; kw < 3; ++kw) zw = _mm512_dpbusd_epi32(zw, zp, w[kw]);
+  return _mm512_sub_epi32(_mm512_setzero_si512(), zw);
+}
+
+// The RowSource of input row ih (a pad row outside the image) of image n at block cb.
+MIXQ_DW_INLINE RowSource row_source(const DwCall& c, int64_t n, int64_t ih, int64_t cb, __m128i pad) {
+  const DwShape& s = c.s;
+  const bool inside = ih >= 0 && ih < s.H;
+  return {inside ? c.in_u8 + (n * s.H + ih) * s.W * c.ld_in + cb * kDwBlock : nullptr, s.W, c.ld_in, block_mask(c, cb),
+          pad};
+}
 
 void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const DwShape& s = c.s;
@@ -119,14 +205,8 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   for (int64_t oh = oh0; oh < oh1;) {
     const int rows = s.SH == 1 && oh + 1 < oh1 ? 2 : 1;  // output rows this V serves
     for (int64_t k = 0; k < nbk; ++k) {
-      const int64_t cb = cb0 + k;
-      const __mmask16 mask = block_mask(c, cb);
       RowSource src[4];
-      for (int r = 0; r < 4; ++r) {
-        const int64_t ih = oh * s.SH - s.PH + r;
-        const bool inside = ih >= 0 && ih < s.H;
-        src[r] = {inside ? c.in_u8 + (n * s.H + ih) * s.W * c.ld_in + cb * kDwBlock : nullptr, s.W, c.ld_in, mask, pad};
-      }
+      for (int r = 0; r < 4; ++r) src[r] = row_source(c, n, oh * s.SH - s.PH + r, cb0 + k, pad);
       __m512i* v = quads + k * wb4;
       for (int64_t j = 0; j < wb4; j += 4) build4(src, j - s.PW, v + j);
     }
@@ -134,10 +214,7 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
       const int64_t cb = cb0 + k;
       const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
       __m512i w[3] = {_mm512_load_si512(wq), _mm512_load_si512(wq + 1), _mm512_load_si512(wq + 2)};
-      // -zp * sum of the block's weights: vpdpbusd against zp in every byte sums zp * w per lane.
-      __m512i zw = _mm512_setzero_si512();
-      for (int kw = 0; kw < 3; ++kw) zw = _mm512_dpbusd_epi32(zw, zp, w[kw]);
-      const __m512i init = _mm512_sub_epi32(_mm512_setzero_si512(), zw);
+      const __m512i init = zero_point_init(zp, w);
       const __m512i* v = quads + k * wb4;
       for (int r = 0; r < rows; ++r) {
         // Row oh + 1 reads V one byte later: its weights move up a byte (the fourth is 0).
@@ -153,11 +230,50 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   }
 }
 
+// Stride 2 both ways: pair rows (build4_pairs), two per task's block, swapped from row to row.
+void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
+  const DwShape& s = c.s;
+  const auto [n, cb0, nbk, oh0, oh1] = task_span(c, p, task);
+  const int64_t wp4 = (c.OW + 1 + 3) / 4 * 4;  // pair columns, built 4 at a time
+  const __m128i pad = _mm_set1_epi8(char(c.in_zp));
+  const __m512i zp = _mm512_set1_epi8(char(c.in_zp));
+  t_quads.resize(size_t(2 * nbk * wp4 * kQuadBytes));
+  __m512i* va = t_quads.as<__m512i>();  // kernel rows 0 and 1 of output row oh
+  __m512i* vb = va + nbk * wp4;         // kernel row 2 (and the next output row's 0 and 1)
+  const OutCodes q = out_codes(c);
+  const auto build = [&](__m512i* dst, int64_t ih) {
+    for (int64_t k = 0; k < nbk; ++k) {
+      const RowSource src[2] = {row_source(c, n, ih, cb0 + k, pad), row_source(c, n, ih + 1, cb0 + k, pad)};
+      for (int64_t j = 0; j < wp4; j += 4) build4_pairs(src, 2 * j - s.PW, dst + k * wp4 + j);
+    }
+  };
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    const int64_t ih = 2 * oh - s.PH;
+    if (oh == oh0) build(va, ih);
+    else std::swap(va, vb);
+    build(vb, ih + 2);
+    for (int64_t k = 0; k < nbk; ++k) {
+      const int64_t cb = cb0 + k;
+      const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
+      const __m512i w3[3] = {_mm512_load_si512(wq), _mm512_load_si512(wq + 1), _mm512_load_si512(wq + 2)};
+      __m512i w[4];
+      pair_weights(w3, w);
+      const __m512i init = zero_point_init(zp, w3);
+      const __m512i *a = va + k * wp4, *b = vb + k * wp4;
+      with_block_store(c, q, cb, (n * c.OH + oh) * c.OW, [&](const auto& st) {
+        const auto store = st;  // a local copy: its constants stay in registers
+        for_each_tile<16>(c.OW, [&](auto t, int64_t ow) { tile_pairs<t.value>(a + ow, b + ow, w, init, ow, store); });
+      });
+    }
+  }
+}
+
 }  // namespace
 
 void u8s8_dwconv3x3_c16x16__avx512vnni(const DwCall& c) {
   const Plan p = make_plan(c, 1);  // one V row per task
-  for_each_task(c, p, [&](int64_t task) { run_task(c, p, task); });
+  if (c.s.SH == 2 && c.s.SW == 2) for_each_task(c, p, [&](int64_t task) { run_task_pairs(c, p, task); });
+  else for_each_task(c, p, [&](int64_t task) { run_task(c, p, task); });
 }
 
 }  // namespace mixq
