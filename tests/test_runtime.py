@@ -267,6 +267,20 @@ def test_nan_and_inf_inputs_are_refused(isa, config, layout):
     np.testing.assert_array_equal(plan.run(x, layout=layout), good)  # a refused run leaves the plan usable
 
 
+def test_nan_in_any_plane_of_an_nchw_input_is_refused():
+    # An NCHW input is checked row by row while it is transposed: every plane of a row counts.
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1)).eval()
+    plan = mixq.compile(model, torch.randn(1, 3, 6, 5), "w8a8", calibration=[torch.randn(4, 3, 6, 5)],
+                        progress=False)
+    x = np.zeros((2, 3, 6, 5), np.float32)
+    for index in [(0, 0, 0, 0), (1, 1, 3, 2), (1, 2, 5, 4)]:
+        bad = x.copy()
+        bad[index] = np.nan
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            plan.run(bad)
+
+
 def test_profile_reports_every_op():
     torch.manual_seed(8)
     plan = mixq.compile(_randomize_bn(zoo.resnet20()), torch.randn(1, 1, 28, 28), "w8a8",
