@@ -10,7 +10,9 @@
 // row oh + 1. So one V serves two output rows at stride 1: the interleave that builds it is about
 // as much work as the row's products. Three instructions per pixel where the fp32 path of
 // depthwise_avx512.cc needs nine FMAs and a u8 -> fp32 conversion of every input row. Each V
-// column is loaded once per micro-tile and fed to every output pixel that uses it.
+// column is loaded once per micro-tile and fed to every output pixel that uses it. At stride 2 in
+// both directions the bytes are two rows by two columns instead (row pairs, build4_pairs), four
+// vpdpbusd per pixel, and each pair of input rows is interleaved once.
 //
 // As in depthwise_avx512.cc, padding holds x = zp and the accumulators start at -zp * sum(w), so
 // the result is sum (x - zp) * w. The int32 sums are exact, and so is their conversion to float
@@ -21,10 +23,10 @@
 // uninitialized; it is a don't-care operand by design.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <utility>
+
 #include "kernels/avx512/depthwise_avx512_common.h"
 #include "kernels/kernels.h"
-
-#include <utility>
 
 namespace mixq {
 namespace {
@@ -112,7 +114,7 @@ MIXQ_DW_INLINE void build4_pairs(const RowSource (&src)[2], int64_t iw, __m512i*
 }
 
 // ------------------------------------------------------------------------------ micro-kernels
-// v: V at the tile's first input column; w[kw]: the block's triples of kernel column kw.
+// v: V at the tile's first input column; w[kw]: the block's quads of kernel column kw.
 template <int T, int SW, typename Store>
 MIXQ_DW_INLINE void tile(const __m512i* v, const __m512i (&w)[3], __m512i init, int64_t ow, const Store& st) {
   constexpr int NC = (T - 1) * SW + 3;  // V columns the tile reads
