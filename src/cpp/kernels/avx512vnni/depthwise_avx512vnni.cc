@@ -44,33 +44,20 @@ struct RowSource {
   MIXQ_DW_INLINE __m128i column(int64_t iw) const {
     return row && iw >= 0 && iw < W ? _mm_maskz_loadu_epi8(mask, row + iw * ld) : pad;
   }
-  // Columns iw .. iw+3, one per 128-bit lane.
+  // Columns iw, iw + S, iw + 2S, iw + 3S (S = 1 or 2), one per 128-bit lane.
+  template <int S = 1>
   MIXQ_DW_INLINE __m512i columns4(int64_t iw) const {
-    if (row && iw >= 0 && iw + 3 < W && mask == 0xFFFF) {  // inside the image: plain loads
+    if (row && iw >= 0 && iw + 3 * S < W && mask == 0xFFFF) {  // inside the image: plain loads
       const uint8_t* p = row + iw * ld;
       __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + ld)), 1);
-      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * ld)), 2);
-      return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * ld)), 3);
+      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + S * ld)), 1);
+      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * S * ld)), 2);
+      return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 3 * S * ld)), 3);
     }
     __m512i v = _mm512_castsi128_si512(column(iw));
-    v = _mm512_inserti32x4(v, column(iw + 1), 1);
-    v = _mm512_inserti32x4(v, column(iw + 2), 2);
-    return _mm512_inserti32x4(v, column(iw + 3), 3);
-  }
-  // Columns iw, iw+2, iw+4, iw+6, one per 128-bit lane.
-  MIXQ_DW_INLINE __m512i columns4_step2(int64_t iw) const {
-    if (row && iw >= 0 && iw + 6 < W && mask == 0xFFFF) {
-      const uint8_t* p = row + iw * ld;
-      __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * ld)), 1);
-      v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4 * ld)), 2);
-      return _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 6 * ld)), 3);
-    }
-    __m512i v = _mm512_castsi128_si512(column(iw));
-    v = _mm512_inserti32x4(v, column(iw + 2), 1);
-    v = _mm512_inserti32x4(v, column(iw + 4), 2);
-    return _mm512_inserti32x4(v, column(iw + 6), 3);
+    v = _mm512_inserti32x4(v, column(iw + S), 1);
+    v = _mm512_inserti32x4(v, column(iw + 2 * S), 2);
+    return _mm512_inserti32x4(v, column(iw + 3 * S), 3);
   }
 };
 
@@ -105,8 +92,8 @@ MIXQ_DW_INLINE void build4(const RowSource (&src)[4], int64_t iw, __m512i* dst) 
 // each V is built once, where rows of column quads were built from every second column, one per
 // output row. V[j .. j+3] from src[0], src[1] (the pair's rows).
 MIXQ_DW_INLINE void build4_pairs(const RowSource (&src)[2], int64_t iw, __m512i* dst) {
-  const __m512i ae = src[0].columns4_step2(iw), ao = src[0].columns4_step2(iw + 1);
-  const __m512i be = src[1].columns4_step2(iw), bo = src[1].columns4_step2(iw + 1);
+  const __m512i ae = src[0].columns4<2>(iw), ao = src[0].columns4<2>(iw + 1);
+  const __m512i be = src[1].columns4<2>(iw), bo = src[1].columns4<2>(iw + 1);
   const __m512i e_lo = _mm512_unpacklo_epi8(ae, be), e_hi = _mm512_unpackhi_epi8(ae, be);
   const __m512i o_lo = _mm512_unpacklo_epi8(ao, bo), o_hi = _mm512_unpackhi_epi8(ao, bo);
   store_columns4(_mm512_unpacklo_epi16(e_lo, o_lo), _mm512_unpackhi_epi16(e_lo, o_lo), _mm512_unpacklo_epi16(e_hi, o_hi),
