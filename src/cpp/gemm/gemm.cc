@@ -613,7 +613,7 @@ void gemm_s8_conv(const PackedWeight& w, const ConvRows& a, Epilogue e) {
         const int64_t row0 = padded ? band_r0 : 0;
         // The tile's pixels in runs along one output row (equally spaced in the input).
         for (int64_t r = 0; r < mr;) {
-          const int64_t q = m + r, ox = q % a.OW, oy = (q / a.OW) % a.OH, img = q / (a.OW * a.OH);
+          const int64_t q = m + r, row = q / a.OW, ox = q - row * a.OW, img = row / a.OH, oy = row - img * a.OH;
           const int run = int(std::min<int64_t>(mr - r, a.OW - ox));
           const uint8_t* px = rows + ((img * HP + oy * a.SH + p0 / seg - row0) * a.WP + ox * a.SW) * a.C;
           if (fn_u8) fn_u8(run, np, steps, px, lda, b, panel, seg, line, cols, e, q, n);
