@@ -165,6 +165,12 @@ MIXQ_DW_INLINE void pair_weights(const __m512i (&q)[3], __m512i (&w)[4]) {
 // ---------------------------------------------------------------------------------------- tasks
 thread_local AlignedBuffer t_quads;  // V of every block of the task's group: [block][column][64]
 
+// Block cb's weight quads, (w[0][kw], w[1][kw], w[2][kw], 0) per channel for kw = 0, 1, 2.
+MIXQ_DW_INLINE void load_quads(const DwCall& c, int64_t cb, __m512i (&w)[3]) {
+  const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
+  for (int kw = 0; kw < 3; ++kw) w[kw] = _mm512_load_si512(wq + kw);
+}
+
 // The accumulators' start, -zp * the sum of the block's weights: vpdpbusd against zp in every byte
 // sums zp * w per lane.
 MIXQ_DW_INLINE __m512i zero_point_init(__m512i zp, const __m512i (&w)[3]) {
@@ -201,8 +207,8 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
     }
     for (int64_t k = 0; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
-      const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
-      __m512i w[3] = {_mm512_load_si512(wq), _mm512_load_si512(wq + 1), _mm512_load_si512(wq + 2)};
+      __m512i w[3];
+      load_quads(c, cb, w);
       const __m512i init = zero_point_init(zp, w);
       const __m512i* v = quads + k * wb4;
       for (int r = 0; r < rows; ++r) {
@@ -243,8 +249,8 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
     build(vb, ih + 2);
     for (int64_t k = 0; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
-      const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
-      const __m512i w3[3] = {_mm512_load_si512(wq), _mm512_load_si512(wq + 1), _mm512_load_si512(wq + 2)};
+      __m512i w3[3];
+      load_quads(c, cb, w3);
       __m512i w[4];
       pair_weights(w3, w);
       const __m512i init = zero_point_init(zp, w3);
@@ -260,7 +266,7 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
 }  // namespace
 
 void u8s8_dwconv3x3_c16x16__avx512vnni(const DwCall& c) {
-  const Plan p = make_plan(c, 1);  // one V row per task
+  const Plan p = make_plan(c, 1);  // one row of V per task (the row-pair path: two of half the width)
   if (c.s.SH == 2 && c.s.SW == 2) for_each_task(c, p, [&](int64_t task) { run_task_pairs(c, p, task); });
   else for_each_task(c, p, [&](int64_t task) { run_task(c, p, task); });
 }
