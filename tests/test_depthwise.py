@@ -92,6 +92,10 @@ GEOMETRIES = [
     (1, 6, 21, 24, (3, 3), (1, 2), (0, 2), (1, 1)),  # stride 2 along W only, wide padding
     (1, 9, 10, 33, (3, 3), (2, 2), (0, 0), (1, 1)),  # stride 2 both ways (row pairs), no padding
     (2, 6, 13, 24, (3, 3), (2, 2), (2, 1), (1, 1)),  # row pairs reaching below the image
+    (2, 6, 9, 192, (3, 3), (1, 1), (1, 1), (1, 1)),  # 64-channel super-blocks only
+    (1, 5, 12, 136, (3, 3), (1, 1), (0, 2), (1, 1)),  # two super-blocks, then a partial block
+    (2, 9, 11, 200, (3, 3), (2, 2), (1, 1), (1, 1)),  # stride-2 super-blocks, a whole and a partial block
+    (1, 8, 7, 64, (3, 3), (2, 2), (0, 1), (1, 1)),  # one stride-2 super-block, no padding above
 ]
 
 

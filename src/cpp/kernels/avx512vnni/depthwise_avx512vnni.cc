@@ -162,8 +162,157 @@ MIXQ_DW_INLINE void pair_weights(const __m512i (&q)[3], __m512i (&w)[4]) {
   w[3] = _mm512_and_si512(_mm512_srli_epi32(q[2], 16), lo8);
 }
 
+// ------------------------------------------------------------------------ 64-channel super-blocks
+// At stride 1 with u8 outputs, four whole blocks in a row (64 channels) go together. Then an input
+// row's column is one 64-byte load, and the byte interleaves alone (no 128-bit lane transpose)
+// give a V column as four registers: register i holds, in lane L, the quads of channels
+// 16L + 4i .. 16L + 4i + 3. The weights, the accumulators' start and the epilogue constants take
+// the same channel order, and the saturating packs of a pixel's four accumulators put its 64
+// codes back in channel order: one 64-byte store per pixel instead of four 16-byte ones and a
+// permute. The codes are StoreU8's, operation for operation.
+constexpr int kSuper = 4;  // blocks per super-block
+
+// V[j] (4 registers each) for j in [0, cols): byte r of channel c's quad is input row[r] (nullptr:
+// a pad row) at column j * S + off[r], the pad value outside the image. Stride 1: four rows at
+// off = -PW; stride 2 both ways (pair rows, as build4_pairs): rows (a, b, a, b) at columns 2j - PW
+// and 2j + 1 - PW.
+template <int S>
+MIXQ_DW_INLINE void build_super(const uint8_t* const (&row)[4], const int64_t (&off)[4], int64_t W, int64_t ld,
+                                int64_t cols, __m512i pad, __m512i* dst) {
+  for (int64_t j = 0; j < cols; ++j) {
+    __m512i x[4];
+    for (int r = 0; r < 4; ++r) {
+      const int64_t iw = j * S + off[r];
+      x[r] = row[r] && iw >= 0 && iw < W ? _mm512_loadu_si512(row[r] + iw * ld) : pad;
+    }
+    const __m512i ab_lo = _mm512_unpacklo_epi8(x[0], x[1]), ab_hi = _mm512_unpackhi_epi8(x[0], x[1]);
+    const __m512i cd_lo = _mm512_unpacklo_epi8(x[2], x[3]), cd_hi = _mm512_unpackhi_epi8(x[2], x[3]);
+    _mm512_store_si512(dst + 4 * j + 0, _mm512_unpacklo_epi16(ab_lo, cd_lo));
+    _mm512_store_si512(dst + 4 * j + 1, _mm512_unpackhi_epi16(ab_lo, cd_lo));
+    _mm512_store_si512(dst + 4 * j + 2, _mm512_unpacklo_epi16(ab_hi, cd_hi));
+    _mm512_store_si512(dst + 4 * j + 3, _mm512_unpackhi_epi16(ab_hi, cd_hi));
+  }
+}
+
+// Register i of four per-block vectors b[L] (16 lanes each, block L) in super-block order: lane L
+// of the result is lane i of b[L] (a 4 x 4 transpose of 128-bit lanes).
+MIXQ_DW_INLINE void super_order(const __m512i (&b)[4], __m512i (&dst)[4]) {
+  const __m512i t0 = _mm512_shuffle_i32x4(b[0], b[1], 0x44), t1 = _mm512_shuffle_i32x4(b[2], b[3], 0x44);
+  const __m512i t2 = _mm512_shuffle_i32x4(b[0], b[1], 0xEE), t3 = _mm512_shuffle_i32x4(b[2], b[3], 0xEE);
+  dst[0] = _mm512_shuffle_i32x4(t0, t1, 0x88), dst[1] = _mm512_shuffle_i32x4(t0, t1, 0xDD);
+  dst[2] = _mm512_shuffle_i32x4(t2, t3, 0x88), dst[3] = _mm512_shuffle_i32x4(t2, t3, 0xDD);
+}
+
+// A super-block's constants in super-block order: weight quads per kernel column, the
+// accumulators' start, and the u8 epilogue's multiplier and bias (StoreU8's).
+struct SuperBlock {
+  __m512i w[3][4], init[4];
+  __m512 mult[4], bias[4];
+};
+
+MIXQ_DW_INLINE void load_super(const DwCall& c, int64_t cb, __m512i zp, SuperBlock& sb) {
+  const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
+  for (int kw = 0; kw < 3; ++kw) {
+    const __m512i b[4] = {wq[kw], wq[3 + kw], wq[6 + kw], wq[9 + kw]};
+    super_order(b, sb.w[kw]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    __m512i zw = _mm512_setzero_si512();
+    for (int kw = 0; kw < 3; ++kw) zw = _mm512_dpbusd_epi32(zw, zp, sb.w[kw][i]);
+    sb.init[i] = _mm512_sub_epi32(_mm512_setzero_si512(), zw);
+  }
+  const auto per_channel = [&](const float* v, float none, __m512(&dst)[4]) {
+    __m512i b[4], o[4];
+    for (int L = 0; L < 4; ++L)
+      b[L] = v ? _mm512_loadu_si512(v + (cb + L) * kDwBlock) : _mm512_castps_si512(_mm512_set1_ps(none));
+    super_order(b, o);
+    for (int i = 0; i < 4; ++i) dst[i] = _mm512_castsi512_ps(o[i]);
+  };
+  per_channel(c.mult, 1.f, sb.mult);
+  per_channel(c.bias, 0.f, sb.bias);
+}
+
+struct SuperStoreU8 {
+  const SuperBlock* sb;
+  __m512 inv, cap;
+  __m512i zp16, qlo8, qhi8;
+  uint8_t* out;  // pixel 0 of the row, at the super-block's first channel
+  int64_t ld;
+
+  template <int T>
+  MIXQ_DW_INLINE void store(int64_t ow, const __m512i (&acc)[T][4]) const {
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      __m512i r[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        const __m512 y = _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(acc[t][i]), sb->mult[i], kRound),
+                                             sb->bias[i], kRound);
+        r[i] = _mm512_cvt_roundps_epi32(_mm512_min_ps(cap, _mm512_mul_ps(y, inv)), kRound);
+      }
+      const __m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+      const __m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+      const __m512i u = _mm512_min_epu8(qhi8, _mm512_max_epu8(qlo8, _mm512_packus_epi16(ab, cd)));
+      _mm512_storeu_si512(out + (ow + t) * ld, u);
+    }
+  }
+};
+
+// T output pixels of a super-block from V at the tile's first column, with weights w (the row's).
+template <int T>
+MIXQ_DW_INLINE void tile_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t ow,
+                               const SuperStoreU8& st) {
+  __m512i acc[T][4];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) acc[t][i] = sb.init[i];
+#pragma GCC unroll 16
+  for (int col = 0; col < T + 2; ++col)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m512i x = in_register(_mm512_load_si512(v + 4 * col + i));
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const int kw = col - t;
+        if (kw >= 0 && kw < 3) acc[t][i] = _mm512_dpbusd_epi32(acc[t][i], x, w[kw][i]);
+      }
+    }
+  st.store<T>(ow, acc);
+}
+
+// One output row of a super-block.
+MIXQ_DW_INLINE void row_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t OW,
+                              const SuperStoreU8& st) {
+  for_each_tile<2>(OW, [&](auto n, int64_t ow) { tile_super<n.value>(v + 4 * ow, w, sb, ow, st); });
+}
+
+// T output pixels of a super-block at stride 2 from pair rows va and vb (tile_pairs' scheme), with
+// w[j][i] = pair_weights of group i.
+template <int T>
+MIXQ_DW_INLINE void tile_pairs_super(const __m512i* va, const __m512i* vb, const __m512i (&w)[4][4],
+                                     const SuperBlock& sb, int64_t ow, const SuperStoreU8& st) {
+  __m512i acc[T][4];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) acc[t][i] = sb.init[i];
+#pragma GCC unroll 8
+  for (int col = 0; col <= T; ++col)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m512i xa = in_register(_mm512_load_si512(va + 4 * col + i));
+      const __m512i xb = in_register(_mm512_load_si512(vb + 4 * col + i));
+      if (col < T) acc[col][i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[col][i], xa, w[0][i]), xb, w[2][i]);
+      if (col > 0)
+        acc[col - 1][i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[col - 1][i], xa, w[1][i]), xb, w[3][i]);
+    }
+  st.store<T>(ow, acc);
+}
+
 // ---------------------------------------------------------------------------------------- tasks
 thread_local AlignedBuffer t_quads;  // V of every block of the task's group: [block][column][64]
+thread_local AlignedBuffer t_supers;  // the task's SuperBlocks
 
 // Block cb's weight quads, (w[0][kw], w[1][kw], w[2][kw], 0) per channel for kw = 0, 1, 2.
 MIXQ_DW_INLINE void load_quads(const DwCall& c, int64_t cb, __m512i (&w)[3]) {
@@ -187,6 +336,37 @@ MIXQ_DW_INLINE RowSource row_source(const DwCall& c, int64_t n, int64_t ih, int6
           pad};
 }
 
+// Input row ih of image n at block cb's first channel; nullptr outside the image (a pad row).
+MIXQ_DW_INLINE const uint8_t* input_row(const DwCall& c, int64_t n, int64_t ih, int64_t cb) {
+  return ih >= 0 && ih < c.s.H ? c.in_u8 + (n * c.s.H + ih) * c.s.W * c.ld_in + cb * kDwBlock : nullptr;
+}
+
+// A task's super-blocks: its first blocks in fours, as long as all four are whole (u8 outputs
+// only; nbk = 0 for none). The rest of its blocks go one by one.
+struct Supers {
+  int64_t count;
+  const SuperBlock* blocks;
+  SuperStoreU8 store;
+  // The epilogue of super-block k4 (at block cb) for the output row that starts at pixel out_pix.
+  MIXQ_DW_INLINE SuperStoreU8 row_store(const DwCall& c, int64_t k4, int64_t cb, int64_t out_pix) const {
+    SuperStoreU8 st = store;
+    st.sb = blocks + k4;
+    st.out = c.out_u8 + out_pix * c.ld_out + cb * kDwBlock;
+    return st;
+  }
+};
+
+Supers task_supers(const DwCall& c, int64_t cb0, int64_t nbk, __m512i zp, const OutCodes& q) {
+  const int64_t whole = std::min(nbk, c.s.C / kDwBlock - cb0);
+  const int64_t count = c.out_u8 ? std::max<int64_t>(whole, 0) / kSuper : 0;
+  t_supers.resize(size_t(count) * sizeof(SuperBlock));
+  SuperBlock* blocks = t_supers.as<SuperBlock>();
+  for (int64_t k4 = 0; k4 < count; ++k4) load_super(c, cb0 + kSuper * k4, zp, blocks[k4]);
+  return {count, blocks,
+          {nullptr, _mm512_set1_ps(q.inv), _mm512_set1_ps(65536.f), _mm512_set1_epi16(int16_t(c.out_zp)),
+           _mm512_set1_epi8(char(q.qlo)), _mm512_set1_epi8(char(q.qhi)), nullptr, c.ld_out}};
+}
+
 void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const DwShape& s = c.s;
   const auto [n, cb0, nbk, oh0, oh1] = task_span(c, p, task);
@@ -197,15 +377,33 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   __m512i* quads = t_quads.as<__m512i>();
   const OutCodes q = out_codes(c);
 
+  const Supers supers = task_supers(c, cb0, s.SW == 1 && s.SH == 1 ? nbk : 0, zp, q);
+  const __m512i pad64 = _mm512_set1_epi8(char(c.in_zp));
+
   for (int64_t oh = oh0; oh < oh1;) {
     const int rows = s.SH == 1 && oh + 1 < oh1 ? 2 : 1;  // output rows this V serves
-    for (int64_t k = 0; k < nbk; ++k) {
+    for (int64_t k4 = 0; k4 < supers.count; ++k4) {
+      const int64_t cb = cb0 + kSuper * k4;
+      const uint8_t* src[4];
+      for (int r = 0; r < 4; ++r) src[r] = input_row(c, n, oh - s.PH + r, cb);
+      __m512i* v = quads + kSuper * k4 * wb4;
+      const int64_t off[4] = {-s.PW, -s.PW, -s.PW, -s.PW};
+      build_super<1>(src, off, s.W, c.ld_in, p.wb, pad64, v);
+      const SuperBlock& sb = supers.blocks[k4];
+      for (int r = 0; r < rows; ++r) {
+        __m512i w[3][4];
+        for (int kw = 0; kw < 3; ++kw)
+          for (int i = 0; i < 4; ++i) w[kw][i] = r == 1 ? _mm512_slli_epi32(sb.w[kw][i], 8) : sb.w[kw][i];
+        row_super(v, w, sb, c.OW, supers.row_store(c, k4, cb, (n * c.OH + oh + r) * c.OW));
+      }
+    }
+    for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       RowSource src[4];
       for (int r = 0; r < 4; ++r) src[r] = row_source(c, n, oh * s.SH - s.PH + r, cb0 + k, pad);
       __m512i* v = quads + k * wb4;
       for (int64_t j = 0; j < wb4; j += 4) build4(src, j - s.PW, v + j);
     }
-    for (int64_t k = 0; k < nbk; ++k) {
+    for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
       __m512i w[3];
       load_quads(c, cb, w);
@@ -236,8 +434,18 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
   __m512i* va = t_quads.as<__m512i>();  // kernel rows 0 and 1 of output row oh
   __m512i* vb = va + nbk * wp4;         // kernel row 2 (and the next output row's 0 and 1)
   const OutCodes q = out_codes(c);
+  const Supers supers = task_supers(c, cb0, nbk, zp, q);
+  const __m512i pad64 = _mm512_set1_epi8(char(c.in_zp));
   const auto build = [&](__m512i* dst, int64_t ih) {
-    for (int64_t k = 0; k < nbk; ++k) {
+    for (int64_t k4 = 0; k4 < supers.count; ++k4) {
+      const int64_t cb = cb0 + kSuper * k4;
+      const uint8_t* a = input_row(c, n, ih, cb);
+      const uint8_t* b = input_row(c, n, ih + 1, cb);
+      const uint8_t* src[4] = {a, b, a, b};
+      const int64_t off[4] = {-s.PW, -s.PW, 1 - s.PW, 1 - s.PW};
+      build_super<2>(src, off, s.W, c.ld_in, c.OW + 1, pad64, dst + kSuper * k4 * wp4);
+    }
+    for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       const RowSource src[2] = {row_source(c, n, ih, cb0 + k, pad), row_source(c, n, ih + 1, cb0 + k, pad)};
       for (int64_t j = 0; j < wp4; j += 4) build4_pairs(src, 2 * j - s.PW, dst + k * wp4 + j);
     }
@@ -247,7 +455,21 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
     if (oh == oh0) build(va, ih);
     else std::swap(va, vb);
     build(vb, ih + 2);
-    for (int64_t k = 0; k < nbk; ++k) {
+    for (int64_t k4 = 0; k4 < supers.count; ++k4) {
+      const SuperBlock& sb = supers.blocks[k4];
+      __m512i w[4][4];
+      for (int i = 0; i < 4; ++i) {
+        const __m512i q3[3] = {sb.w[0][i], sb.w[1][i], sb.w[2][i]};
+        __m512i pw[4];
+        pair_weights(q3, pw);
+        for (int j = 0; j < 4; ++j) w[j][i] = pw[j];
+      }
+      const int64_t cb = cb0 + kSuper * k4;
+      const __m512i *a = va + kSuper * k4 * wp4, *b = vb + kSuper * k4 * wp4;
+      const SuperStoreU8 st = supers.row_store(c, k4, cb, (n * c.OH + oh) * c.OW);
+      for_each_tile<2>(c.OW, [&](auto t, int64_t ow) { tile_pairs_super<t.value>(a + 4 * ow, b + 4 * ow, w, sb, ow, st); });
+    }
+    for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
       __m512i w3[3];
       load_quads(c, cb, w3);
