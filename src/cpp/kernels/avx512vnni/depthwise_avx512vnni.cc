@@ -232,6 +232,7 @@ MIXQ_DW_INLINE void load_super(const DwCall& c, int64_t cb, __m512i zp, SuperBlo
   per_channel(c.bias, 0.f, sb.bias);
 }
 
+// The u8 epilogue of a super-block: StoreU8's operations, on a pixel's four accumulators.
 struct SuperStoreU8 {
   const SuperBlock* sb;
   __m512 inv, cap;
@@ -239,52 +240,68 @@ struct SuperStoreU8 {
   uint8_t* out;  // pixel 0 of the row, at the super-block's first channel
   int64_t ld;
 
-  template <int T>
-  MIXQ_DW_INLINE void store(int64_t ow, const __m512i (&acc)[T][4]) const {
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) {
-      __m512i r[4];
-#pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) {
-        const __m512 y = _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(acc[t][i]), sb->mult[i], kRound),
-                                             sb->bias[i], kRound);
-        r[i] = _mm512_cvt_roundps_epi32(_mm512_min_ps(cap, _mm512_mul_ps(y, inv)), kRound);
-      }
-      const __m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
-      const __m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
-      const __m512i u = _mm512_min_epu8(qhi8, _mm512_max_epu8(qlo8, _mm512_packus_epi16(ab, cd)));
-      _mm512_storeu_si512(out + (ow + t) * ld, u);
-    }
+  // Code of group i's accumulator before the zero point (int32 lanes, saturated later).
+  MIXQ_DW_INLINE __m512i code32(__m512i acc, int i) const {
+    const __m512 y =
+        _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(acc), sb->mult[i], kRound), sb->bias[i], kRound);
+    return _mm512_cvt_roundps_epi32(_mm512_min_ps(cap, _mm512_mul_ps(y, inv)), kRound);
+  }
+  // The int16 codes of groups (2k, 2k + 1) from their code32.
+  MIXQ_DW_INLINE __m512i codes16(__m512i a, __m512i b) const {
+    return _mm512_adds_epi16(_mm512_packs_epi32(a, b), zp16);
+  }
+  // Pixel ow's 64 codes from codes16 of groups (0, 1) and (2, 3).
+  MIXQ_DW_INLINE void put(int64_t ow, __m512i lo, __m512i hi) const {
+    _mm512_storeu_si512(out + ow * ld, _mm512_min_epu8(qhi8, _mm512_max_epu8(qlo8, _mm512_packus_epi16(lo, hi))));
   }
 };
 
-// T output pixels of a super-block from V at the tile's first column, with weights w (the row's).
+// T output pixels of a super-block, one group at a time (so only T accumulators are live):
+// products(i, acc) adds group i's products to acc[T], which start at the zero-point term.
+template <int T, typename Products>
+MIXQ_DW_INLINE void super_tile(const SuperBlock& sb, const SuperStoreU8& st, int64_t ow, Products products) {
+  __m512i h[2][T];
+#pragma GCC unroll 2
+  for (int half = 0; half < 2; ++half) {
+    __m512i r[2][T];
+#pragma GCC unroll 2
+    for (int k = 0; k < 2; ++k) {
+      const int i = 2 * half + k;
+      __m512i acc[T];
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) acc[t] = sb.init[i];
+      products(i, acc);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) r[k][t] = st.code32(acc[t], i);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) h[half][t] = st.codes16(r[0][t], r[1][t]);
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) st.put(ow + t, h[0][t], h[1][t]);
+}
+
+// T output pixels at stride 1 from V at the tile's first column, with the row's weights w.
 template <int T>
 MIXQ_DW_INLINE void tile_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t ow,
                                const SuperStoreU8& st) {
-  __m512i acc[T][4];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t)
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) acc[t][i] = sb.init[i];
+  super_tile<T>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
 #pragma GCC unroll 16
-  for (int col = 0; col < T + 2; ++col)
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
+    for (int col = 0; col < T + 2; ++col) {
       const __m512i x = in_register(_mm512_load_si512(v + 4 * col + i));
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
         const int kw = col - t;
-        if (kw >= 0 && kw < 3) acc[t][i] = _mm512_dpbusd_epi32(acc[t][i], x, w[kw][i]);
+        if (kw >= 0 && kw < 3) acc[t] = _mm512_dpbusd_epi32(acc[t], x, w[kw][i]);
       }
     }
-  st.store<T>(ow, acc);
+  });
 }
 
 // One output row of a super-block.
 MIXQ_DW_INLINE void row_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t OW,
                               const SuperStoreU8& st) {
-  for_each_tile<2>(OW, [&](auto n, int64_t ow) { tile_super<n.value>(v + 4 * ow, w, sb, ow, st); });
+  for_each_tile<4>(OW, [&](auto n, int64_t ow) { tile_super<n.value>(v + 4 * ow, w, sb, ow, st); });
 }
 
 // T output pixels of a super-block at stride 2 from pair rows va and vb (tile_pairs' scheme), with
@@ -292,22 +309,15 @@ MIXQ_DW_INLINE void row_super(const __m512i* v, const __m512i (&w)[3][4], const 
 template <int T>
 MIXQ_DW_INLINE void tile_pairs_super(const __m512i* va, const __m512i* vb, const __m512i (&w)[4][4],
                                      const SuperBlock& sb, int64_t ow, const SuperStoreU8& st) {
-  __m512i acc[T][4];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t)
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) acc[t][i] = sb.init[i];
-#pragma GCC unroll 8
-  for (int col = 0; col <= T; ++col)
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
+  super_tile<T>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
+#pragma GCC unroll 16
+    for (int col = 0; col <= T; ++col) {
       const __m512i xa = in_register(_mm512_load_si512(va + 4 * col + i));
       const __m512i xb = in_register(_mm512_load_si512(vb + 4 * col + i));
-      if (col < T) acc[col][i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[col][i], xa, w[0][i]), xb, w[2][i]);
-      if (col > 0)
-        acc[col - 1][i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[col - 1][i], xa, w[1][i]), xb, w[3][i]);
+      if (col < T) acc[col] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[col], xa, w[0][i]), xb, w[2][i]);
+      if (col > 0) acc[col - 1] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[col - 1], xa, w[1][i]), xb, w[3][i]);
     }
-  st.store<T>(ow, acc);
+  });
 }
 
 // ---------------------------------------------------------------------------------------- tasks
@@ -467,7 +477,7 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
       const int64_t cb = cb0 + kSuper * k4;
       const __m512i *a = va + kSuper * k4 * wp4, *b = vb + kSuper * k4 * wp4;
       const SuperStoreU8 st = supers.row_store(c, k4, cb, (n * c.OH + oh) * c.OW);
-      for_each_tile<2>(c.OW, [&](auto t, int64_t ow) { tile_pairs_super<t.value>(a + 4 * ow, b + 4 * ow, w, sb, ow, st); });
+      for_each_tile<4>(c.OW, [&](auto t, int64_t ow) { tile_pairs_super<t.value>(a + 4 * ow, b + 4 * ow, w, sb, ow, st); });
     }
     for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
