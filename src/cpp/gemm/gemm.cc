@@ -218,6 +218,7 @@ void set_s8_columns(Epilogue& e, const PackedWeight& w, bool per_tensor_activati
   if (!e.b_zp && !e.gelu && per_tensor_activations && (e.type == OutType::u8 || e.type == OutType::f32)) {
     fold_column_affine(e, w.N, folded.scale, folded.bias, folded.offset);
     e.col_scale = folded.scale.data(), e.col_bias = folded.bias.data(), e.col_offset = folded.offset.data();
+    e.y_bounded = e.type == OutType::u8 && folded_y_bounded(e, w.K, w.N);
   }
 }
 

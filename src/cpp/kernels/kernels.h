@@ -1,5 +1,6 @@
 // Micro-kernel and helper signatures, and the kinds and entries of the one list (kernels.inc).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -123,6 +124,9 @@ struct Epilogue {
   const float* col_bias = nullptr;
   const int32_t* col_offset = nullptr;
   float q_lo = 0.f, q_hi = 0.f;
+  // Set with the folded terms when folded_y_bounded(): a u8 epilogue may then round y without
+  // capping it first (no y can overflow int32).
+  bool y_bounded = false;
   float out_scale = 1.f;            // requantized outputs
   int32_t out_zp = 0;
   void* out = nullptr;
@@ -153,6 +157,20 @@ inline uint8_t folded_u8_code(const Epilogue& e, int32_t acc, int64_t m, int64_t
   y = y > lo ? y : lo;
   y = y < hi ? y : hi;
   return uint8_t(int32_t(__builtin_nearbyintf(y)) + e.out_zp);
+}
+
+// Whether every y of the folded u8 epilogue is finite and below 2^30 in magnitude for any product
+// of K u8 x s8 terms (|acc| <= K * 255 * 128) in columns [0, N), residual included.
+inline bool folded_y_bounded(const Epilogue& e, int64_t K, int64_t N) {
+  if (!e.col_scale || e.residual_f32) return false;
+  const double acc = double(K) * 255.0 * 128.0;
+  double most = e.residual_u8 ? 255.0 * std::fabs(double(e.residual_scale) / double(e.out_scale)) : 0.0;
+  for (int64_t n = 0; n < N; ++n) {
+    const double y = (acc + std::fabs(double(e.col_offset[n]))) * std::fabs(double(e.col_scale[n])) +
+                     std::fabs(double(e.col_bias[n]));
+    if (!(y < double(1 << 30) - most)) return false;  // NaN terms included
+  }
+  return most < double(1 << 30);
 }
 
 // Element offset of output (m, n) in e.out.

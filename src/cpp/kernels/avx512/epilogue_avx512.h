@@ -148,8 +148,11 @@ inline __m512i folded_u8_codes16(const FoldedU8& c, __m512 y) {
 }
 
 // round(min(y, 2^16)) as int32 lanes; min(cap, y) returns y when y is NaN (it rounds to INT_MIN).
+// Capped = false (Epilogue::y_bounded: no y reaches 2^31) rounds y as it is.
+template <bool Capped = true>
 inline __m512i folded_rounded16(const FoldedU8& c, __m512 y) {
-  return _mm512_cvt_roundps_epi32(_mm512_min_ps(c.cap, y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  if constexpr (Capped) y = _mm512_min_ps(c.cap, y);
+  return _mm512_cvt_roundps_epi32(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 // y of row m at columns n.. of e's residual.

@@ -54,7 +54,8 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 
 // The tile's codes, row by row: the residual kind fixed and every pointer in a local, so the row
 // loop has no branch and reloads nothing after its stores (u8 stores may alias the Epilogue).
-template <ResidualKind R, int MR, int V>
+// Capped: folded_rounded16's cap (false only when Epilogue::y_bounded).
+template <ResidualKind R, bool Capped, int MR, int V>
 inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const FoldedColumns16 (&t)[V],
                           const __mmask16 (&k)[V], int cols, const char* res, int64_t ld_res, uint8_t* out,
                           int64_t ldo) {
@@ -74,7 +75,7 @@ inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const 
     } else {
       __m512i q[V];
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) q[v] = folded_rounded16(c, y[v]);
+      for (int v = 0; v < V; ++v) q[v] = folded_rounded16<Capped>(c, y[v]);
       store_u8_line(dst, folded_u8_line<V>(c, q), cols);
     }
   }
@@ -97,14 +98,20 @@ void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* 
   const FoldedU8 c(e);
   uint8_t* out = static_cast<uint8_t*>(e.out) + m * e.ldo + n;
   const int64_t r0 = m * e.ld_residual + n;
-  if (e.residual_u8)
-    store_tile_u8<ResidualKind::u8>(acc, c, t, k, cols, reinterpret_cast<const char*>(e.residual_u8 + r0), e.ld_residual,
-                                    out, e.ldo);
+  // One-vector rows clamp in float and never cap: no uncapped copy of those.
+  const bool capped = !e.y_bounded || V == 1;
+  const char* res_u8 = e.residual_u8 ? reinterpret_cast<const char*>(e.residual_u8 + r0) : nullptr;
+  if (e.residual_u8 && capped)
+    store_tile_u8<ResidualKind::u8, true>(acc, c, t, k, cols, res_u8, e.ld_residual, out, e.ldo);
+  else if (e.residual_u8)
+    store_tile_u8<ResidualKind::u8, V == 1>(acc, c, t, k, cols, res_u8, e.ld_residual, out, e.ldo);
   else if (e.residual_f32)
-    store_tile_u8<ResidualKind::f32>(acc, c, t, k, cols, reinterpret_cast<const char*>(e.residual_f32 + r0),
-                                     e.ld_residual, out, e.ldo);
+    store_tile_u8<ResidualKind::f32, true>(acc, c, t, k, cols, reinterpret_cast<const char*>(e.residual_f32 + r0),
+                                           e.ld_residual, out, e.ldo);
+  else if (capped)
+    store_tile_u8<ResidualKind::none, true>(acc, c, t, k, cols, nullptr, 0, out, e.ldo);
   else
-    store_tile_u8<ResidualKind::none>(acc, c, t, k, cols, nullptr, 0, out, e.ldo);
+    store_tile_u8<ResidualKind::none, V == 1>(acc, c, t, k, cols, nullptr, 0, out, e.ldo);
 }
 
 }  // namespace
