@@ -219,6 +219,7 @@ void set_s8_columns(Epilogue& e, const PackedWeight& w, bool per_tensor_activati
     fold_column_affine(e, w.N, folded.scale, folded.bias, folded.offset);
     e.col_scale = folded.scale.data(), e.col_bias = folded.bias.data(), e.col_offset = folded.offset.data();
     e.y_bounded = e.type == OutType::u8 && folded_y_bounded(e, w.K, w.N);
+    e.zero_offsets = e.a_zp[0] == 0;  // offset = a_zp * column sum
   }
 }
 

@@ -127,6 +127,7 @@ struct Epilogue {
   // Set with the folded terms when folded_y_bounded(): a u8 epilogue may then round y without
   // capping it first (no y can overflow int32).
   bool y_bounded = false;
+  bool zero_offsets = false;  // set with the folded terms when every col_offset is 0 (activation zero point 0)
   float out_scale = 1.f;            // requantized outputs
   int32_t out_zp = 0;
   void* out = nullptr;

@@ -348,7 +348,9 @@ void test_s8q(const KernelInfo& k, Rng& rng, KernelTestReport& r) {
     if (v % 3 == 1) e.residual_u8 = res_u.data(), e.residual_scale = 0.07f, e.residual_zp = 9;
     if (v % 3 == 2) e.residual_f32 = res_f.data();
     e.ldo = ldo;
+    if (v % 7 == 5) std::fill(offset.begin(), offset.end(), 0);  // an activation zero point of 0
     e.y_bounded = folded_y_bounded(e, K, ldo);  // not with the special values
+    e.zero_offsets = std::all_of(offset.begin(), offset.end(), [](int32_t o) { return o == 0; });
     std::vector<uint8_t> got(size_t(rows * ldo), 0x5A), exp(got);
     e.out = got.data();
     k.fn_as<GemmS8QFn>()(c.mr, c.np, ks, a8.data(), lda, bp.as<int8_t>(), panel, seg_steps, seg_stride, cols, e, m0, n0);

@@ -128,10 +128,12 @@ inline FoldedColumns16 folded_columns16(const Epilogue& e, int64_t n, __mmask16 
 enum class ResidualKind { none, u8, f32 };
 
 // y of 16 accumulators acc with their column terms t, plus the residual's 16 values at res (of
-// kind R; k masks its loads), in output-code units before the zero point.
-template <ResidualKind R>
+// kind R; k masks its loads), in output-code units before the zero point. Offset = false
+// (Epilogue::zero_offsets: every column offset is 0) skips the subtraction.
+template <ResidualKind R, bool Offset = true>
 inline __m512 folded_y16(const FoldedU8& c, __m512i acc, const FoldedColumns16& t, const void* res, __mmask16 k) {
-  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, t.off)), t.scale, t.bias);
+  if constexpr (Offset) acc = _mm512_sub_epi32(acc, t.off);
+  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), t.scale, t.bias);
   if constexpr (R == ResidualKind::u8) {
     const __m128i r8 = _mm_maskz_loadu_epi8(k, res);
     y = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(r8)), c.rz), c.rs, y);

@@ -54,8 +54,9 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 
 // The tile's codes, row by row: the residual kind fixed and every pointer in a local, so the row
 // loop has no branch and reloads nothing after its stores (u8 stores may alias the Epilogue).
-// Capped: folded_rounded16's cap (false only when Epilogue::y_bounded).
-template <ResidualKind R, bool Capped, int MR, int V>
+// Capped: folded_rounded16's cap (false only when Epilogue::y_bounded); Offset: folded_y16's
+// (false only when Epilogue::zero_offsets).
+template <ResidualKind R, bool Capped, bool Offset, int MR, int V>
 inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const FoldedColumns16 (&t)[V],
                           const __mmask16 (&k)[V], int cols, const char* res, int64_t ld_res, uint8_t* out,
                           int64_t ldo) {
@@ -67,7 +68,7 @@ inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const 
     for (int v = 0; v < V; ++v) {
       const char* r = nullptr;  // no offset on a null pointer (UBSan)
       if constexpr (R != ResidualKind::none) r = res + (i * ld_res + 16 * v) * res_elem;
-      y[v] = folded_y16<R>(c, acc[i][v], t[v], r, k[v]);
+      y[v] = folded_y16<R, Offset>(c, acc[i][v], t[v], r, k[v]);
     }
     uint8_t* dst = out + i * ldo;
     if constexpr (V == 1) {
@@ -98,20 +99,30 @@ void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* 
   const FoldedU8 c(e);
   uint8_t* out = static_cast<uint8_t*>(e.out) + m * e.ldo + n;
   const int64_t r0 = m * e.ld_residual + n;
-  // One-vector rows clamp in float and never cap: no uncapped copy of those.
-  const bool capped = !e.y_bounded || V == 1;
+  // The common cases get copies without the cap and the offset subtraction (not one-vector rows,
+  // which clamp in float and never cap); an fp32 residual always takes both.
   const char* res_u8 = e.residual_u8 ? reinterpret_cast<const char*>(e.residual_u8 + r0) : nullptr;
-  if (e.residual_u8 && capped)
-    store_tile_u8<ResidualKind::u8, true>(acc, c, t, k, cols, res_u8, e.ld_residual, out, e.ldo);
-  else if (e.residual_u8)
-    store_tile_u8<ResidualKind::u8, V == 1>(acc, c, t, k, cols, res_u8, e.ld_residual, out, e.ldo);
-  else if (e.residual_f32)
-    store_tile_u8<ResidualKind::f32, true>(acc, c, t, k, cols, reinterpret_cast<const char*>(e.residual_f32 + r0),
-                                           e.ld_residual, out, e.ldo);
-  else if (capped)
-    store_tile_u8<ResidualKind::none, true>(acc, c, t, k, cols, nullptr, 0, out, e.ldo);
-  else
-    store_tile_u8<ResidualKind::none, V == 1>(acc, c, t, k, cols, nullptr, 0, out, e.ldo);
+  const auto store = [&](auto residual, const char* res, auto capped, auto offset) {
+    store_tile_u8<decltype(residual)::value, decltype(capped)::value, decltype(offset)::value>(
+        acc, c, t, k, cols, res, e.ld_residual, out, e.ldo);
+  };
+  using U8 = std::integral_constant<ResidualKind, ResidualKind::u8>;
+  using None = std::integral_constant<ResidualKind, ResidualKind::none>;
+  using Yes = std::true_type;
+  using No = std::integral_constant<bool, V == 1>;  // V == 1: the same copy as Yes
+  if (e.residual_f32) {
+    store(std::integral_constant<ResidualKind, ResidualKind::f32>{},
+          reinterpret_cast<const char*>(e.residual_f32 + r0), Yes{}, Yes{});
+  } else if (!e.y_bounded) {
+    if (e.residual_u8) store(U8{}, res_u8, Yes{}, Yes{});
+    else store(None{}, nullptr, Yes{}, Yes{});
+  } else if (!e.zero_offsets) {
+    if (e.residual_u8) store(U8{}, res_u8, No{}, Yes{});
+    else store(None{}, nullptr, No{}, Yes{});
+  } else {
+    if (e.residual_u8) store(U8{}, res_u8, No{}, No{});
+    else store(None{}, nullptr, No{}, No{});
+  }
 }
 
 }  // namespace
