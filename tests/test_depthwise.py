@@ -169,6 +169,21 @@ def test_int8_saturation_and_clamps(isa, rng):
             assert got.min() == 0 and got.max() == 255
 
 
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2)])
+def test_int8_outputs_beyond_int32_saturate(isa, rng, stride):
+    """y / out_scale beyond 2^31 (a huge mult) still lands on the clamp codes; kernels may skip the
+    cap that guards the float -> int32 conversion only when no value can get there."""
+    C = 72  # a 64-channel super-block and a partial block
+    x, w, zp, _, _ = int8_case(rng, 1, 7, 9, C, (3, 3))
+    packed = _core.pack_depthwise_s8(w)
+    acc = ref_conv(x, w, stride, (1, 1), (1, 1), zp)
+    for mult in (np.full(C, 1e6, np.float32), np.where(np.arange(C) % 2, 1e6, 1e-4).astype(np.float32)):
+        got = _core.dwconv_u8(packed, x, zp, stride, (1, 1), (1, 1), mult, None, -INF, INF, 0.5, 10, "uint8")
+        big = mult[None, None, None, :] > 1
+        want = np.where(acc > 0, 255, np.where(acc < 0, 0, 10))
+        np.testing.assert_array_equal(got[np.broadcast_to(big, got.shape)], want[np.broadcast_to(big, want.shape)])
+
+
 @pytest.mark.parametrize("K", [(3, 3), (16, 16), (17, 17), (23, 23)])
 def test_int8_many_taps_extreme_values_exact(isa, K):
     """Worst-case magnitudes: (x - zp) * w = 255 * 128 on every tap. Up to 256 taps the SIMD path

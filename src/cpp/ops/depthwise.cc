@@ -146,6 +146,13 @@ void dwconv_u8(const DwShape& s, const uint8_t* in, int64_t ld_in, int32_t in_zp
   c.mult = mult, c.bias = bias, c.lo = lo, c.hi = hi;
   c.out_scale = out_scale, c.out_zp = out_zp;
   c.out_u8 = out_u8, c.out_f32 = out_u8 ? nullptr : out_f32, c.ld_out = ld_out;
+  if (out_u8) {
+    const double acc = double(s.KH * s.KW) * 255.0 * 128.0, inv = 1.0 / double(out_scale);
+    c.v_bounded = true;
+    for (int64_t ch = 0; ch < s.C && c.v_bounded; ++ch)  // a NaN term fails the comparison
+      c.v_bounded = (acc * std::fabs(double(mult[ch])) + (bias ? std::fabs(double(bias[ch])) : 0.0)) * inv <
+                    double(1 << 30);
+  }
   run(c);
 }
 

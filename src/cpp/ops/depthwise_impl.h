@@ -22,6 +22,9 @@ struct DwCall {
   float lo = 0.f, hi = 0.f;
   float out_scale = 1.f;
   int32_t out_zp = 0;
+  // u8 outputs: every (float(acc) * mult + bias) / out_scale is finite and below 2^30 in magnitude
+  // for any acc of the call's taps (|acc| <= taps * 255 * 128), so a kernel may round it uncapped.
+  bool v_bounded = false;
   uint8_t* out_u8 = nullptr;
   float* out_f32 = nullptr;
   int64_t ld_out = 0;

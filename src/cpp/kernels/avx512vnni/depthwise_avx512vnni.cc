@@ -240,11 +240,15 @@ struct SuperStoreU8 {
   uint8_t* out;  // pixel 0 of the row, at the super-block's first channel
   int64_t ld;
 
-  // Code of group i's accumulator before the zero point (int32 lanes, saturated later).
+  // Code of group i's accumulator before the zero point (int32 lanes, saturated later). Capped =
+  // false (DwCall::v_bounded: no y / out_scale reaches 2^31) converts without StoreU8's cap.
+  template <bool Capped>
   MIXQ_DW_INLINE __m512i code32(__m512i acc, int i) const {
     const __m512 y =
         _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(acc), sb->mult[i], kRound), sb->bias[i], kRound);
-    return _mm512_cvt_roundps_epi32(_mm512_min_ps(cap, _mm512_mul_ps(y, inv)), kRound);
+    __m512 v = _mm512_mul_ps(y, inv);
+    if constexpr (Capped) v = _mm512_min_ps(cap, v);
+    return _mm512_cvt_roundps_epi32(v, kRound);
   }
   // The int16 codes of groups (2k, 2k + 1) from their code32.
   MIXQ_DW_INLINE __m512i codes16(__m512i a, __m512i b) const {
@@ -258,7 +262,7 @@ struct SuperStoreU8 {
 
 // T output pixels of a super-block, one group at a time (so only T accumulators are live):
 // products(i, acc) adds group i's products to acc[T], which start at the zero-point term.
-template <int T, typename Products>
+template <int T, bool Capped, typename Products>
 MIXQ_DW_INLINE void super_tile(const SuperBlock& sb, const SuperStoreU8& st, int64_t ow, Products products) {
   __m512i h[2][T];
 #pragma GCC unroll 2
@@ -272,7 +276,7 @@ MIXQ_DW_INLINE void super_tile(const SuperBlock& sb, const SuperStoreU8& st, int
       for (int t = 0; t < T; ++t) acc[t] = sb.init[i];
       products(i, acc);
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) r[k][t] = st.code32(acc[t], i);
+      for (int t = 0; t < T; ++t) r[k][t] = st.code32<Capped>(acc[t], i);
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) h[half][t] = st.codes16(r[0][t], r[1][t]);
@@ -282,10 +286,10 @@ MIXQ_DW_INLINE void super_tile(const SuperBlock& sb, const SuperStoreU8& st, int
 }
 
 // T output pixels at stride 1 from V at the tile's first column, with the row's weights w.
-template <int T>
+template <int T, bool Capped>
 MIXQ_DW_INLINE void tile_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t ow,
                                const SuperStoreU8& st) {
-  super_tile<T>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
+  super_tile<T, Capped>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
 #pragma GCC unroll 16
     for (int col = 0; col < T + 2; ++col) {
       const __m512i x = in_register(_mm512_load_si512(v + 4 * col + i));
@@ -299,17 +303,18 @@ MIXQ_DW_INLINE void tile_super(const __m512i* v, const __m512i (&w)[3][4], const
 }
 
 // One output row of a super-block.
+template <bool Capped>
 MIXQ_DW_INLINE void row_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t OW,
                               const SuperStoreU8& st) {
-  for_each_tile<4>(OW, [&](auto n, int64_t ow) { tile_super<n.value>(v + 4 * ow, w, sb, ow, st); });
+  for_each_tile<4>(OW, [&](auto n, int64_t ow) { tile_super<n.value, Capped>(v + 4 * ow, w, sb, ow, st); });
 }
 
 // T output pixels of a super-block at stride 2 from pair rows va and vb (tile_pairs' scheme), with
 // w[j][i] = pair_weights of group i.
-template <int T>
+template <int T, bool Capped>
 MIXQ_DW_INLINE void tile_pairs_super(const __m512i* va, const __m512i* vb, const __m512i (&w)[4][4],
                                      const SuperBlock& sb, int64_t ow, const SuperStoreU8& st) {
-  super_tile<T>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
+  super_tile<T, Capped>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
 #pragma GCC unroll 16
     for (int col = 0; col <= T; ++col) {
       const __m512i xa = in_register(_mm512_load_si512(va + 4 * col + i));
@@ -404,7 +409,9 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
         __m512i w[3][4];
         for (int kw = 0; kw < 3; ++kw)
           for (int i = 0; i < 4; ++i) w[kw][i] = r == 1 ? _mm512_slli_epi32(sb.w[kw][i], 8) : sb.w[kw][i];
-        row_super(v, w, sb, c.OW, supers.row_store(c, k4, cb, (n * c.OH + oh + r) * c.OW));
+        const SuperStoreU8 st = supers.row_store(c, k4, cb, (n * c.OH + oh + r) * c.OW);
+        if (c.v_bounded) row_super<false>(v, w, sb, c.OW, st);
+        else row_super<true>(v, w, sb, c.OW, st);
       }
     }
     for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
@@ -477,7 +484,13 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
       const int64_t cb = cb0 + kSuper * k4;
       const __m512i *a = va + kSuper * k4 * wp4, *b = vb + kSuper * k4 * wp4;
       const SuperStoreU8 st = supers.row_store(c, k4, cb, (n * c.OH + oh) * c.OW);
-      for_each_tile<4>(c.OW, [&](auto t, int64_t ow) { tile_pairs_super<t.value>(a + 4 * ow, b + 4 * ow, w, sb, ow, st); });
+      const auto row = [&](auto capped) {
+        for_each_tile<4>(c.OW, [&](auto t, int64_t ow) {
+          tile_pairs_super<t.value, capped.value>(a + 4 * ow, b + 4 * ow, w, sb, ow, st);
+        });
+      };
+      if (c.v_bounded) row(std::false_type{});
+      else row(std::true_type{});
     }
     for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
