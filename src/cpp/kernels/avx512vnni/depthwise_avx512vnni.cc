@@ -163,13 +163,13 @@ MIXQ_DW_INLINE void pair_weights(const __m512i (&q)[3], __m512i (&w)[4]) {
 }
 
 // ------------------------------------------------------------------------ 64-channel super-blocks
-// At stride 1 with u8 outputs, four whole blocks in a row (64 channels) go together. Then an input
-// row's column is one 64-byte load, and the byte interleaves alone (no 128-bit lane transpose)
-// give a V column as four registers: register i holds, in lane L, the quads of channels
-// 16L + 4i .. 16L + 4i + 3. The weights, the accumulators' start and the epilogue constants take
-// the same channel order, and the saturating packs of a pixel's four accumulators put its 64
-// codes back in channel order: one 64-byte store per pixel instead of four 16-byte ones and a
-// permute. The codes are StoreU8's, operation for operation.
+// With u8 outputs (at stride 1, and 2 both ways), four whole blocks in a row (64 channels) go
+// together. Then an input row's column is one 64-byte load, and the byte interleaves alone (no
+// 128-bit lane transpose) give a V column as four registers: register i holds, in lane L, the
+// quads of channels 16L + 4i .. 16L + 4i + 3. The weights, the accumulators' start and the
+// epilogue constants take the same channel order, and the saturating packs of a pixel's four
+// accumulators put its 64 codes back in channel order: one 64-byte store per pixel instead of
+// four 16-byte ones and a permute. The codes are StoreU8's, operation for operation.
 constexpr int kSuper = 4;  // blocks per super-block
 
 // V[j] (4 registers each) for j in [0, cols): byte r of channel c's quad is input row[r] (nullptr:
@@ -393,8 +393,6 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
   const OutCodes q = out_codes(c);
 
   const Supers supers = task_supers(c, cb0, s.SW == 1 && s.SH == 1 ? nbk : 0, zp, q);
-  const __m512i pad64 = _mm512_set1_epi8(char(c.in_zp));
-
   for (int64_t oh = oh0; oh < oh1;) {
     const int rows = s.SH == 1 && oh + 1 < oh1 ? 2 : 1;  // output rows this V serves
     for (int64_t k4 = 0; k4 < supers.count; ++k4) {
@@ -403,7 +401,7 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
       for (int r = 0; r < 4; ++r) src[r] = input_row(c, n, oh - s.PH + r, cb);
       __m512i* v = quads + kSuper * k4 * wb4;
       const int64_t off[4] = {-s.PW, -s.PW, -s.PW, -s.PW};
-      build_super<1>(src, off, s.W, c.ld_in, p.wb, pad64, v);
+      build_super<1>(src, off, s.W, c.ld_in, p.wb, zp, v);  // zp: the pad value in every byte
       const SuperBlock& sb = supers.blocks[k4];
       for (int r = 0; r < rows; ++r) {
         __m512i w[3][4];
@@ -452,7 +450,6 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
   __m512i* vb = va + nbk * wp4;         // kernel row 2 (and the next output row's 0 and 1)
   const OutCodes q = out_codes(c);
   const Supers supers = task_supers(c, cb0, nbk, zp, q);
-  const __m512i pad64 = _mm512_set1_epi8(char(c.in_zp));
   const auto build = [&](__m512i* dst, int64_t ih) {
     for (int64_t k4 = 0; k4 < supers.count; ++k4) {
       const int64_t cb = cb0 + kSuper * k4;
@@ -460,7 +457,7 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
       const uint8_t* b = input_row(c, n, ih + 1, cb);
       const uint8_t* src[4] = {a, b, a, b};
       const int64_t off[4] = {-s.PW, -s.PW, 1 - s.PW, 1 - s.PW};
-      build_super<2>(src, off, s.W, c.ld_in, c.OW + 1, pad64, dst + kSuper * k4 * wp4);
+      build_super<2>(src, off, s.W, c.ld_in, c.OW + 1, zp, dst + kSuper * k4 * wp4);
     }
     for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       const RowSource src[2] = {row_source(c, n, ih, cb0 + k, pad), row_source(c, n, ih + 1, cb0 + k, pad)};
