@@ -165,8 +165,9 @@ inline __m512 folded_y16(const Epilogue& e, const FoldedU8& c, __m512i acc, cons
   return folded_y16<ResidualKind::none>(c, acc, t, nullptr, k);
 }
 
-// The codes (in column order) of V = 2 or 4 vectors of rounded values: 32 or 64 bytes.
-template <int V>
+// The codes (in column order) of V = 2 or 4 vectors of rounded values: 32 or 64 bytes. Clamp =
+// false when q_lo <= 0 and q_hi >= 255: the saturating pack to u8 is then the whole clamp.
+template <int V, bool Clamp = true>
 inline __m512i folded_u8_line(const FoldedU8& c, const __m512i (&r)[V]) {
   static_assert(V == 2 || V == 4);
   // packs_epi32 then packus_epi16 leave dword 4l + i holding columns 4l..4l+3 of vector i.
@@ -174,7 +175,8 @@ inline __m512i folded_u8_line(const FoldedU8& c, const __m512i (&r)[V]) {
   const __m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), c.zp16);
   __m512i cd = ab;  // V = 2: a don't-care half
   if constexpr (V == 4) cd = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), c.zp16);
-  const __m512i bytes = _mm512_min_epu8(c.qhi8, _mm512_max_epu8(c.qlo8, _mm512_packus_epi16(ab, cd)));
+  __m512i bytes = _mm512_packus_epi16(ab, cd);
+  if constexpr (Clamp) bytes = _mm512_min_epu8(c.qhi8, _mm512_max_epu8(c.qlo8, bytes));
   return _mm512_permutexvar_epi32(order, bytes);
 }
 

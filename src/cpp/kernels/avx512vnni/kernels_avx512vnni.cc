@@ -54,9 +54,10 @@ void gemm_vnni(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* b, 
 
 // The tile's codes, row by row: the residual kind fixed and every pointer in a local, so the row
 // loop has no branch and reloads nothing after its stores (u8 stores may alias the Epilogue).
-// Capped: folded_rounded16's cap (false only when Epilogue::y_bounded); Offset: folded_y16's
+// Plain = false: folded_rounded16's cap and folded_u8_line's clamp (Plain only when
+// Epilogue::y_bounded and the clamp is the u8 range's own); Offset: folded_y16's
 // (false only when Epilogue::zero_offsets).
-template <ResidualKind R, bool Capped, bool Offset, int MR, int V>
+template <ResidualKind R, bool Plain, bool Offset, int MR, int V>
 inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const FoldedColumns16 (&t)[V],
                           const __mmask16 (&k)[V], int cols, const char* res, int64_t ld_res, uint8_t* out,
                           int64_t ldo) {
@@ -76,8 +77,8 @@ inline void store_tile_u8(const __m512i (&acc)[MR][V], const FoldedU8& c, const 
     } else {
       __m512i q[V];
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) q[v] = folded_rounded16<Capped>(c, y[v]);
-      store_u8_line(dst, folded_u8_line<V>(c, q), cols);
+      for (int v = 0; v < V; ++v) q[v] = folded_rounded16<!Plain>(c, y[v]);
+      store_u8_line(dst, folded_u8_line<V, !Plain>(c, q), cols);
     }
   }
 }
@@ -99,29 +100,32 @@ void gemm_vnni_u8(int64_t k_steps, const uint8_t* a, int64_t lda, const int8_t* 
   const FoldedU8 c(e);
   uint8_t* out = static_cast<uint8_t*>(e.out) + m * e.ldo + n;
   const int64_t r0 = m * e.ld_residual + n;
-  // The common cases get copies without the cap and the offset subtraction (not one-vector rows,
-  // which clamp in float and never cap); an fp32 residual always takes both.
+  // The common cases get plain copies (no cap, no byte clamp), with and without the offset
+  // subtraction; an fp32 residual, and one-vector rows (a float clamp, never capped), take the
+  // general one.
   const char* res_u8 = e.residual_u8 ? reinterpret_cast<const char*>(e.residual_u8 + r0) : nullptr;
-  const auto store = [&](auto residual, const char* res, auto capped, auto offset) {
-    store_tile_u8<decltype(residual)::value, decltype(capped)::value, decltype(offset)::value>(
+  const auto store = [&](auto residual, const char* res, auto plain, auto offset) {
+    store_tile_u8<decltype(residual)::value, decltype(plain)::value, decltype(offset)::value>(
         acc, c, t, k, cols, res, e.ld_residual, out, e.ldo);
   };
   using U8 = std::integral_constant<ResidualKind, ResidualKind::u8>;
   using None = std::integral_constant<ResidualKind, ResidualKind::none>;
-  using Yes = std::true_type;
-  using No = std::integral_constant<bool, V == 1>;  // V == 1: the same copy as Yes
+  using General = std::false_type;
+  using Plain = std::integral_constant<bool, V != 1>;  // V == 1: the same copy as General
+  using Offset = std::true_type;
+  using NoOffset = std::integral_constant<bool, V == 1>;
   if (e.residual_f32) {
     store(std::integral_constant<ResidualKind, ResidualKind::f32>{},
-          reinterpret_cast<const char*>(e.residual_f32 + r0), Yes{}, Yes{});
-  } else if (!e.y_bounded) {
-    if (e.residual_u8) store(U8{}, res_u8, Yes{}, Yes{});
-    else store(None{}, nullptr, Yes{}, Yes{});
+          reinterpret_cast<const char*>(e.residual_f32 + r0), General{}, Offset{});
+  } else if (!e.y_bounded || e.q_lo > 0.f || e.q_hi < 255.f) {
+    if (e.residual_u8) store(U8{}, res_u8, General{}, Offset{});
+    else store(None{}, nullptr, General{}, Offset{});
   } else if (!e.zero_offsets) {
-    if (e.residual_u8) store(U8{}, res_u8, No{}, Yes{});
-    else store(None{}, nullptr, No{}, Yes{});
+    if (e.residual_u8) store(U8{}, res_u8, Plain{}, Offset{});
+    else store(None{}, nullptr, Plain{}, Offset{});
   } else {
-    if (e.residual_u8) store(U8{}, res_u8, No{}, No{});
-    else store(None{}, nullptr, No{}, No{});
+    if (e.residual_u8) store(U8{}, res_u8, Plain{}, NoOffset{});
+    else store(None{}, nullptr, Plain{}, NoOffset{});
   }
 }
 
