@@ -240,29 +240,33 @@ struct SuperStoreU8 {
   uint8_t* out;  // pixel 0 of the row, at the super-block's first channel
   int64_t ld;
 
-  // Code of group i's accumulator before the zero point (int32 lanes, saturated later). Capped =
-  // false (DwCall::v_bounded: no y / out_scale reaches 2^31) converts without StoreU8's cap.
-  template <bool Capped>
+  // Code of group i's accumulator before the zero point (int32 lanes, saturated later). Plain
+  // (DwCall::v_bounded: no y / out_scale reaches 2^31) converts without StoreU8's cap.
+  template <bool Plain>
   MIXQ_DW_INLINE __m512i code32(__m512i acc, int i) const {
     const __m512 y =
         _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(acc), sb->mult[i], kRound), sb->bias[i], kRound);
     __m512 v = _mm512_mul_ps(y, inv);
-    if constexpr (Capped) v = _mm512_min_ps(cap, v);
+    if constexpr (!Plain) v = _mm512_min_ps(cap, v);
     return _mm512_cvt_roundps_epi32(v, kRound);
   }
   // The int16 codes of groups (2k, 2k + 1) from their code32.
   MIXQ_DW_INLINE __m512i codes16(__m512i a, __m512i b) const {
     return _mm512_adds_epi16(_mm512_packs_epi32(a, b), zp16);
   }
-  // Pixel ow's 64 codes from codes16 of groups (0, 1) and (2, 3).
+  // Pixel ow's 64 codes from codes16 of groups (0, 1) and (2, 3). Plain (also the clamp codes
+  // are 0 and 255): the saturating pack is the whole clamp.
+  template <bool Plain>
   MIXQ_DW_INLINE void put(int64_t ow, __m512i lo, __m512i hi) const {
-    _mm512_storeu_si512(out + ow * ld, _mm512_min_epu8(qhi8, _mm512_max_epu8(qlo8, _mm512_packus_epi16(lo, hi))));
+    __m512i u = _mm512_packus_epi16(lo, hi);
+    if constexpr (!Plain) u = _mm512_min_epu8(qhi8, _mm512_max_epu8(qlo8, u));
+    _mm512_storeu_si512(out + ow * ld, u);
   }
 };
 
 // T output pixels of a super-block, one group at a time (so only T accumulators are live):
 // products(i, acc) adds group i's products to acc[T], which start at the zero-point term.
-template <int T, bool Capped, typename Products>
+template <int T, bool Plain, typename Products>
 MIXQ_DW_INLINE void super_tile(const SuperBlock& sb, const SuperStoreU8& st, int64_t ow, Products products) {
   __m512i h[2][T];
 #pragma GCC unroll 2
@@ -276,20 +280,20 @@ MIXQ_DW_INLINE void super_tile(const SuperBlock& sb, const SuperStoreU8& st, int
       for (int t = 0; t < T; ++t) acc[t] = sb.init[i];
       products(i, acc);
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) r[k][t] = st.code32<Capped>(acc[t], i);
+      for (int t = 0; t < T; ++t) r[k][t] = st.code32<Plain>(acc[t], i);
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) h[half][t] = st.codes16(r[0][t], r[1][t]);
   }
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) st.put(ow + t, h[0][t], h[1][t]);
+  for (int t = 0; t < T; ++t) st.put<Plain>(ow + t, h[0][t], h[1][t]);
 }
 
 // T output pixels at stride 1 from V at the tile's first column, with the row's weights w.
-template <int T, bool Capped>
+template <int T, bool Plain>
 MIXQ_DW_INLINE void tile_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t ow,
                                const SuperStoreU8& st) {
-  super_tile<T, Capped>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
+  super_tile<T, Plain>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
 #pragma GCC unroll 16
     for (int col = 0; col < T + 2; ++col) {
       const __m512i x = in_register(_mm512_load_si512(v + 4 * col + i));
@@ -303,18 +307,18 @@ MIXQ_DW_INLINE void tile_super(const __m512i* v, const __m512i (&w)[3][4], const
 }
 
 // One output row of a super-block.
-template <bool Capped>
+template <bool Plain>
 MIXQ_DW_INLINE void row_super(const __m512i* v, const __m512i (&w)[3][4], const SuperBlock& sb, int64_t OW,
                               const SuperStoreU8& st) {
-  for_each_tile<4>(OW, [&](auto n, int64_t ow) { tile_super<n.value, Capped>(v + 4 * ow, w, sb, ow, st); });
+  for_each_tile<4>(OW, [&](auto n, int64_t ow) { tile_super<n.value, Plain>(v + 4 * ow, w, sb, ow, st); });
 }
 
 // T output pixels of a super-block at stride 2 from pair rows va and vb (tile_pairs' scheme), with
 // w[j][i] = pair_weights of group i.
-template <int T, bool Capped>
+template <int T, bool Plain>
 MIXQ_DW_INLINE void tile_pairs_super(const __m512i* va, const __m512i* vb, const __m512i (&w)[4][4],
                                      const SuperBlock& sb, int64_t ow, const SuperStoreU8& st) {
-  super_tile<T, Capped>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
+  super_tile<T, Plain>(sb, st, ow, [&](int i, __m512i(&acc)[T]) {
 #pragma GCC unroll 16
     for (int col = 0; col <= T; ++col) {
       const __m512i xa = in_register(_mm512_load_si512(va + 4 * col + i));
@@ -362,6 +366,7 @@ struct Supers {
   int64_t count;
   const SuperBlock* blocks;
   SuperStoreU8 store;
+  bool plain;  // the epilogue needs no cap (DwCall::v_bounded) and no clamp (codes 0 and 255)
   // The epilogue of super-block k4 (at block cb) for the output row that starts at pixel out_pix.
   MIXQ_DW_INLINE SuperStoreU8 row_store(const DwCall& c, int64_t k4, int64_t cb, int64_t out_pix) const {
     SuperStoreU8 st = store;
@@ -379,7 +384,8 @@ Supers task_supers(const DwCall& c, int64_t cb0, int64_t nbk, __m512i zp, const 
   for (int64_t k4 = 0; k4 < count; ++k4) load_super(c, cb0 + kSuper * k4, zp, blocks[k4]);
   return {count, blocks,
           {nullptr, _mm512_set1_ps(q.inv), _mm512_set1_ps(65536.f), _mm512_set1_epi16(int16_t(c.out_zp)),
-           _mm512_set1_epi8(char(q.qlo)), _mm512_set1_epi8(char(q.qhi)), nullptr, c.ld_out}};
+           _mm512_set1_epi8(char(q.qlo)), _mm512_set1_epi8(char(q.qhi)), nullptr, c.ld_out},
+          c.v_bounded && q.qlo == 0 && q.qhi == 255};
 }
 
 void run_task(const DwCall& c, const Plan& p, int64_t task) {
@@ -408,8 +414,8 @@ void run_task(const DwCall& c, const Plan& p, int64_t task) {
         for (int kw = 0; kw < 3; ++kw)
           for (int i = 0; i < 4; ++i) w[kw][i] = r == 1 ? _mm512_slli_epi32(sb.w[kw][i], 8) : sb.w[kw][i];
         const SuperStoreU8 st = supers.row_store(c, k4, cb, (n * c.OH + oh + r) * c.OW);
-        if (c.v_bounded) row_super<false>(v, w, sb, c.OW, st);
-        else row_super<true>(v, w, sb, c.OW, st);
+        if (supers.plain) row_super<true>(v, w, sb, c.OW, st);
+        else row_super<false>(v, w, sb, c.OW, st);
       }
     }
     for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
@@ -481,13 +487,13 @@ void run_task_pairs(const DwCall& c, const Plan& p, int64_t task) {
       const int64_t cb = cb0 + kSuper * k4;
       const __m512i *a = va + kSuper * k4 * wp4, *b = vb + kSuper * k4 * wp4;
       const SuperStoreU8 st = supers.row_store(c, k4, cb, (n * c.OH + oh) * c.OW);
-      const auto row = [&](auto capped) {
+      const auto row = [&](auto plain) {
         for_each_tile<4>(c.OW, [&](auto t, int64_t ow) {
-          tile_pairs_super<t.value, capped.value>(a + 4 * ow, b + 4 * ow, w, sb, ow, st);
+          tile_pairs_super<t.value, plain.value>(a + 4 * ow, b + 4 * ow, w, sb, ow, st);
         });
       };
-      if (c.v_bounded) row(std::false_type{});
-      else row(std::true_type{});
+      if (supers.plain) row(std::true_type{});
+      else row(std::false_type{});
     }
     for (int64_t k = kSuper * supers.count; k < nbk; ++k) {
       const int64_t cb = cb0 + k;
