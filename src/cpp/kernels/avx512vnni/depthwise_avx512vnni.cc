@@ -61,27 +61,37 @@ struct RowSource {
   }
 };
 
-// Four registers holding, per 128-bit lane (= column), the quads of channels 0-3, 4-7, 8-11 and
-// 12-15 -> four columns of 64 bytes each (a 4 x 4 transpose of 128-bit lanes).
-MIXQ_DW_INLINE void store_columns4(__m512i q0, __m512i q1, __m512i q2, __m512i q3, __m512i* dst) {
-  const __m512i t0 = _mm512_shuffle_i32x4(q0, q1, 0x44), t1 = _mm512_shuffle_i32x4(q2, q3, 0x44);
-  const __m512i t2 = _mm512_shuffle_i32x4(q0, q1, 0xEE), t3 = _mm512_shuffle_i32x4(q2, q3, 0xEE);
-  _mm512_store_si512(dst + 0, _mm512_shuffle_i32x4(t0, t1, 0x88));
-  _mm512_store_si512(dst + 1, _mm512_shuffle_i32x4(t0, t1, 0xDD));
-  _mm512_store_si512(dst + 2, _mm512_shuffle_i32x4(t2, t3, 0x88));
-  _mm512_store_si512(dst + 3, _mm512_shuffle_i32x4(t2, t3, 0xDD));
+// A 4 x 4 transpose of 128-bit lanes: lane L of dst[i] is lane i of b[L].
+MIXQ_DW_INLINE void transpose_lanes(const __m512i (&b)[4], __m512i (&dst)[4]) {
+  const __m512i t0 = _mm512_shuffle_i32x4(b[0], b[1], 0x44), t1 = _mm512_shuffle_i32x4(b[2], b[3], 0x44);
+  const __m512i t2 = _mm512_shuffle_i32x4(b[0], b[1], 0xEE), t3 = _mm512_shuffle_i32x4(b[2], b[3], 0xEE);
+  dst[0] = _mm512_shuffle_i32x4(t0, t1, 0x88), dst[1] = _mm512_shuffle_i32x4(t0, t1, 0xDD);
+  dst[2] = _mm512_shuffle_i32x4(t2, t3, 0x88), dst[3] = _mm512_shuffle_i32x4(t2, t3, 0xDD);
+}
+
+// The quads of bytes (a, b, c, d) of each channel: per 128-bit lane, q[0] holds those of its
+// channels 0-3, q[1] 4-7, q[2] 8-11 and q[3] 12-15 (byte and word interleaves).
+MIXQ_DW_INLINE void interleave_quads(__m512i a, __m512i b, __m512i c, __m512i d, __m512i (&q)[4]) {
+  const __m512i ab_lo = _mm512_unpacklo_epi8(a, b), ab_hi = _mm512_unpackhi_epi8(a, b);
+  const __m512i cd_lo = _mm512_unpacklo_epi8(c, d), cd_hi = _mm512_unpackhi_epi8(c, d);
+  q[0] = _mm512_unpacklo_epi16(ab_lo, cd_lo), q[1] = _mm512_unpackhi_epi16(ab_lo, cd_lo);
+  q[2] = _mm512_unpacklo_epi16(ab_hi, cd_hi), q[3] = _mm512_unpackhi_epi16(ab_hi, cd_hi);
+}
+
+// Quads whose 128-bit lanes are four columns -> four columns of 64 bytes each.
+MIXQ_DW_INLINE void store_columns4(const __m512i (&q)[4], __m512i* dst) {
+  __m512i col[4];
+  transpose_lanes(q, col);
+  for (int i = 0; i < 4; ++i) _mm512_store_si512(dst + i, col[i]);
 }
 
 // V[j .. j+3] of one block from the four input rows' columns iw = j - PW .. j - PW + 3. Byte
 // interleaves give, per 128-bit lane (= column), the quads of channels 0-3, 4-7, 8-11 and 12-15
 // in four registers; a 4 x 4 transpose of 128-bit lanes makes each column's 64 bytes contiguous.
 MIXQ_DW_INLINE void build4(const RowSource (&src)[4], int64_t iw, __m512i* dst) {
-  const __m512i a = src[0].columns4(iw), b = src[1].columns4(iw), c = src[2].columns4(iw), d = src[3].columns4(iw);
-  const __m512i ab_lo = _mm512_unpacklo_epi8(a, b), ab_hi = _mm512_unpackhi_epi8(a, b);
-  const __m512i cd_lo = _mm512_unpacklo_epi8(c, d), cd_hi = _mm512_unpackhi_epi8(c, d);
-  const __m512i q0 = _mm512_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm512_unpackhi_epi16(ab_lo, cd_lo);
-  const __m512i q2 = _mm512_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm512_unpackhi_epi16(ab_hi, cd_hi);
-  store_columns4(q0, q1, q2, q3, dst);
+  __m512i q[4];
+  interleave_quads(src[0].columns4(iw), src[1].columns4(iw), src[2].columns4(iw), src[3].columns4(iw), q);
+  store_columns4(q, dst);
 }
 
 // Stride 2 in both directions: V of a row pair. Column j of it holds, per channel, the pair's
@@ -92,12 +102,10 @@ MIXQ_DW_INLINE void build4(const RowSource (&src)[4], int64_t iw, __m512i* dst) 
 // each V is built once, where rows of column quads were built from every second column, one per
 // output row. V[j .. j+3] from src[0], src[1] (the pair's rows).
 MIXQ_DW_INLINE void build4_pairs(const RowSource (&src)[2], int64_t iw, __m512i* dst) {
-  const __m512i ae = src[0].columns4<2>(iw), ao = src[0].columns4<2>(iw + 1);
-  const __m512i be = src[1].columns4<2>(iw), bo = src[1].columns4<2>(iw + 1);
-  const __m512i e_lo = _mm512_unpacklo_epi8(ae, be), e_hi = _mm512_unpackhi_epi8(ae, be);
-  const __m512i o_lo = _mm512_unpacklo_epi8(ao, bo), o_hi = _mm512_unpackhi_epi8(ao, bo);
-  store_columns4(_mm512_unpacklo_epi16(e_lo, o_lo), _mm512_unpackhi_epi16(e_lo, o_lo), _mm512_unpacklo_epi16(e_hi, o_hi),
-                 _mm512_unpackhi_epi16(e_hi, o_hi), dst);
+  __m512i q[4];
+  interleave_quads(src[0].columns4<2>(iw), src[1].columns4<2>(iw), src[0].columns4<2>(iw + 1),
+                   src[1].columns4<2>(iw + 1), q);
+  store_columns4(q, dst);
 }
 
 // ------------------------------------------------------------------------------ micro-kernels
@@ -185,22 +193,10 @@ MIXQ_DW_INLINE void build_super(const uint8_t* const (&row)[4], const int64_t (&
       const int64_t iw = j * S + off[r];
       x[r] = row[r] && iw >= 0 && iw < W ? _mm512_loadu_si512(row[r] + iw * ld) : pad;
     }
-    const __m512i ab_lo = _mm512_unpacklo_epi8(x[0], x[1]), ab_hi = _mm512_unpackhi_epi8(x[0], x[1]);
-    const __m512i cd_lo = _mm512_unpacklo_epi8(x[2], x[3]), cd_hi = _mm512_unpackhi_epi8(x[2], x[3]);
-    _mm512_store_si512(dst + 4 * j + 0, _mm512_unpacklo_epi16(ab_lo, cd_lo));
-    _mm512_store_si512(dst + 4 * j + 1, _mm512_unpackhi_epi16(ab_lo, cd_lo));
-    _mm512_store_si512(dst + 4 * j + 2, _mm512_unpacklo_epi16(ab_hi, cd_hi));
-    _mm512_store_si512(dst + 4 * j + 3, _mm512_unpackhi_epi16(ab_hi, cd_hi));
+    __m512i q[4];
+    interleave_quads(x[0], x[1], x[2], x[3], q);
+    for (int i = 0; i < 4; ++i) _mm512_store_si512(dst + 4 * j + i, q[i]);
   }
-}
-
-// Register i of four per-block vectors b[L] (16 lanes each, block L) in super-block order: lane L
-// of the result is lane i of b[L] (a 4 x 4 transpose of 128-bit lanes).
-MIXQ_DW_INLINE void super_order(const __m512i (&b)[4], __m512i (&dst)[4]) {
-  const __m512i t0 = _mm512_shuffle_i32x4(b[0], b[1], 0x44), t1 = _mm512_shuffle_i32x4(b[2], b[3], 0x44);
-  const __m512i t2 = _mm512_shuffle_i32x4(b[0], b[1], 0xEE), t3 = _mm512_shuffle_i32x4(b[2], b[3], 0xEE);
-  dst[0] = _mm512_shuffle_i32x4(t0, t1, 0x88), dst[1] = _mm512_shuffle_i32x4(t0, t1, 0xDD);
-  dst[2] = _mm512_shuffle_i32x4(t2, t3, 0x88), dst[3] = _mm512_shuffle_i32x4(t2, t3, 0xDD);
 }
 
 // A super-block's constants in super-block order: weight quads per kernel column, the
@@ -214,7 +210,7 @@ MIXQ_DW_INLINE void load_super(const DwCall& c, int64_t cb, __m512i zp, SuperBlo
   const __m512i* wq = c.w->quads.as<__m512i>() + cb * 3;
   for (int kw = 0; kw < 3; ++kw) {
     const __m512i b[4] = {wq[kw], wq[3 + kw], wq[6 + kw], wq[9 + kw]};
-    super_order(b, sb.w[kw]);
+    transpose_lanes(b, sb.w[kw]);  // lane L of register i: block L's lane i
   }
   for (int i = 0; i < 4; ++i) {
     __m512i zw = _mm512_setzero_si512();
@@ -225,7 +221,7 @@ MIXQ_DW_INLINE void load_super(const DwCall& c, int64_t cb, __m512i zp, SuperBlo
     __m512i b[4], o[4];
     for (int L = 0; L < 4; ++L)
       b[L] = v ? _mm512_loadu_si512(v + (cb + L) * kDwBlock) : _mm512_castps_si512(_mm512_set1_ps(none));
-    super_order(b, o);
+    transpose_lanes(b, o);
     for (int i = 0; i < 4; ++i) dst[i] = _mm512_castsi512_ps(o[i]);
   };
   per_channel(c.mult, 1.f, sb.mult);
